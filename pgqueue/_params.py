@@ -1,0 +1,232 @@
+"""Validation and normalisation of enqueue input, without I/O.
+
+Invariant: everything the producer sends has passed through :func:`new_job`,
+so a bad call raises :class:`~pgqueue.errors.InvalidJobError` before any
+statement runs, and the caller's transaction stays usable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import InvalidJobError
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "DEFAULT_MAX_ATTEMPTS",
+    "PRIORITY_MIN",
+    "PRIORITY_MAX",
+    "NewJob",
+    "new_job",
+    "validate_queue",
+    "validate_task",
+]
+
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_ATTEMPTS = 5
+PRIORITY_MIN = -1000
+PRIORITY_MAX = 1000
+UNIQUE_KEY_MAX = 255
+# Also enforced by the pgqueue.queue_name and pgqueue.task_name domains.
+_QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TASK_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}")
+_MAX_DELAY_SECONDS = 100 * 365 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job, ready to insert. ``args_json`` is the serialised args."""
+
+    task: str
+    args_json: str
+    queue: str
+    priority: int
+    run_at: datetime | None
+    delay_seconds: float | None
+    max_attempts: int
+    unique_key: str | None
+    trace_context: str | None = None
+
+
+def validate_queue(queue: object, *, field: str = "queue") -> str:
+    """Return ``queue`` if it is a valid queue name, else raise InvalidJobError."""
+    if not isinstance(queue, str):
+        raise InvalidJobError(f"{field} must be a string, got {type(queue).__name__}")
+    if not _QUEUE_RE.fullmatch(queue):
+        raise InvalidJobError(
+            f"{field} {_shorten(queue)!r} is not a valid queue name: use 1 to 64 "
+            "letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
+    return queue
+
+
+def validate_task(task: object, *, field: str = "task") -> str:
+    """Return ``task`` if it is a valid task name, else raise InvalidJobError."""
+    if not isinstance(task, str):
+        raise InvalidJobError(f"{field} must be a string, got {type(task).__name__}")
+    if not _TASK_RE.fullmatch(task):
+        raise InvalidJobError(
+            f"{field} {_shorten(task)!r} is not a valid task name: use 1 to 200 "
+            "letters, digits, '_', '.', ':' or '-'"
+        )
+    return task
+
+
+def new_job(
+    task: object,
+    args: object = None,
+    *,
+    queue: object = DEFAULT_QUEUE,
+    priority: object = 0,
+    run_at: object = None,
+    delay: object = None,
+    max_attempts: object = None,
+    unique_key: object = None,
+    trace_context: str | None = None,
+) -> NewJob:
+    """Validate one job's fields and return them normalised.
+
+    Raises InvalidJobError naming the field (and for args, the offending key).
+    """
+    validate_task(task)
+    validate_queue(queue)
+    if run_at is not None and delay is not None:
+        raise InvalidJobError("give run_at or delay, not both")
+    return NewJob(
+        task=task,  # type: ignore[arg-type]  # validated above
+        args_json=dump_args(args),
+        queue=queue,  # type: ignore[arg-type]
+        priority=_priority(priority),
+        run_at=_run_at(run_at),
+        delay_seconds=_delay_seconds(delay),
+        max_attempts=_max_attempts(max_attempts),
+        unique_key=_unique_key(unique_key),
+        trace_context=trace_context,
+    )
+
+
+def dump_args(args: object) -> str:
+    """Serialise job args to JSON text; they must form a JSON object."""
+    if args is None:
+        return "{}"
+    if not isinstance(args, Mapping):
+        raise InvalidJobError(
+            f"args must be a JSON object (a dict), got {type(args).__name__}"
+        )
+    _check_json(args, "args")
+    return json.dumps(args, ensure_ascii=False, separators=(",", ":"))
+
+
+def _check_json(value: Any, path: str, depth: int = 0) -> None:
+    # Walks the value once, so the error names the exact offending key.
+    if depth > 200:
+        raise InvalidJobError(f"{path} is nested more than 200 levels deep")
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, str):
+        _check_text(value, path)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidJobError(f"{path} is {value!r}, which JSON cannot hold")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidJobError(
+                    f"{path} has a key {key!r} of type {type(key).__name__}; "
+                    "JSON object keys must be strings"
+                )
+            _check_text(key, f"{path} key {_shorten(key)!r}")
+            _check_json(item, f"{path}[{_shorten(key)!r}]", depth + 1)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]", depth + 1)
+    else:
+        raise InvalidJobError(
+            f"{path} is a {type(value).__name__}, which is not JSON-serialisable; "
+            "pass str, int, float, bool, None, list or dict"
+        )
+
+
+def _check_text(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise InvalidJobError(f"{path} contains a NUL character, which PostgreSQL cannot store")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJobError(f"{path} is not valid Unicode (lone surrogate)") from None
+
+
+def _priority(priority: object) -> int:
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise InvalidJobError(f"priority must be an int, got {type(priority).__name__}")
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise InvalidJobError(
+            f"priority must be between {PRIORITY_MIN} and {PRIORITY_MAX}, got {priority}"
+        )
+    return priority
+
+
+def _run_at(run_at: object) -> datetime | None:
+    if run_at is None:
+        return None
+    if not isinstance(run_at, datetime):
+        raise InvalidJobError(f"run_at must be a datetime, got {type(run_at).__name__}")
+    if run_at.tzinfo is None or run_at.utcoffset() is None:
+        raise InvalidJobError(
+            "run_at is a naive datetime; pass a timezone-aware one, "
+            "for example datetime.now(timezone.utc)"
+        )
+    return run_at
+
+
+def _delay_seconds(delay: object) -> float | None:
+    if delay is None:
+        return None
+    if isinstance(delay, timedelta):
+        seconds = delay.total_seconds()
+    elif isinstance(delay, int | float) and not isinstance(delay, bool):
+        seconds = float(delay)
+    else:
+        raise InvalidJobError(
+            f"delay must be a timedelta or a number of seconds, got {type(delay).__name__}"
+        )
+    if not math.isfinite(seconds) or not 0 <= seconds <= _MAX_DELAY_SECONDS:
+        raise InvalidJobError(f"delay must be between 0 and 100 years, got {seconds} seconds")
+    return seconds
+
+
+def _max_attempts(max_attempts: object) -> int:
+    if max_attempts is None:
+        return DEFAULT_MAX_ATTEMPTS
+    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool):
+        raise InvalidJobError(
+            f"max_attempts must be an int, got {type(max_attempts).__name__}"
+        )
+    if not 1 <= max_attempts <= 1_000_000:
+        raise InvalidJobError(f"max_attempts must be between 1 and 1000000, got {max_attempts}")
+    return max_attempts
+
+
+def _unique_key(unique_key: object) -> str | None:
+    if unique_key is None:
+        return None
+    if not isinstance(unique_key, str):
+        raise InvalidJobError(
+            f"unique_key must be a string, got {type(unique_key).__name__}"
+        )
+    if not 1 <= len(unique_key) <= UNIQUE_KEY_MAX:
+        raise InvalidJobError(
+            f"unique_key must be 1 to {UNIQUE_KEY_MAX} characters, got {len(unique_key)}"
+        )
+    _check_text(unique_key, "unique_key")
+    return unique_key
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

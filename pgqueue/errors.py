@@ -1,0 +1,48 @@
+"""Errors pgqueue raises, one subclass per failure a user can act on.
+
+Every error pgqueue raises on purpose derives from :class:`PgQueueError`. Input
+errors also derive from :class:`ValueError` or :class:`TypeError`, so code that
+already catches those keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PgQueueError",
+    "InvalidJobError",
+    "SchemaNotReadyError",
+    "MigrationError",
+    "TaskError",
+    "DatabaseUnavailableError",
+]
+
+
+class PgQueueError(Exception):
+    """Base class of every error pgqueue raises on purpose."""
+
+
+class InvalidJobError(PgQueueError, ValueError):
+    """The arguments given to enqueue describe no valid job.
+
+    Raised before anything is sent to the database: the caller's transaction
+    is untouched and still usable.
+    """
+
+
+class SchemaNotReadyError(PgQueueError):
+    """The pgqueue schema is missing or older than this version of pgqueue.
+
+    Run ``pgqueue migrate`` (or :func:`pgqueue.migrate`) against the database.
+    """
+
+
+class MigrationError(PgQueueError):
+    """A migration could not be applied; nothing of it was committed."""
+
+
+class TaskError(PgQueueError, ValueError):
+    """A task definition is invalid, or a task name is registered twice."""
+
+
+class DatabaseUnavailableError(PgQueueError):
+    """The database could not be reached (bad DSN, server down, network cut)."""

@@ -1,0 +1,227 @@
+"""Enqueue jobs on the caller's own connection, inside the caller's transaction.
+
+Invariants:
+- pgqueue never commits, rolls back or opens a connection here: the caller's
+  transaction decides whether the job exists.
+- All input is validated (``_params``) before the first statement runs, so a bad
+  call raises :class:`~pgqueue.errors.InvalidJobError` and leaves the caller's
+  transaction usable.
+
+The database steps are written once, as generators that yield ``(sql, params)``
+and receive the fetched rows; :mod:`pgqueue.producer_async` drives the same
+generators on an ``AsyncConnection``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, NotRequired, TypedDict
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from . import _params
+from ._params import DEFAULT_QUEUE, NewJob
+from ._sql import query
+from .errors import InvalidJobError, PgQueueError, SchemaNotReadyError
+
+__all__ = ["JobSpec", "enqueue", "enqueue_many"]
+
+Rows = list[tuple[Any, ...]]
+Steps = Generator[tuple[str, Mapping[str, Any]], Rows, Any]
+
+
+class JobSpec(TypedDict):
+    """One job for :func:`enqueue_many`; only ``task`` is required."""
+
+    task: str
+    args: NotRequired[Mapping[str, Any] | None]
+    queue: NotRequired[str]
+    priority: NotRequired[int]
+    run_at: NotRequired[datetime | None]
+    delay: NotRequired[timedelta | float | None]
+    max_attempts: NotRequired[int | None]
+    unique_key: NotRequired[str | None]
+
+
+_SPEC_KEYS = frozenset(JobSpec.__annotations__)
+
+
+def enqueue(
+    conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
+    task: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    priority: int = 0,
+    run_at: datetime | None = None,
+    delay: timedelta | float | None = None,
+    max_attempts: int | None = None,
+    unique_key: str | None = None,
+) -> int:
+    """Insert one job in the caller's transaction and return its id.
+
+    Args:
+        conn: the caller's psycopg ``Connection`` or ``Cursor``. pgqueue runs one
+            statement on it and never commits.
+        task: the task name the worker will run.
+        args: a JSON object (dict) passed to the handler as keyword arguments.
+        queue: the queue name (1-64 of ``A-Za-z0-9_.-``).
+        priority: -1000 to 1000, higher runs first.
+        run_at: timezone-aware time before which the job will not run.
+        delay: seconds (or a timedelta) from now, by the database clock; not with run_at.
+        max_attempts: attempts before the job fails for good (default 5).
+        unique_key: while a live (queued or running) job holds this key, enqueue
+            inserts nothing and returns that job's id.
+
+    Raises:
+        InvalidJobError: bad input; nothing was executed.
+        SchemaNotReadyError: the pgqueue schema is missing (run ``pgqueue migrate``).
+
+    Example::
+
+        with conn.transaction():
+            conn.execute("UPDATE accounts SET ...")
+            pgqueue.enqueue(conn, "send_email", {"to": "a@example.com"}, queue="email")
+    """
+    _check_sync(conn)
+    job = _params.new_job(
+        task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
+        max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
+    )
+    return run_steps(conn, enqueue_steps(job))  # type: ignore[no-any-return]
+
+
+def enqueue_many(
+    conn: psycopg.Connection[Any] | psycopg.Cursor[Any], jobs: Iterable[JobSpec]
+) -> list[int]:
+    """Insert many jobs in a few round trips; return their ids in input order.
+
+    Each item is a mapping with the keys of :func:`enqueue` (``task`` required).
+    A job whose ``unique_key`` a live job holds (or an earlier job of the same
+    call) gets that job's id. All jobs are validated before anything runs; one
+    bad job raises InvalidJobError naming its index, and nothing is inserted.
+    """
+    _check_sync(conn)
+    return run_steps(conn, enqueue_many_steps(to_new_jobs(jobs)))  # type: ignore[no-any-return]
+
+
+# --- shared with producer_async -------------------------------------------------
+
+
+def to_new_jobs(jobs: Iterable[JobSpec]) -> list[NewJob]:
+    """Validate every job spec; the error names the index of the bad one."""
+    if isinstance(jobs, Mapping | str | bytes):
+        raise InvalidJobError("jobs must be an iterable of job mappings, not a single value")
+    result = []
+    for index, spec in enumerate(jobs):
+        if not isinstance(spec, Mapping):
+            raise InvalidJobError(f"jobs[{index}] must be a mapping, got {type(spec).__name__}")
+        unknown = set(spec) - _SPEC_KEYS
+        if unknown:
+            raise InvalidJobError(f"jobs[{index}] has unknown keys: {sorted(unknown)}")
+        if "task" not in spec:
+            raise InvalidJobError(f"jobs[{index}] has no 'task'")
+        try:
+            result.append(_params.new_job(**spec))
+        except InvalidJobError as exc:
+            raise InvalidJobError(f"jobs[{index}]: {exc}") from None
+    return result
+
+
+def enqueue_steps(job: NewJob) -> Steps:
+    rows = yield query("job_enqueue"), _job_params(job)
+    return rows[0][0]
+
+
+def enqueue_many_steps(jobs: list[NewJob]) -> Steps:
+    if not jobs:
+        return []
+    rows = yield query("job_ids_reserve"), {"n": len(jobs)}
+    ids: list[int] = [row[0] for row in rows]
+    rows = yield query("job_insert_many"), {
+        "ids": ids,
+        "queues": [j.queue for j in jobs],
+        "tasks": [j.task for j in jobs],
+        "args": [j.args_json for j in jobs],
+        "priorities": [j.priority for j in jobs],
+        "run_ats": [j.run_at for j in jobs],
+        "delays": [j.delay_seconds for j in jobs],
+        "max_attempts": [j.max_attempts for j in jobs],
+        "unique_keys": [j.unique_key for j in jobs],
+        "trace_contexts": [j.trace_context for j in jobs],
+    }
+    if len(rows) == len(jobs):
+        return ids
+    # Some unique keys were taken: by live jobs, or by an earlier job of this call.
+    inserted = {row[0] for row in rows}
+    skipped = [i for i, job_id in enumerate(ids) if job_id not in inserted]
+    keys = sorted({jobs[i].unique_key for i in skipped if jobs[i].unique_key})
+    rows = yield query("job_ids_by_unique_key"), {"unique_keys": keys}
+    holders: dict[str, int] = dict(rows)  # type: ignore[arg-type]
+    for i in skipped:
+        key = jobs[i].unique_key
+        if key in holders:
+            ids[i] = holders[key]
+        else:
+            # The holder finished in between: the key is free again.
+            ids[i] = yield from enqueue_steps(jobs[i])
+            holders[key] = ids[i]  # type: ignore[index]
+    return ids
+
+
+def _job_params(job: NewJob) -> dict[str, Any]:
+    return {
+        "task": job.task,
+        "args": job.args_json,
+        "queue": job.queue,
+        "priority": job.priority,
+        "run_at": job.run_at,
+        "max_attempts": job.max_attempts,
+        "unique_key": job.unique_key,
+        "delay_seconds": job.delay_seconds,
+        "trace_context": job.trace_context,
+    }
+
+
+def translate_error(exc: psycopg.Error) -> PgQueueError | None:
+    """The pgqueue error for a database error, or None to re-raise it as is."""
+    if isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedFunction
+                  | pg_errors.InvalidSchemaName):
+        return SchemaNotReadyError(
+            f"the pgqueue schema is missing or out of date ({exc.diag.message_primary}); "
+            "run 'pgqueue migrate'"
+        )
+    if isinstance(exc, pg_errors.CheckViolation | pg_errors.InvalidParameterValue
+                  | pg_errors.InvalidTextRepresentation | pg_errors.UntranslatableCharacter):
+        return InvalidJobError(f"the database rejected the job: {exc.diag.message_primary}")
+    return None
+
+
+def run_steps(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], steps: Steps) -> Any:
+    """Drive producer steps on a sync connection or cursor."""
+    cur = conn if isinstance(conn, psycopg.Cursor) else conn.cursor()
+    try:
+        sql, params = next(steps)
+        while True:
+            try:
+                cur.execute(sql, params)
+            except psycopg.Error as exc:
+                translated = translate_error(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            sql, params = steps.send(cur.fetchall())
+    except StopIteration as stop:
+        return stop.value
+
+
+def _check_sync(conn: object) -> None:
+    if not isinstance(conn, psycopg.Connection | psycopg.Cursor):
+        hint = ""
+        if isinstance(conn, psycopg.AsyncConnection | psycopg.AsyncCursor):
+            hint = "; use pgqueue.enqueue_async for an AsyncConnection"
+        raise TypeError(
+            f"conn must be a psycopg Connection or Cursor, got {type(conn).__name__}{hint}"
+        )

@@ -1,0 +1,75 @@
+"""Async twins of :mod:`pgqueue.producer` for ``psycopg.AsyncConnection``.
+
+They validate with the same code and run the same steps; only the I/O differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from . import _params
+from ._params import DEFAULT_QUEUE
+from .producer import JobSpec, Steps, enqueue_many_steps, enqueue_steps, to_new_jobs, translate_error
+
+__all__ = ["enqueue_async", "enqueue_many_async"]
+
+
+async def enqueue_async(
+    conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
+    task: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    priority: int = 0,
+    run_at: datetime | None = None,
+    delay: timedelta | float | None = None,
+    max_attempts: int | None = None,
+    unique_key: str | None = None,
+) -> int:
+    """:func:`pgqueue.enqueue` for an ``AsyncConnection``; same arguments and errors."""
+    _check_async(conn)
+    job = _params.new_job(
+        task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
+        max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
+    )
+    return await run_steps_async(conn, enqueue_steps(job))  # type: ignore[no-any-return]
+
+
+async def enqueue_many_async(
+    conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any], jobs: Iterable[JobSpec]
+) -> list[int]:
+    """:func:`pgqueue.enqueue_many` for an ``AsyncConnection``."""
+    _check_async(conn)
+    return await run_steps_async(conn, enqueue_many_steps(to_new_jobs(jobs)))  # type: ignore[no-any-return]
+
+
+async def run_steps_async(
+    conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any], steps: Steps
+) -> Any:
+    """Drive producer steps on an async connection or cursor."""
+    cur = conn if isinstance(conn, psycopg.AsyncCursor) else conn.cursor()
+    try:
+        sql, params = next(steps)
+        while True:
+            try:
+                await cur.execute(sql, params)
+            except psycopg.Error as exc:
+                translated = translate_error(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            sql, params = steps.send(await cur.fetchall())
+    except StopIteration as stop:
+        return stop.value
+
+
+def _check_async(conn: object) -> None:
+    if not isinstance(conn, psycopg.AsyncConnection | psycopg.AsyncCursor):
+        raise TypeError(
+            "conn must be a psycopg AsyncConnection or AsyncCursor, got "
+            f"{type(conn).__name__}; use pgqueue.enqueue for a sync Connection"
+        )

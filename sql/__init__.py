@@ -1,0 +1,1 @@
+"""pgqueue's SQL files, shipped inside the package as ``pgqueue.sql``."""

@@ -1,0 +1,17 @@
+-- job_enqueue: insert one job through the SQL function pgqueue.enqueue, which
+-- defines what a job row is. Returns the new id, or the id of the live job that
+-- already holds unique_key.
+-- Parameters: task, args (JSON text), queue, priority, run_at, max_attempts,
+--   unique_key, delay_seconds, trace_context.
+-- Locks: the inserted row; waits on a concurrent insert of the same unique_key.
+SELECT pgqueue.enqueue(
+    task => %(task)s,
+    args => %(args)s::jsonb,
+    queue => %(queue)s,
+    priority => %(priority)s,
+    run_at => %(run_at)s,
+    max_attempts => %(max_attempts)s,
+    unique_key => %(unique_key)s,
+    delay_seconds => %(delay_seconds)s,
+    trace_context => %(trace_context)s
+)

@@ -1,0 +1,98 @@
+"""Shared fixtures: a fresh, migrated database per test session, dropped at the end.
+
+``PGQUEUE_TEST_DSN`` names the server (default: the local one). When it does not
+answer, database tests are skipped, except under ``CI=true`` where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo
+
+import pgqueue
+
+DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def server_dsn() -> str:
+    return os.environ.get("PGQUEUE_TEST_DSN", DEFAULT_TEST_DSN)
+
+
+def dsn_for(dsn: str, **changes: Any) -> str:
+    """``dsn`` with some connection parameters replaced (dbname, host, port...)."""
+    params = conninfo.conninfo_to_dict(dsn)
+    params.update(changes)
+    return conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> str:
+    """DSN of a maintenance database on the test server (for CREATE DATABASE)."""
+    dsn = server_dsn()
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        message = (
+            f"PostgreSQL is not reachable at PGQUEUE_TEST_DSN={dsn!r}: {exc}. "
+            "Start it (for example: pg_ctlcluster --skip-systemctl-redirect 15 main start) "
+            "or point PGQUEUE_TEST_DSN at a server."
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return dsn
+
+
+def create_database(admin: str, prefix: str = "pgqueue_test") -> str:
+    """Create an empty database and return its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return dsn_for(admin, dbname=name)
+
+
+def drop_database(admin: str, dsn: str) -> None:
+    name = conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_dsn(admin_dsn: str) -> Iterator[str]:
+    """A fresh database with no pgqueue schema, dropped after the test."""
+    dsn = create_database(admin_dsn, "pgqueue_empty")
+    yield dsn
+    drop_database(admin_dsn, dsn)
+
+
+@pytest.fixture(scope="session")
+def dsn(admin_dsn: str) -> Iterator[str]:
+    """DSN of this session's own migrated database."""
+    dsn = create_database(admin_dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pgqueue.migrate(conn)
+    yield dsn
+    drop_database(admin_dsn, dsn)
+
+
+@pytest.fixture
+def clean_db(dsn: str) -> str:
+    """The session database with every pgqueue table emptied."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE pgqueue.jobs, pgqueue.finished_jobs, pgqueue.workers, pgqueue.queues"
+        )
+    return dsn
+
+
+@pytest.fixture
+def conn(clean_db: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection (not autocommit) to the emptied session database."""
+    with psycopg.connect(clean_db) as conn:
+        yield conn
