@@ -10,7 +10,7 @@ import psycopg
 
 from .errors import DatabaseUnavailableError
 
-__all__ = ["resolve_dsn", "redact", "connect"]
+__all__ = ["connect", "redact", "resolve_dsn"]
 
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -33,5 +33,5 @@ def connect(dsn: str, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(dsn, **kwargs)
     except psycopg.Error as exc:
         raise DatabaseUnavailableError(
-            f"cannot connect to the database {redact(dsn)!r}: {redact(str(exc)).strip()}"
+            f"cannot connect to the database {redact(dsn)!r}: {' '.join(redact(str(exc)).split())}"
         ) from None

@@ -18,10 +18,10 @@ from typing import Any
 from .errors import InvalidJobError
 
 __all__ = [
-    "DEFAULT_QUEUE",
     "DEFAULT_MAX_ATTEMPTS",
-    "PRIORITY_MIN",
+    "DEFAULT_QUEUE",
     "PRIORITY_MAX",
+    "PRIORITY_MIN",
     "NewJob",
     "new_job",
     "validate_queue",
@@ -120,14 +120,29 @@ def dump_args(args: object) -> str:
             f"args must be a JSON object (a dict), got {type(args).__name__}"
         )
     _check_json(args, "args")
-    return json.dumps(args, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(args, ensure_ascii=False, separators=(",", ":"), default=_plain_mapping)
+
+
+def _plain_mapping(value: object) -> object:
+    # json only knows dict; _check_json has already accepted any other Mapping.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def _check_json(value: Any, path: str, depth: int = 0) -> None:
     # Walks the value once, so the error names the exact offending key.
     if depth > 200:
         raise InvalidJobError(f"{path} is nested more than 200 levels deep")
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        # Python refuses to print ints of more than 4300 digits (about 14,000 bits).
+        if value.bit_length() > 14_000:
+            try:
+                str(value)
+            except ValueError:
+                raise InvalidJobError(f"{path} is an integer too large for JSON") from None
         return
     if isinstance(value, str):
         _check_text(value, path)

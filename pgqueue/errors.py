@@ -8,12 +8,12 @@ already catches those keeps working.
 from __future__ import annotations
 
 __all__ = [
-    "PgQueueError",
-    "InvalidJobError",
-    "SchemaNotReadyError",
-    "MigrationError",
-    "TaskError",
     "DatabaseUnavailableError",
+    "InvalidJobError",
+    "MigrationError",
+    "PgQueueError",
+    "SchemaNotReadyError",
+    "TaskError",
 ]
 
 

@@ -15,7 +15,7 @@ from psycopg import pq
 from ._sql import migrations, query
 from .errors import MigrationError, SchemaNotReadyError
 
-__all__ = ["migrate", "migration_sql", "schema_version", "latest_version", "check_schema"]
+__all__ = ["check_schema", "latest_version", "migrate", "migration_sql", "schema_version"]
 
 
 def latest_version() -> int:

@@ -120,7 +120,7 @@ def to_new_jobs(jobs: Iterable[JobSpec]) -> list[NewJob]:
             raise InvalidJobError(f"jobs[{index}] must be a mapping, got {type(spec).__name__}")
         unknown = set(spec) - _SPEC_KEYS
         if unknown:
-            raise InvalidJobError(f"jobs[{index}] has unknown keys: {sorted(unknown)}")
+            raise InvalidJobError(f"jobs[{index}] has unknown keys: {sorted(unknown, key=repr)}")
         if "task" not in spec:
             raise InvalidJobError(f"jobs[{index}] has no 'task'")
         try:
@@ -157,7 +157,7 @@ def enqueue_many_steps(jobs: list[NewJob]) -> Steps:
     # Some unique keys were taken: by live jobs, or by an earlier job of this call.
     inserted = {row[0] for row in rows}
     skipped = [i for i, job_id in enumerate(ids) if job_id not in inserted]
-    keys = sorted({jobs[i].unique_key for i in skipped if jobs[i].unique_key})
+    keys = sorted({key for i in skipped if (key := jobs[i].unique_key) is not None})
     rows = yield query("job_ids_by_unique_key"), {"unique_keys": keys}
     holders: dict[str, int] = dict(rows)  # type: ignore[arg-type]
     for i in skipped:

@@ -13,7 +13,14 @@ import psycopg
 
 from . import _params
 from ._params import DEFAULT_QUEUE
-from .producer import JobSpec, Steps, enqueue_many_steps, enqueue_steps, to_new_jobs, translate_error
+from .producer import (
+    JobSpec,
+    Steps,
+    enqueue_many_steps,
+    enqueue_steps,
+    to_new_jobs,
+    translate_error,
+)
 
 __all__ = ["enqueue_async", "enqueue_many_async"]
 
