@@ -42,10 +42,13 @@ def main() -> None:
 
 @main.command()
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
-@click.option("--print-sql", is_flag=True, help="Print the migrations as SQL instead of applying them.")
+@click.option(
+    "--print-sql", is_flag=True, help="Print the migrations as SQL instead of applying them."
+)
 def migrate(dsn: str | None, print_sql: bool) -> None:
     """Create or upgrade the pgqueue schema."""
-    from .migrate import latest_version, migrate as run_migrate, migration_sql
+    from .migrate import latest_version, migration_sql
+    from .migrate import migrate as run_migrate
 
     if print_sql:
         click.echo(migration_sql(), nl=False)
@@ -68,8 +71,16 @@ def migrate(dsn: str | None, print_sql: bool) -> None:
 @click.option("--max-attempts", type=int)
 @click.option("--unique-key")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
-def enqueue(task: str, args_json: str, queue: str, priority: int, delay: float | None,
-            max_attempts: int | None, unique_key: str | None, dsn: str | None) -> None:
+def enqueue(  # noqa: PLR0917  (click passes options positionally)
+    task: str,
+    args_json: str,
+    queue: str,
+    priority: int,
+    delay: float | None,
+    max_attempts: int | None,
+    unique_key: str | None,
+    dsn: str | None,
+) -> None:
     """Enqueue one job and print its id (committed at once)."""
     from .producer import enqueue as run_enqueue
 
