@@ -7,8 +7,11 @@ answer, database tests are skipped, except under ``CI=true`` where they fail.
 from __future__ import annotations
 
 import os
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,6 +21,12 @@ from psycopg import conninfo
 import pgqueue
 
 DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+ROOT = Path(__file__).resolve().parent.parent
+NOTIFY_CHANNEL = "pgqueue_jobs"
+
+# `tests.schema_dump` and friends import as a package however pytest is started.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def server_dsn() -> str:
@@ -96,3 +105,65 @@ def conn(clean_db: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection (not autocommit) to the emptied session database."""
     with psycopg.connect(clean_db) as conn:
         yield conn
+
+
+@pytest.fixture
+def new_database(admin_dsn: str) -> Iterator[Callable[[], str]]:
+    """A factory of fresh empty databases; every one is dropped after the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(create_database(admin_dsn, "pgqueue_extra"))
+        return made[-1]
+
+    yield make
+    for dsn in made:
+        drop_database(admin_dsn, dsn)
+
+
+class Listener:
+    """A LISTEN connection on pgqueue's channel that collects payloads.
+
+    :meth:`payloads` proves absence without sleeping: it commits a sentinel
+    NOTIFY from another session and returns everything that arrived before it.
+    PostgreSQL delivers notifications in commit order, so anything committed
+    earlier is in the list.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def payloads(self, timeout: float = 10.0) -> list[str]:
+        sentinel = f"sentinel-{uuid.uuid4().hex}"
+        with psycopg.connect(self.dsn, autocommit=True) as other:
+            other.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, sentinel])
+        got: list[str] = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            for notify in self.conn.notifies(timeout=left, stop_after=1):
+                if notify.payload == sentinel:
+                    return got
+                got.append(notify.payload)
+        raise AssertionError(f"the sentinel notification never arrived; got {got}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def listener(clean_db: str) -> Iterator[Listener]:
+    """A :class:`Listener` on the emptied session database, already listening."""
+    listening = Listener(clean_db)
+    yield listening
+    listening.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.01)
