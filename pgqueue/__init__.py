@@ -10,28 +10,45 @@ A job exists if and only if the transaction that enqueued it committed::
 
 from __future__ import annotations
 
+from .backoff import RetryPolicy
 from .errors import (
     DatabaseUnavailableError,
     InvalidJobError,
     MigrationError,
+    PermanentError,
     PgQueueError,
+    Retry,
     SchemaNotReadyError,
     TaskError,
 )
+from . import events
 from .migrate import migrate, migration_sql
 from .producer import JobSpec, enqueue, enqueue_many
 from .producer_async import enqueue_async, enqueue_many_async
+from .tasks import Registry, Task
+from .types import Job, JobContext, JobState
+from .worker import Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DatabaseUnavailableError",
     "InvalidJobError",
+    "Job",
+    "JobContext",
     "JobSpec",
+    "JobState",
     "MigrationError",
+    "PermanentError",
     "PgQueueError",
+    "Registry",
+    "Retry",
+    "RetryPolicy",
     "SchemaNotReadyError",
+    "Task",
     "TaskError",
+    "Worker",
+    "events",
     "enqueue",
     "enqueue_async",
     "enqueue_many",

@@ -46,3 +46,21 @@ class TaskError(PgQueueError, ValueError):
 
 class DatabaseUnavailableError(PgQueueError):
     """The database could not be reached (bad DSN, server down, network cut)."""
+
+
+class Retry(Exception):  # noqa: N818 - raised by handlers, reads as an instruction
+    """Raise from a handler to retry the job after ``delay`` seconds.
+
+    The attempt still counts: when it was the last one, the job fails.
+    """
+
+    def __init__(self, delay: float = 0.0, reason: str = "") -> None:
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+            raise TaskError(f"Retry delay must be a number of seconds >= 0, got {delay!r}")
+        super().__init__(reason or f"retry requested in {delay} s")
+        self.delay = float(delay)
+        self.reason = reason
+
+
+class PermanentError(Exception):
+    """Raise from a handler to fail the job at once, without further attempts."""

@@ -1,0 +1,121 @@
+"""Events a worker emits. Logging, metrics and tests subscribe to them.
+
+The worker's services only emit; they know nothing of log formats or metrics.
+Every event is a frozen dataclass; ``name`` is the stable spelling used in logs
+and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .types import Job
+
+__all__ = [
+    "Event",
+    "Subscriber",
+    "WorkerStarted",
+    "WorkerStopped",
+    "JobStarted",
+    "JobFinished",
+    "JobLost",
+    "JobsReclaimed",
+    "JobsHandedBack",
+    "LeaderChanged",
+    "ConnectionLost",
+    "ConnectionRestored",
+    "ServiceError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: ClassVar[str] = "event"
+    worker_id: str
+
+
+Subscriber = Callable[[Event], None]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStarted(Event):
+    name: ClassVar[str] = "worker_started"
+    queues: tuple[str, ...]
+    concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStopped(Event):
+    name: ClassVar[str] = "worker_stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted(Event):
+    name: ClassVar[str] = "job_started"
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class JobFinished(Event):
+    """An attempt's outcome was written: succeeded, retried, failed or cancelled."""
+
+    name: ClassVar[str] = "job_finished"
+    job: Job
+    outcome: str
+    duration_seconds: float
+    error: str | None = None
+    retry_in_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobLost(Event):
+    """An outcome was discarded by fencing: the job was no longer ours."""
+
+    name: ClassVar[str] = "job_lost"
+    job: Job
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobsReclaimed(Event):
+    """The reaper returned stalled jobs to the queue (or failed them)."""
+
+    name: ClassVar[str] = "jobs_reclaimed"
+    requeued: tuple[int, ...]
+    failed: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobsHandedBack(Event):
+    name: ClassVar[str] = "jobs_handed_back"
+    job_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderChanged(Event):
+    name: ClassVar[str] = "leader_changed"
+    is_leader: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost(Event):
+    name: ClassVar[str] = "connection_lost"
+    service: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRestored(Event):
+    name: ClassVar[str] = "connection_restored"
+    service: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceError(Event):
+    """A service loop caught an unexpected error; it goes on after a pause."""
+
+    name: ClassVar[str] = "service_error"
+    service: str
+    error: str

@@ -1,0 +1,1 @@
+"""Subscribers to worker events: logs (and later metrics and traces)."""

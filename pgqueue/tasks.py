@@ -1,0 +1,233 @@
+"""The task registry: which functions a worker can run, and their options.
+
+A task is a plain ``def`` (run in a thread) or an ``async def`` (run on the
+event loop). It is called with the job's args as keyword arguments; a parameter
+annotated :class:`pgqueue.JobContext` also receives the attempt's context.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from ._params import DEFAULT_QUEUE, validate_queue, validate_task
+from .backoff import DEFAULT_RETRY, RetryPolicy
+from .errors import InvalidJobError, TaskError
+from .producer import enqueue
+from .producer_async import enqueue_async
+from .types import JobContext
+
+__all__ = ["Registry", "Task", "EnqueueOptions"]
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Options used when a task enqueues itself; see :meth:`Task.options`."""
+
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    max_attempts: int | None = None
+    run_at: datetime | None = None
+    delay: timedelta | float | None = None
+    unique_key: str | None = None
+
+    def enqueue(self, task: Task, conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
+                args: Mapping[str, Any]) -> int:
+        return enqueue(conn, task.name, args, queue=self.queue, priority=self.priority,
+                       max_attempts=self.max_attempts, run_at=self.run_at,
+                       delay=self.delay, unique_key=self.unique_key)
+
+    async def enqueue_async(self, task: Task,
+                            conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
+                            args: Mapping[str, Any]) -> int:
+        return await enqueue_async(conn, task.name, args, queue=self.queue,
+                                   priority=self.priority, max_attempts=self.max_attempts,
+                                   run_at=self.run_at, delay=self.delay,
+                                   unique_key=self.unique_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A registered handler with its options. Calling it calls the function."""
+
+    name: str
+    fn: Callable[..., Any]
+    queue: str = DEFAULT_QUEUE
+    max_attempts: int | None = None
+    timeout: float | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    priority: int = 0
+    is_async: bool = False
+    context_param: str | None = None
+    signature: inspect.Signature = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    @property
+    def defaults(self) -> EnqueueOptions:
+        return EnqueueOptions(queue=self.queue, priority=self.priority,
+                              max_attempts=self.max_attempts)
+
+    def enqueue(self, conn: psycopg.Connection[Any] | psycopg.Cursor[Any], /,
+                **args: Any) -> int:
+        """Enqueue this task with its defaults; keyword arguments are the job's args.
+
+        To set options such as ``delay`` or ``unique_key``, use :meth:`options`:
+        ``send_email.options(delay=60).enqueue(conn, to=...)``. Every keyword
+        here is a job arg, so an arg may be called ``delay`` too.
+        """
+        return self.defaults.enqueue(self, conn, args)
+
+    async def enqueue_async(self, conn: psycopg.AsyncConnection[Any] |
+                            psycopg.AsyncCursor[Any], /, **args: Any) -> int:
+        """:meth:`enqueue` for an AsyncConnection."""
+        return await self.defaults.enqueue_async(self, conn, args)
+
+    def options(self, *, queue: str = _UNSET, priority: int = _UNSET,
+                max_attempts: int | None = _UNSET, run_at: datetime | None = _UNSET,
+                delay: timedelta | float | None = _UNSET,
+                unique_key: str | None = _UNSET) -> BoundTask:
+        """This task with some enqueue options overridden for one call."""
+        given = {k: v for k, v in {
+            "queue": queue, "priority": priority, "max_attempts": max_attempts,
+            "run_at": run_at, "delay": delay, "unique_key": unique_key,
+        }.items() if v is not _UNSET}
+        return BoundTask(self, replace(self.defaults, **given))
+
+    def bind_args(self, args: Mapping[str, Any], context: JobContext) -> dict[str, Any]:
+        """Keyword arguments for the handler; raises TypeError when args do not fit."""
+        kwargs = dict(args)
+        if self.context_param:
+            if self.context_param in kwargs:
+                raise TypeError(f"job args hold {self.context_param!r}, the name of the "
+                                "handler's JobContext parameter")
+            kwargs[self.context_param] = context
+        self.signature.bind(**kwargs)
+        return kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class BoundTask:
+    """A task with enqueue options set, from :meth:`Task.options`."""
+
+    task: Task
+    opts: EnqueueOptions
+
+    def enqueue(self, conn: psycopg.Connection[Any] | psycopg.Cursor[Any], /,
+                **args: Any) -> int:
+        return self.opts.enqueue(self.task, conn, args)
+
+    async def enqueue_async(self, conn: psycopg.AsyncConnection[Any] |
+                            psycopg.AsyncCursor[Any], /, **args: Any) -> int:
+        return await self.opts.enqueue_async(self.task, conn, args)
+
+
+class Registry:
+    """The tasks an application defines; a worker runs the tasks of one registry.
+
+    Example::
+
+        tasks = pgqueue.Registry()
+
+        @tasks.task(name="send_email", queue="email", max_attempts=5, timeout=30)
+        async def send_email(to: str, subject: str) -> None: ...
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+
+    def task(self, fn: Callable[..., Any] | None = None, *, name: str | None = None,
+             queue: str = DEFAULT_QUEUE, max_attempts: int | None = None,
+             timeout: float | None = None, retry: RetryPolicy | None = None,
+             priority: int = 0) -> Any:
+        """Register a function as a task; usable as ``@task`` or ``@task(...)``.
+
+        The name defaults to ``module.function``; give an explicit ``name`` in
+        production code so renaming a module does not orphan queued jobs.
+        Raises TaskError for invalid options or a name registered twice.
+        """
+        def register(fn: Callable[..., Any]) -> Task:
+            task = _make_task(fn, name=name, queue=queue, max_attempts=max_attempts,
+                              timeout=timeout, retry=retry, priority=priority)
+            if task.name in self._tasks:
+                raise TaskError(f"a task named {task.name!r} is already registered")
+            self._tasks[task.name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def get(self, name: str) -> Task | None:
+        return self._tasks.get(name)
+
+    def __getitem__(self, name: str) -> Task:
+        return self._tasks[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks.values())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue a task of this registry uses by default."""
+        return sorted({t.queue for t in self._tasks.values()})
+
+
+def _make_task(fn: Callable[..., Any], *, name: str | None, queue: str,
+               max_attempts: int | None, timeout: float | None,
+               retry: RetryPolicy | None, priority: int) -> Task:
+    if not callable(fn):
+        raise TaskError(f"a task must be a function, got {type(fn).__name__}")
+    task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+    try:
+        validate_task(task_name, field="task name")
+        validate_queue(queue)
+    except InvalidJobError as exc:
+        hint = " (pass name=... for a nested or lambda function)" if name is None else ""
+        raise TaskError(f"{exc}{hint}") from None
+    if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
+        raise TaskError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise TaskError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TaskError(f"retry must be a pgqueue.RetryPolicy, got {type(retry).__name__}")
+    if not isinstance(priority, int) or not -1000 <= priority <= 1000:
+        raise TaskError(f"priority must be an int between -1000 and 1000, got {priority!r}")
+    return Task(
+        name=task_name, fn=fn, queue=queue, max_attempts=max_attempts,
+        timeout=float(timeout) if timeout is not None else None,
+        retry=retry or DEFAULT_RETRY, priority=priority,
+        is_async=inspect.iscoroutinefunction(fn),
+        context_param=_context_param(fn), signature=inspect.signature(fn),
+    )
+
+
+def _context_param(fn: Callable[..., Any]) -> str | None:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: fall back to the raw text
+        hints = {}
+    for param in inspect.signature(fn).parameters.values():
+        annotation = hints.get(param.name, param.annotation)
+        if annotation is JobContext or (
+            isinstance(annotation, str) and annotation.split(".")[-1] == "JobContext"
+        ):
+            return param.name
+    return None

@@ -1,0 +1,99 @@
+"""Values shared by the producer, the worker and the tools: states, jobs, contexts."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["JobState", "Job", "JobContext"]
+
+
+class JobState(StrEnum):
+    """A job's state, spelled as in SQL (type ``pgqueue.job_state``)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One claimed attempt of a job, as the worker sees it."""
+
+    id: int
+    queue: str
+    task: str
+    args: Any
+    priority: int
+    attempt: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime
+    timeout_seconds: float | None = None
+    trace_context: str | None = None
+
+
+class JobContext:
+    """What a handler may know about the attempt it runs.
+
+    A handler receives it by declaring a parameter annotated ``pgqueue.JobContext``.
+    ``stop_requested`` turns true when the worker is shutting down or the attempt
+    timed out: a long-running plain function should check it and return early.
+    """
+
+    __slots__ = ("_stop", "job", "worker_id")
+
+    def __init__(self, job: Job, worker_id: str) -> None:
+        self.job = job
+        self.worker_id = worker_id
+        self._stop = threading.Event()
+
+    @property
+    def id(self) -> int:
+        return self.job.id
+
+    @property
+    def queue(self) -> str:
+        return self.job.queue
+
+    @property
+    def task(self) -> str:
+        return self.job.task
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempt
+
+    @property
+    def max_attempts(self) -> int:
+        return self.job.max_attempts
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return self.job.created_at
+
+    @property
+    def started_at(self) -> datetime:
+        return self.job.started_at
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once the worker asked this attempt to stop (shutdown or timeout)."""
+        return self._stop.is_set()
+
+    def wait_for_stop(self, timeout: float | None = None) -> bool:
+        """Block up to ``timeout`` seconds for a stop request; return whether one came."""
+        return self._stop.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Ask the handler to stop (called by the worker)."""
+        self._stop.set()
+
+    def __repr__(self) -> str:
+        return f"JobContext(id={self.id}, task={self.task!r}, attempt={self.attempt})"

@@ -1,0 +1,70 @@
+"""Worker settings with their defaults, validated with the field's name."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .._params import validate_queue
+from ..errors import InvalidJobError, PgQueueError
+
+__all__ = ["WorkerConfig", "ConfigError"]
+
+DEFAULT_CONCURRENCY = 10
+DEFAULT_POLL_INTERVAL = 5.0
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_STALL_TIMEOUT = 60.0
+DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+
+
+class ConfigError(PgQueueError, ValueError):
+    """A worker setting is out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How a worker runs.
+
+    - ``queues``: queues to claim from (None: every queue the registry's tasks use).
+    - ``concurrency``: jobs run at once (default 10).
+    - ``poll_interval``: seconds between claims when no notification comes (5).
+    - ``heartbeat_interval``: seconds between heartbeats (5).
+    - ``stall_timeout``: a running job whose heartbeat is older is reclaimed (60);
+      must be at least 3 heartbeat intervals so a slow heartbeat never loses a job.
+    - ``shutdown_timeout``: grace period for running jobs on SIGTERM (30).
+    """
+
+    queues: tuple[str, ...] | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.queues is not None:
+            if not self.queues:
+                raise ConfigError("queues must name at least one queue")
+            for queue in self.queues:
+                try:
+                    validate_queue(queue, field="queue")
+                except InvalidJobError as exc:
+                    raise ConfigError(str(exc)) from None
+        if not isinstance(self.concurrency, int) or not 1 <= self.concurrency <= 10_000:
+            raise ConfigError(f"concurrency must be 1 to 10000, got {self.concurrency!r}")
+        for name in ("poll_interval", "heartbeat_interval", "stall_timeout", "shutdown_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.poll_interval <= 0 or self.heartbeat_interval <= 0:
+            raise ConfigError("poll_interval and heartbeat_interval must be > 0")
+        if self.stall_timeout < 3 * self.heartbeat_interval:
+            raise ConfigError(
+                f"stall_timeout ({self.stall_timeout} s) must be at least 3 x "
+                f"heartbeat_interval ({self.heartbeat_interval} s), or live jobs get reclaimed"
+            )
+
+    @property
+    def reaper_interval(self) -> float:
+        """How often the leader looks for stalled jobs."""
+        return min(30.0, max(0.5, self.stall_timeout / 4))

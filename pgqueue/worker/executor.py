@@ -1,0 +1,129 @@
+"""Run one attempt of one job and turn what happened into an :class:`Outcome`.
+
+``async def`` handlers run on the event loop, plain functions in the worker's
+thread pool. A timeout cancels an async handler; a sync handler cannot be
+killed, so its attempt is recorded as timed out, its context asks it to stop,
+and whatever it returns later is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import random
+import time
+import traceback
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PermanentError, Retry
+from ..tasks import Task
+from ..types import Job, JobContext
+
+__all__ = ["Outcome", "run_attempt"]
+
+_MESSAGE_MAX = 2000
+_TRACEBACK_MAX = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt ended in, ready for the completer."""
+
+    job: Job
+    outcome: str  # succeeded | retried | failed | cancelled
+    duration_seconds: float
+    delay_seconds: float | None = None
+    error: dict[str, Any] | None = None
+    result_json: str | None = None
+
+    @property
+    def error_message(self) -> str | None:
+        return None if self.error is None else str(self.error.get("message"))
+
+
+async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
+                      rng: random.Random | None = None) -> Outcome:
+    """Run the handler for ``job`` and classify the result. Never raises but CancelledError."""
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    try:
+        kwargs = task.bind_args(_as_mapping(job.args), ctx)
+    except TypeError as exc:
+        return Outcome(job, "failed", elapsed(),
+                       error=_error("bad_args", job, f"job args do not fit the handler: {exc}"))
+    timeout = job.timeout_seconds or task.timeout
+    try:
+        async with asyncio.timeout(timeout) as deadline:
+            if task.is_async:
+                result = await task.fn(**kwargs)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(threads, functools.partial(task.fn, **kwargs))
+    except TimeoutError as exc:
+        if not deadline.expired():
+            return _failure(task, job, exc, elapsed(), rng)
+        ctx.request_stop()
+        message = f"timed out after {timeout} s"
+        return _retry_or_fail(task, job, elapsed(), _error("timeout", job, message), None, rng)
+    except Retry as exc:
+        error = _error("retry", job, f"Retry: {exc}")
+        return _retry_or_fail(task, job, elapsed(), error, exc.delay, rng)
+    except PermanentError as exc:
+        return Outcome(job, "failed", elapsed(), error=_error("permanent", job, _describe(exc),
+                                                              _traceback(exc)))
+    except Exception as exc:
+        return _failure(task, job, exc, elapsed(), rng)
+    return Outcome(job, "succeeded", elapsed(), result_json=_result_json(result))
+
+
+def _failure(task: Task, job: Job, exc: BaseException, duration: float,
+             rng: random.Random | None) -> Outcome:
+    error = _error("error", job, _describe(exc), _traceback(exc))
+    return _retry_or_fail(task, job, duration, error, None, rng)
+
+
+def _retry_or_fail(task: Task, job: Job, duration: float, error: dict[str, Any],
+                   delay: float | None, rng: random.Random | None) -> Outcome:
+    if job.attempt >= job.max_attempts:
+        return Outcome(job, "failed", duration, error=error)
+    if delay is None:
+        delay = task.retry.delay(job.attempt, rng)
+    return Outcome(job, "retried", duration, delay_seconds=delay, error=error)
+
+
+def _as_mapping(args: Any) -> dict[str, Any]:
+    if not isinstance(args, dict):
+        raise TypeError(f"args must be a JSON object, got {type(args).__name__}")
+    return args
+
+
+def _error(kind: str, job: Job, message: str, tb: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"kind": kind, "attempt": job.attempt, "message": message[:_MESSAGE_MAX]}
+    if tb:
+        error["traceback"] = tb[-_TRACEBACK_MAX:]
+    return error
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def _result_json(result: Any) -> str | None:
+    if result is None:
+        return None
+    try:
+        return json.dumps(result, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError):
+        # Not JSON: keep a readable trace of it rather than failing a successful job.
+        return json.dumps({"repr": repr(result)[:_MESSAGE_MAX]})

@@ -1,0 +1,66 @@
+"""One database connection owned by one worker service, reconnected on demand.
+
+A service calls :meth:`Session.fetch`; on a connection-level error the
+connection is dropped and the error raised, and the next call connects anew.
+The service's loop decides how long to back off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from .._sql import query
+
+__all__ = ["Session", "is_connection_error"]
+
+Conn = psycopg.AsyncConnection[TupleRow]
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection (not the statement) failed."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError)
+
+
+class Session:
+    """A lazily (re)connected autocommit connection: each statement commits alone."""
+
+    def __init__(self, dsn: str, *, name: str, connect_timeout: float = 10.0) -> None:
+        self.dsn = dsn
+        self.name = name
+        self._connect_timeout = connect_timeout
+        self._conn: Conn | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    async def connection(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.dsn, autocommit=True, connect_timeout=int(self._connect_timeout),
+                application_name=f"pgqueue-{self.name}",
+            )
+        return self._conn
+
+    async def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[TupleRow]:
+        """Run the named query; return its rows (empty for statements without)."""
+        conn = await self.connection()
+        try:
+            cur = await conn.execute(query(name), params)
+            return await cur.fetchall() if cur.description else []
+        except BaseException as exc:
+            if is_connection_error(exc) or not isinstance(exc, Exception):
+                # Cancelled or broken mid-statement: the connection state is unknown.
+                await self.close()
+            raise
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            try:
+                await conn.close()
+            except Exception:  # closing a broken connection may fail; it is gone anyway
+                pass

@@ -1,0 +1,376 @@
+"""The worker: claims jobs, runs them, writes their outcomes.
+
+Services (each testable alone) around one event loop:
+listener (LISTEN), fetcher (this module's claim loop), executor, completer,
+maintenance (heartbeat, leader, reaper). They emit events; logging and metrics
+subscribe where the worker is assembled.
+
+Invariants:
+- claims take at most the free slots, in one statement (job_claim.sql);
+- every outcome write is fenced (job_complete_many.sql);
+- on stop: claim nothing more, let running jobs finish within the grace
+  period, write their outcomes, hand back the rest at once, deregister.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _dsn
+from ..errors import DatabaseUnavailableError, SchemaNotReadyError, TaskError
+from ..events import (
+    ConnectionLost,
+    ConnectionRestored,
+    Event,
+    JobsHandedBack,
+    JobStarted,
+    ServiceError,
+    Subscriber,
+    WorkerStarted,
+    WorkerStopped,
+)
+from ..migrate import latest_version
+from ..tasks import Registry
+from ..types import Job, JobContext
+from .completer import Completer
+from .config import WorkerConfig
+from .executor import Outcome, run_attempt
+from .listener import Listener
+from .maintenance import Maintenance
+from .session import Session, is_connection_error
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("pgqueue.worker")
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    ctx: JobContext
+    task: asyncio.Task[None]
+
+
+class Worker:
+    """A worker process's job loop. ``run()`` blocks; ``run_async()`` embeds it.
+
+    Example::
+
+        worker = pgqueue.Worker(tasks, dsn=dsn, queues=["email"], concurrency=20)
+        worker.run()  # until SIGTERM or SIGINT
+    """
+
+    def __init__(self, registry: Registry, *, dsn: str | None = None,
+                 queues: Iterable[str] | None = None, concurrency: int = 10,
+                 poll_interval: float = 5.0, heartbeat_interval: float = 5.0,
+                 stall_timeout: float = 60.0, shutdown_timeout: float = 30.0,
+                 worker_id: str | None = None, log_events: bool = True,
+                 rng: random.Random | None = None) -> None:
+        resolved = _dsn.resolve_dsn(dsn)
+        if not resolved:
+            raise DatabaseUnavailableError(
+                "no database given: pass dsn=... or set PGQUEUE_DSN or DATABASE_URL")
+        if not len(registry):
+            raise TaskError("the registry has no tasks: nothing to run")
+        self.registry = registry
+        self.dsn = resolved
+        self.config = WorkerConfig(
+            queues=tuple(queues) if queues is not None else None, concurrency=concurrency,
+            poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
+            stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout)
+        self.queues = list(self.config.queues or registry.queues)
+        self.id = worker_id or str(uuid.uuid4())
+        self._rng = rng
+        self._subscribers: list[Subscriber] = []
+        if log_events:
+            from ..observability.logs import log_event
+
+            self._subscribers.append(log_event)
+        self._running: dict[int, _Running] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_requested = False
+        self._wake: asyncio.Event | None = None
+        self._look = True
+        self._more = False
+        self._next_due: float | None = None
+        self._completer: Completer | None = None
+
+    # --- public ---------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call ``subscriber(event)`` on the worker's loop for every event."""
+        self._subscribers.append(subscriber)
+
+    def stop(self) -> None:
+        """Ask the worker to stop gracefully. Safe from any thread or signal handler."""
+        self._stop_requested = True
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:  # loop already closed
+                pass
+
+    @property
+    def running_job_ids(self) -> list[int]:
+        return list(self._running)
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (graceful), a second signal ends at once."""
+        asyncio.run(self._run_with_signals())
+
+    async def run_async(self) -> None:
+        """Run on the current event loop until :meth:`stop` is called."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
+        threads = ThreadPoolExecutor(max_workers=self.config.concurrency,
+                                     thread_name_prefix="pgqueue-job")
+        claim = Session(self.dsn, name="claim")
+        complete = Session(self.dsn, name="complete")
+        maint_session = Session(self.dsn, name="maintenance")
+        self._completer = Completer(complete, self.id, self._emit, self._retry_scheduled)
+        maintenance = Maintenance(maint_session, self.id, self.config, self.queues,
+                                  self.registry.names, held_ids=self._held_ids, emit=self._emit)
+        listener = Listener(self.dsn, self.id, on_notify=self._notified, on_gap=self._poke,
+                            emit=self._emit, check_interval=self.config.poll_interval)
+        services: list[asyncio.Task[None]] = []
+        try:
+            if not await self._connect(claim):
+                return
+            await maintenance.register()
+            self._emit(WorkerStarted(self.id, tuple(self.queues), self.config.concurrency))
+            services = [
+                asyncio.create_task(listener.run(), name="pgqueue-listener"),
+                asyncio.create_task(maintenance.run(), name="pgqueue-maintenance"),
+                asyncio.create_task(self._completer.run(), name="pgqueue-completer"),
+            ]
+            await self._fetch_loop(claim, threads)
+            await self._shutdown(claim, maint_session)
+        finally:
+            for service in services:
+                service.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
+            for session in (claim, complete, maint_session):
+                await session.close()
+            threads.shutdown(wait=False, cancel_futures=True)
+            self._emit(WorkerStopped(self.id))
+
+    # --- the fetcher ------------------------------------------------------------
+
+    async def _fetch_loop(self, claim: Session, threads: ThreadPoolExecutor) -> None:
+        assert self._stop is not None and self._wake is not None
+        poll_deadline = time.monotonic()
+        failing = False
+        backoff = 0.1
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= poll_deadline:
+                self._look = True
+                poll_deadline = now + self.config.poll_interval
+            if self._next_due is not None and now >= self._next_due:
+                self._look = True
+                self._next_due = None
+            free = self.config.concurrency - len(self._running)
+            if self._look and free > 0:
+                self._look = False
+                try:
+                    jobs = await self._claim(claim, free)
+                    self._more = len(jobs) == free
+                    if not self._more:
+                        await self._schedule_next_due(claim)
+                except Exception as exc:
+                    if not is_connection_error(exc):
+                        self._emit(ServiceError(self.id, "fetcher", repr(exc)))
+                    elif not failing:
+                        self._emit(ConnectionLost(self.id, "fetcher", str(exc).strip()))
+                    failing = True
+                    self._look = True
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if failing:
+                    failing = False
+                    self._emit(ConnectionRestored(self.id, "fetcher"))
+                backoff = 0.1
+                for job in jobs:
+                    self._start(job, threads)
+                if jobs:
+                    continue
+            timeout = poll_deadline - time.monotonic()
+            if self._next_due is not None:
+                timeout = min(timeout, self._next_due - time.monotonic())
+            await self._sleep(max(0.0, timeout))
+
+    async def _sleep(self, timeout: float) -> None:
+        assert self._wake is not None
+        if not self._wake.is_set():
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+        self._wake.clear()
+
+    async def _claim(self, claim: Session, limit: int) -> list[Job]:
+        rows = await claim.fetch("job_claim", {
+            "queues": self.queues, "tasks": self.registry.names, "limit": limit,
+            "worker_id": self.id,
+        })
+        return [Job(*row) for row in rows]
+
+    async def _schedule_next_due(self, claim: Session) -> None:
+        rows = await claim.fetch("job_next_run_at", {"queues": self.queues,
+                                                     "tasks": self.registry.names})
+        seconds = rows[0][0] if rows else None
+        if seconds is not None and seconds > 0:
+            self._retry_scheduled(seconds)
+
+    def _retry_scheduled(self, delay_seconds: float) -> None:
+        due = time.monotonic() + max(0.0, delay_seconds)
+        if self._next_due is None or due < self._next_due:
+            self._next_due = due
+            self._poke_wake()
+
+    def _notified(self, queue: str) -> None:
+        if queue in self.queues:
+            self._poke()
+
+    def _poke(self) -> None:
+        self._look = True
+        self._poke_wake()
+
+    def _poke_wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # --- running jobs -----------------------------------------------------------
+
+    def _start(self, job: Job, threads: ThreadPoolExecutor) -> None:
+        task = self.registry.get(job.task)
+        ctx = JobContext(job, self.id)
+        assert task is not None  # the claim only takes known tasks
+        runner = asyncio.create_task(self._run_job(task, job, ctx, threads),
+                                     name=f"pgqueue-job-{job.id}")
+        self._running[job.id] = _Running(job, ctx, runner)
+        self._emit(JobStarted(self.id, job))
+
+    async def _run_job(self, task: Any, job: Job, ctx: JobContext,
+                       threads: ThreadPoolExecutor) -> None:
+        outcome: Outcome | None = None
+        try:
+            outcome = await run_attempt(task, job, ctx, threads, self._rng)
+        finally:
+            self._running.pop(job.id, None)
+            if outcome is not None and self._completer is not None:
+                self._completer.submit(outcome)
+            if self._more:
+                self._look = True
+            self._poke_wake()
+
+    def _held_ids(self) -> list[int]:
+        held = list(self._running)
+        if self._completer is not None:
+            held.extend(self._completer.pending_ids)
+        return held
+
+    # --- start and stop ---------------------------------------------------------
+
+    async def _connect(self, claim: Session) -> bool:
+        """Connect and check the schema, retrying while the database is down."""
+        assert self._stop is not None
+        backoff = 0.5
+        reported = False
+        while not self._stop.is_set():
+            try:
+                rows = await claim.fetch("migration_versions")
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    detail = getattr(getattr(exc, "diag", None), "message_primary", None)
+                    raise SchemaNotReadyError(
+                        f"cannot read the pgqueue schema version ({detail or exc}); "
+                        "run 'pgqueue migrate'") from exc
+                if not reported:
+                    reported = True
+                    self._emit(ConnectionLost(self.id, "startup",
+                                              _dsn.redact(str(exc).strip())))
+                await self._sleep_stop(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            current = max((r[0] for r in rows), default=0)
+            if current < latest_version():
+                raise SchemaNotReadyError(
+                    f"the database's pgqueue schema is at version {current}, this pgqueue "
+                    f"needs {latest_version()}: run 'pgqueue migrate'")
+            if reported:
+                self._emit(ConnectionRestored(self.id, "startup"))
+            return True
+        return False
+
+    async def _sleep_stop(self, timeout: float) -> None:
+        assert self._stop is not None
+        try:
+            async with asyncio.timeout(timeout):
+                await self._stop.wait()
+        except TimeoutError:
+            pass
+
+    async def _shutdown(self, claim: Session, maint_session: Session) -> None:
+        assert self._completer is not None
+        running = [r.task for r in self._running.values()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=self.config.shutdown_timeout)
+            for item in list(self._running.values()):
+                item.ctx.request_stop()
+                item.task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        self._completer.close()
+        await self._completer.drain(timeout=max(5.0, self.config.shutdown_timeout))
+        try:
+            rows = await claim.fetch("job_hand_back", {"worker_id": self.id})
+            if rows:
+                self._emit(JobsHandedBack(self.id, tuple(r[0] for r in rows)))
+            await claim.fetch("worker_deregister", {"worker_id": self.id})
+        except Exception as exc:  # the reaper returns the jobs after the stall timeout
+            self._emit(ConnectionLost(self.id, "shutdown", str(exc).strip()))
+
+    async def _run_with_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                logger.info("stop requested; finishing running jobs",
+                            extra={"worker_id": self.id})
+                self.stop()
+            else:
+                logger.warning("second signal: exiting at once", extra={"worker_id": self.id})
+                import os
+
+                os._exit(1)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        await self.run_async()
+
+    def _emit(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                logger.exception("event subscriber failed", extra={"event": event.name})

@@ -1,0 +1,58 @@
+-- job_complete_many: write the outcomes of many attempts in one statement.
+-- FENCED: an outcome applies only while its job is still `running` under this
+-- worker and this attempt. A stale worker whose job was reclaimed (and maybe
+-- claimed again) changes nothing; its ids are missing from the result.
+-- Final outcomes (succeeded, failed, cancelled) move the row to
+-- pgqueue.finished_jobs; `retried` puts it back to `queued` at now() + delay.
+-- Parameters, arrays of equal length: ids, attempts, outcomes (text), delays
+--   (seconds, for retried), errors (jsonb or NULL), results (jsonb or NULL);
+--   and worker_id.
+-- Returns: the ids whose outcome was applied.
+WITH outcome AS (
+    SELECT *
+    FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outcomes)s::text[],
+                %(delays)s::float8[], %(errors)s::jsonb[], %(results)s::jsonb[])
+         AS o(id, attempt, outcome, delay_seconds, error, result)
+),
+finished AS (
+    DELETE FROM pgqueue.jobs j
+    USING outcome o
+    WHERE j.id = o.id AND j.attempt = o.attempt
+      AND j.worker_id = %(worker_id)s AND j.state = 'running'
+      AND o.outcome IN ('succeeded', 'failed', 'cancelled')
+    RETURNING j.*, o.outcome, o.error, o.result
+),
+archived AS (
+    INSERT INTO pgqueue.finished_jobs
+        (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
+         started_at, finished_at, worker_id, unique_key, last_error, errors, trace_context,
+         timeout_seconds, expires_at, cancel_requested_at, depends_on, batch_id,
+         concurrency_key, result)
+    SELECT f.id, f.queue, f.task, f.args, f.priority, f.outcome::pgqueue.job_state, f.attempt,
+           f.max_attempts, f.run_at, f.created_at, f.started_at, now(), f.worker_id,
+           f.unique_key,
+           COALESCE(f.error ->> 'message', f.last_error),
+           CASE WHEN f.error IS NULL THEN f.errors
+                ELSE pgqueue.append_error(f.errors, f.error || jsonb_build_object('at', now())) END,
+           f.trace_context, f.timeout_seconds, f.expires_at, f.cancel_requested_at,
+           f.depends_on, f.batch_id, f.concurrency_key, f.result
+    FROM finished f
+    RETURNING id
+),
+retried AS (
+    UPDATE pgqueue.jobs j
+    SET state = 'queued',
+        run_at = now() + o.delay_seconds * interval '1 second',
+        worker_id = NULL,
+        heartbeat_at = NULL,
+        last_error = o.error ->> 'message',
+        errors = pgqueue.append_error(j.errors, o.error || jsonb_build_object('at', now()))
+    FROM outcome o
+    WHERE j.id = o.id AND j.attempt = o.attempt
+      AND j.worker_id = %(worker_id)s AND j.state = 'running'
+      AND o.outcome = 'retried'
+    RETURNING j.id
+)
+SELECT id FROM archived
+UNION ALL
+SELECT id FROM retried
