@@ -92,3 +92,29 @@ def enqueue(  # noqa: PLR0917  (click passes options positionally)
         job_id = run_enqueue(conn, task, args, queue=queue, priority=priority, delay=delay,
                              max_attempts=max_attempts, unique_key=unique_key)
     click.echo(job_id)
+
+
+# --- pgqueue demo --------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--dsn", help="PostgreSQL connection string; else $PGQUEUE_DSN, else "
+              "$DATABASE_URL, else a throwaway embedded PostgreSQL.")
+@click.option("--jobs", default=3000, show_default=True, type=click.IntRange(min=1),
+              help="How many example jobs to enqueue.")
+@click.option("--failure-rate", default=0.1, show_default=True,
+              type=click.FloatRange(0.0, 1.0), help="Chance that one attempt fails.")
+@click.option("--concurrency", default=20, show_default=True, type=click.IntRange(min=1),
+              help="The worker's concurrent job slots.")
+def demo(dsn: str | None, jobs: int, failure_rate: float, concurrency: int) -> None:
+    """Enqueue example jobs, run a worker on them, print queue_stats.
+
+    Without a configured database this starts a throwaway PostgreSQL (the
+    pgserver package from pgqueue[embedded], else the system's initdb) and
+    deletes it afterwards. Ctrl-C stops the worker gracefully.
+    """
+    from .demo import run_demo
+
+    result = run_demo(dsn, jobs=jobs, failure_rate=failure_rate, concurrency=concurrency)
+    if result.interrupted:
+        sys.exit(130)
