@@ -32,8 +32,8 @@ _DROPPED = re.compile(r"^(--|SET |SELECT pg_catalog\.set_config|\\restrict|\\unr
 def normalise(dump: str) -> str:
     """``dump`` without comments, session settings and runs of blank lines."""
     kept: list[str] = []
-    for line in dump.splitlines():
-        line = line.rstrip()
+    for raw in dump.splitlines():
+        line = raw.rstrip()
         if _DROPPED.match(line):
             continue
         if not line and (not kept or not kept[-1]):

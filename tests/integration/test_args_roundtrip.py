@@ -6,9 +6,8 @@ exponent form with an integral value (``7.1e+16``) comes back as an int.
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import psycopg
 from hypothesis import HealthCheck, given, settings

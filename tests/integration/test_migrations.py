@@ -57,7 +57,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def test_migrate_applies_all_then_nothing(empty_dsn: str) -> None:
-    assert ALL_VERSIONS == list(range(1, latest_version() + 1))
+    assert list(range(1, latest_version() + 1)) == ALL_VERSIONS
     assert migrated(empty_dsn) == ALL_VERSIONS
     before = (dump_schema(empty_dsn), applied_rows(empty_dsn))
     assert migrated(empty_dsn) == []

@@ -15,7 +15,7 @@ GONE_WORKER = uuid.UUID("00000000-0000-0000-0000-0000000000bb")
 
 
 def finished(
-    conn: psycopg.Connection[Any], queue: str, state: str, ago: str, n: int = 1,
+    conn: psycopg.Connection[Any], queue: str, state: str, ago: str, *, n: int = 1,
     last_error: str | None = None,
 ) -> None:
     conn.execute(
@@ -38,7 +38,7 @@ def finished(
 
 
 def live(
-    conn: psycopg.Connection[Any], queue: str, run_at: str, n: int = 1, task: str = "t",
+    conn: psycopg.Connection[Any], queue: str, run_at: str, *, n: int = 1, task: str = "t",
     state: str = "queued", worker: uuid.UUID | None = None,
 ) -> None:
     conn.execute(
@@ -78,7 +78,7 @@ def scene(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     finished(conn, "alpha", "succeeded", "10 minutes", n=4)
     finished(conn, "alpha", "succeeded", "30 seconds", n=1)
     finished(conn, "alpha", "succeeded", "2 hours", n=3)
-    finished(conn, "alpha", "cancelled", "1 minute")
+    finished(conn, "alpha", "cancelled", "150 seconds")  # its own minute
     finished(conn, "beta", "succeeded", "59 minutes", n=2)
     conn.commit()
     return conn

@@ -29,7 +29,6 @@ from pgqueue._dsn import redact, resolve_dsn
 )
 def test_redact(text: str, expected: str) -> None:
     assert redact(text) == expected
-    assert "secret" not in redact(text) or "secrets here" in text
 
 
 def test_resolve_dsn_order(monkeypatch: pytest.MonkeyPatch) -> None:

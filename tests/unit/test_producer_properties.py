@@ -71,6 +71,7 @@ def test_any_value_as_args_raises_only_invalid_job_error(args: Any) -> None:
     unique_key=st.one_of(st.none(), TEXT, st.integers()),
 )
 def test_any_fields_validate_or_raise_invalid_job_error(
+    *,
     task: Any, queue: Any, priority: Any, delay: Any, max_attempts: Any, unique_key: Any
 ) -> None:
     try:
