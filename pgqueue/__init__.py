@@ -10,6 +10,7 @@ A job exists if and only if the transaction that enqueued it committed::
 
 from __future__ import annotations
 
+from . import events
 from .backoff import RetryPolicy
 from .errors import (
     DatabaseUnavailableError,
@@ -21,7 +22,6 @@ from .errors import (
     SchemaNotReadyError,
     TaskError,
 )
-from . import events
 from .migrate import migrate, migration_sql
 from .producer import JobSpec, enqueue, enqueue_many
 from .producer_async import enqueue_async, enqueue_many_async
@@ -48,11 +48,11 @@ __all__ = [
     "Task",
     "TaskError",
     "Worker",
-    "events",
     "enqueue",
     "enqueue_async",
     "enqueue_many",
     "enqueue_many_async",
+    "events",
     "migrate",
     "migration_sql",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import TaskError
 
-__all__ = ["RetryPolicy", "DEFAULT_RETRY"]
+__all__ = ["DEFAULT_RETRY", "RetryPolicy"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import _dsn
 from .errors import PgQueueError
+
+if TYPE_CHECKING:
+    from .tasks import Registry
 
 __all__ = ["main"]
 
@@ -71,7 +75,7 @@ def migrate(dsn: str | None, print_sql: bool) -> None:
 @click.option("--max-attempts", type=int)
 @click.option("--unique-key")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
-def enqueue(  # noqa: PLR0917  (click passes options positionally)
+def enqueue(
     task: str,
     args_json: str,
     queue: str,
@@ -92,6 +96,92 @@ def enqueue(  # noqa: PLR0917  (click passes options positionally)
         job_id = run_enqueue(conn, task, args, queue=queue, priority=priority, delay=delay,
                              max_attempts=max_attempts, unique_key=unique_key)
     click.echo(job_id)
+
+
+# --- pgqueue worker ------------------------------------------------------------------
+
+
+def load_registry(app: str) -> Registry:
+    """The Registry named by ``module:attribute`` (the current folder is importable)."""
+    import importlib
+
+    from .tasks import Registry
+
+    module_name, _, attr = app.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter("use module:attribute, for example myapp.jobs:tasks",
+                                 param_hint="--app")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import {module_name!r}: {exc}",
+                                 param_hint="--app") from None
+    registry = getattr(module, attr, None)
+    if registry is None:
+        raise click.BadParameter(f"module {module_name!r} has no attribute {attr!r}",
+                                 param_hint="--app")
+    if not isinstance(registry, Registry):
+        raise click.BadParameter(
+            f"{app} is a {type(registry).__name__}, not a pgqueue.Registry", param_hint="--app")
+    return registry
+
+
+def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [q.strip() for q in value.split(",") if q.strip()]
+
+
+@main.command()
+@click.option("--app", required=True, envvar="PGQUEUE_APP",
+              help="The task registry, as module:attribute (e.g. myapp.jobs:tasks).")
+@click.option("--queues", envvar="PGQUEUE_QUEUES", callback=_queue_list,
+              help="Comma-separated queues; default: every queue the registry's tasks use.")
+@click.option("--concurrency", envvar="PGQUEUE_CONCURRENCY", type=click.IntRange(1, 10_000),
+              default=10, show_default=True, help="Jobs run at once per process.")
+@click.option("--processes", envvar="PGQUEUE_PROCESSES", type=click.IntRange(1, 256),
+              default=1, show_default=True, help="Worker processes under one supervisor.")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
+@click.option("--poll-interval", envvar="PGQUEUE_POLL_INTERVAL", type=float, default=5.0,
+              show_default=True, help="Seconds between claims when no notification comes.")
+@click.option("--heartbeat-interval", envvar="PGQUEUE_HEARTBEAT_INTERVAL", type=float,
+              default=5.0, show_default=True, help="Seconds between heartbeats.")
+@click.option("--stall-timeout", envvar="PGQUEUE_STALL_TIMEOUT", type=float, default=60.0,
+              show_default=True, help="Reclaim running jobs whose heartbeat is older.")
+@click.option("--shutdown-timeout", envvar="PGQUEUE_SHUTDOWN_TIMEOUT", type=float,
+              default=30.0, show_default=True, help="Grace period for running jobs on SIGTERM.")
+@click.option("--log-level", envvar="PGQUEUE_LOG_LEVEL", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option("--log-format", envvar="PGQUEUE_LOG_FORMAT", default="text", show_default=True,
+              type=click.Choice(["text", "json"]))
+def worker(app: str, queues: list[str] | None, concurrency: int, processes: int,
+           dsn: str | None, poll_interval: float, heartbeat_interval: float,
+           stall_timeout: float, shutdown_timeout: float, log_level: str,
+           log_format: str) -> None:
+    """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
+    from .observability.logs import configure_logging
+    from .worker import Worker
+    from .worker.processes import run_processes
+
+    configure_logging(log_level, log_format)
+    registry = load_registry(app)
+    options: dict[str, Any] = {
+        "dsn": _require_dsn(dsn), "queues": queues, "concurrency": concurrency,
+        "poll_interval": poll_interval, "heartbeat_interval": heartbeat_interval,
+        "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,
+    }
+    Worker(registry, **options)  # validates every option before anything starts
+    if processes == 1:
+        Worker(registry, **options).run()
+        return
+
+    def child() -> None:
+        configure_logging(log_level, log_format)
+        Worker(registry, **options).run()
+
+    sys.exit(run_processes(processes, child))
 
 
 # --- pgqueue demo --------------------------------------------------------------------

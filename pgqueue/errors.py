@@ -48,7 +48,7 @@ class DatabaseUnavailableError(PgQueueError):
     """The database could not be reached (bad DSN, server down, network cut)."""
 
 
-class Retry(Exception):  # noqa: N818 - raised by handlers, reads as an instruction
+class Retry(Exception):
     """Raise from a handler to retry the job after ``delay`` seconds.
 
     The attempt still counts: when it was the last one, the job fails.

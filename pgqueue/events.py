@@ -14,19 +14,19 @@ from typing import ClassVar
 from .types import Job
 
 __all__ = [
+    "ConnectionLost",
+    "ConnectionRestored",
     "Event",
+    "JobFinished",
+    "JobLost",
+    "JobStarted",
+    "JobsHandedBack",
+    "JobsReclaimed",
+    "LeaderChanged",
+    "ServiceError",
     "Subscriber",
     "WorkerStarted",
     "WorkerStopped",
-    "JobStarted",
-    "JobFinished",
-    "JobLost",
-    "JobsReclaimed",
-    "JobsHandedBack",
-    "LeaderChanged",
-    "ConnectionLost",
-    "ConnectionRestored",
-    "ServiceError",
 ]
 
 

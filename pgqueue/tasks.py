@@ -23,7 +23,7 @@ from .producer import enqueue
 from .producer_async import enqueue_async
 from .types import JobContext
 
-__all__ = ["Registry", "Task", "EnqueueOptions"]
+__all__ = ["EnqueueOptions", "Registry", "Task"]
 
 _UNSET: Any = object()
 
@@ -97,7 +97,7 @@ class Task:
                 delay: timedelta | float | None = _UNSET,
                 unique_key: str | None = _UNSET) -> BoundTask:
         """This task with some enqueue options overridden for one call."""
-        given = {k: v for k, v in {
+        given: dict[str, Any] = {k: v for k, v in {
             "queue": queue, "priority": priority, "max_attempts": max_attempts,
             "run_at": run_at, "delay": delay, "unique_key": unique_key,
         }.items() if v is not _UNSET}

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["JobState", "Job", "JobContext"]
+__all__ = ["Job", "JobContext", "JobState"]
 
 
 class JobState(StrEnum):

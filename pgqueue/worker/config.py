@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .._params import validate_queue
 from ..errors import InvalidJobError, PgQueueError
 
-__all__ = ["WorkerConfig", "ConfigError"]
+__all__ = ["ConfigError", "WorkerConfig"]
 
 DEFAULT_CONCURRENCY = 10
 DEFAULT_POLL_INTERVAL = 5.0

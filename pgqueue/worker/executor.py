@@ -104,7 +104,8 @@ def _as_mapping(args: Any) -> dict[str, Any]:
 
 
 def _error(kind: str, job: Job, message: str, tb: str | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"kind": kind, "attempt": job.attempt, "message": message[:_MESSAGE_MAX]}
+    error: dict[str, Any] = {
+        "kind": kind, "attempt": job.attempt, "message": message[:_MESSAGE_MAX]}
     if tb:
         error["traceback"] = tb[-_TRACEBACK_MAX:]
     return error

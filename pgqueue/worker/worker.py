@@ -138,11 +138,12 @@ class Worker:
             self._stop.set()
         threads = ThreadPoolExecutor(max_workers=self.config.concurrency,
                                      thread_name_prefix="pgqueue-job")
+        # Three connections per worker process: the listener's, this one (claims,
+        # heartbeats, the leader lock and the reaper) and the completer's.
         claim = Session(self.dsn, name="claim")
         complete = Session(self.dsn, name="complete")
-        maint_session = Session(self.dsn, name="maintenance")
         self._completer = Completer(complete, self.id, self._emit, self._retry_scheduled)
-        maintenance = Maintenance(maint_session, self.id, self.config, self.queues,
+        maintenance = Maintenance(claim, self.id, self.config, self.queues,
                                   self.registry.names, held_ids=self._held_ids, emit=self._emit)
         listener = Listener(self.dsn, self.id, on_notify=self._notified, on_gap=self._poke,
                             emit=self._emit, check_interval=self.config.poll_interval)
@@ -158,12 +159,12 @@ class Worker:
                 asyncio.create_task(self._completer.run(), name="pgqueue-completer"),
             ]
             await self._fetch_loop(claim, threads)
-            await self._shutdown(claim, maint_session)
+            await self._shutdown(claim)
         finally:
             for service in services:
                 service.cancel()
             await asyncio.gather(*services, return_exceptions=True)
-            for session in (claim, complete, maint_session):
+            for session in (claim, complete):
                 await session.close()
             threads.shutdown(wait=False, cancel_futures=True)
             self._emit(WorkerStopped(self.id))
@@ -327,7 +328,7 @@ class Worker:
         except TimeoutError:
             pass
 
-    async def _shutdown(self, claim: Session, maint_session: Session) -> None:
+    async def _shutdown(self, claim: Session) -> None:
         assert self._completer is not None
         running = [r.task for r in self._running.values()]
         if running:
