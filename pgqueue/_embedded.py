@@ -2,8 +2,10 @@
 
 Invariant: :func:`embedded_postgres` stops the server it started and deletes
 its temporary folder when the ``with`` block ends, however it ends (return,
-exception, Ctrl-C). Nothing it starts outlives it, and nothing outside its
-temporary folder is changed.
+exception, Ctrl-C: the server runs in its own session, so the terminal's
+SIGINT reaches only us and we stop it in order). Nothing it starts outlives
+it. Outside its temporary folder it writes nothing of its own (pgserver keeps
+an empty lock folder in the user's runtime directory).
 
 Two ways to get a server, tried in order:
 
@@ -34,7 +36,6 @@ import glob
 import importlib.util
 import logging
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -148,7 +149,7 @@ def _start_pgserver(folder: Path, reasons: list[str]) -> Iterator[EmbeddedServer
         reasons.append("pgserver: not installed")
         yield None
         return
-    if os.geteuid() == 0:
+    if _is_root():
         # pgserver's own start-up would add a system user and chmod parent folders.
         bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
         if not (bindir / "initdb").is_file():
@@ -244,9 +245,15 @@ class _RunAs:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
 
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def _run_as() -> _RunAs:
-    if os.geteuid() != 0:
-        return _RunAs(None, os.geteuid(), os.getegid())
+    if not _is_root():
+        return _RunAs(None, -1, -1)
+    import pwd
+
     for name in UNPRIVILEGED_USERS:
         try:
             entry = pwd.getpwnam(name)
