@@ -114,12 +114,17 @@ class Worker:
     def stop(self) -> None:
         """Ask the worker to stop gracefully. Safe from any thread or signal handler."""
         self._stop_requested = True
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None:
+        loop = self._loop
+        if loop is not None:
             try:
-                loop.call_soon_threadsafe(stop.set)
+                loop.call_soon_threadsafe(self._signal_stop)
             except RuntimeError:  # loop already closed
                 pass
+
+    def _signal_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        self._poke_wake()
 
     @property
     def running_job_ids(self) -> list[int]:

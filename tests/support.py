@@ -1,0 +1,82 @@
+"""Helpers for tests that run workers: wait on conditions, run a worker in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+import pgqueue
+from pgqueue import events
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02,
+               message: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def fetch(dsn: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def scalar(dsn: str, sql: str, params: Any = None) -> Any:
+    return fetch(dsn, sql, params)[0][0]
+
+
+FAST = {"poll_interval": 0.5, "heartbeat_interval": 0.2, "stall_timeout": 1.5,
+        "shutdown_timeout": 5.0, "log_events": False}
+
+
+class RunningWorker:
+    def __init__(self, worker: pgqueue.Worker) -> None:
+        self.worker = worker
+        self.events: list[events.Event] = []
+        worker.subscribe(self.events.append)
+
+    def finished(self, outcome: str | None = None) -> list[events.JobFinished]:
+        return [e for e in list(self.events) if isinstance(e, events.JobFinished)
+                and (outcome is None or e.outcome == outcome)]
+
+    def of(self, kind: type[events.Event]) -> list[Any]:
+        return [e for e in list(self.events) if isinstance(e, kind)]
+
+
+@contextmanager
+def running_worker(dsn: str, registry: pgqueue.Registry, **options: Any) -> Iterator[RunningWorker]:
+    """A Worker running on its own thread and loop; stopped (gracefully) at exit."""
+    worker = pgqueue.Worker(registry, dsn=dsn, **{**FAST, **options})
+    running = RunningWorker(worker)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(worker.run_async())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="test-worker", daemon=True)
+    thread.start()
+    wait_until(lambda: running.of(events.WorkerStarted) or errors or not thread.is_alive(),
+               message="worker start")
+    try:
+        yield running
+    finally:
+        worker.stop()
+        thread.join(60)
+        assert not thread.is_alive(), "worker did not stop"
+        if errors:
+            raise errors[0]
