@@ -128,6 +128,18 @@ def load_registry(app: str) -> Registry:
     return registry
 
 
+def _run_worker_and_exit(worker: Any) -> None:
+    """Run a worker, then exit 0 even if a plain-function handler that ignored its
+    stop request still holds a thread (its job was already handed back)."""
+    import logging
+
+    worker.run()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     if not value:
         return None
@@ -174,12 +186,11 @@ def worker(app: str, queues: list[str] | None, concurrency: int, processes: int,
     }
     Worker(registry, **options)  # validates every option before anything starts
     if processes == 1:
-        Worker(registry, **options).run()
-        return
+        _run_worker_and_exit(Worker(registry, **options))
 
     def child() -> None:
         configure_logging(log_level, log_format)
-        Worker(registry, **options).run()
+        _run_worker_and_exit(Worker(registry, **options))
 
     sys.exit(run_processes(processes, child))
 

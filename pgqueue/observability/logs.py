@@ -27,7 +27,7 @@ from ..events import (
     WorkerStopped,
 )
 
-__all__ = ["log_event", "configure_logging", "JsonFormatter"]
+__all__ = ["JsonFormatter", "configure_logging", "log_event"]
 
 logger = logging.getLogger("pgqueue.worker")
 

@@ -2,9 +2,9 @@
 
 - heartbeat: every ``heartbeat_interval``, one statement refreshes this worker's
   row and the heartbeats of the jobs it holds.
-- leader: a session advisory lock; whoever holds it runs the reaper. If the
-  holder dies, PostgreSQL drops its session and the lock, and the next worker
-  to try takes over.
+- leader: a lease row (pgqueue.leader) renewed at every tick; whoever holds
+  it runs the reaper. If the holder dies, freezes or is cut off, the lease
+  expires and the next worker to try takes over.
 - reaper (leader only): :meth:`Maintenance.reap_once` returns stalled running
   jobs to the queue (or fails them on their last attempt) and removes dead
   worker rows.
@@ -65,13 +65,23 @@ class Maintenance:
             self._emit(JobsReclaimed(self._worker_id, tuple(requeued), tuple(failed)))
         return requeued, failed
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a lease lasts unrenewed: two ticks, at most half the stall timeout."""
+        tick = min(self._config.heartbeat_interval, self._config.reaper_interval)
+        return max(2 * tick, self._config.stall_timeout / 2)
+
     async def try_lead(self) -> bool:
-        if not self._session.connected:
-            self._set_leader(False)
-        if not self.is_leader:
-            rows = await self._session.fetch("leader_try_acquire")
-            self._set_leader(bool(rows[0][0]))
+        """Take or renew the lease; return whether this worker leads now."""
+        rows = await self._session.fetch("leader_try_acquire", {
+            "worker_id": self._worker_id, "ttl_seconds": self.lease_seconds})
+        self._set_leader(bool(rows))
         return self.is_leader
+
+    async def resign(self) -> None:
+        if self.is_leader:
+            await self._session.fetch("leader_resign", {"worker_id": self._worker_id})
+            self._set_leader(False)
 
     def _set_leader(self, value: bool) -> None:
         if value != self.is_leader:
@@ -84,10 +94,9 @@ class Maintenance:
         while True:
             try:
                 await self.heartbeat_once()
-                if time.monotonic() >= next_reap:
+                if await self.try_lead() and time.monotonic() >= next_reap:
                     next_reap = time.monotonic() + self._config.reaper_interval
-                    if await self.try_lead():
-                        await self.reap_once()
+                    await self.reap_once()
                 if failing:
                     failing = False
                     self._emit(ConnectionRestored(self._worker_id, "maintenance"))
@@ -97,7 +106,7 @@ class Maintenance:
                 raise
             except Exception as exc:
                 self._set_leader(False)
-                await self._session.close()  # also drops the leader lock, if any
+                await self._session.close()
                 if not failing:
                     failing = True
                     self._emit(ConnectionLost(self._worker_id, "maintenance",

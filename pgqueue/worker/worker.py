@@ -164,7 +164,7 @@ class Worker:
                 asyncio.create_task(self._completer.run(), name="pgqueue-completer"),
             ]
             await self._fetch_loop(claim, threads)
-            await self._shutdown(claim)
+            await self._shutdown(claim, maintenance, services[1])
         finally:
             for service in services:
                 service.cancel()
@@ -333,7 +333,8 @@ class Worker:
         except TimeoutError:
             pass
 
-    async def _shutdown(self, claim: Session) -> None:
+    async def _shutdown(self, claim: Session, maintenance: Maintenance,
+                        maintenance_task: asyncio.Task[None]) -> None:
         assert self._completer is not None
         running = [r.task for r in self._running.values()]
         if running:
@@ -345,11 +346,15 @@ class Worker:
                 await asyncio.wait(pending, timeout=1.0)
         self._completer.close()
         await self._completer.drain(timeout=max(5.0, self.config.shutdown_timeout))
+        # Heartbeats ran through the grace period; they stop before the hand-back.
+        maintenance_task.cancel()
+        await asyncio.gather(maintenance_task, return_exceptions=True)
         try:
             rows = await claim.fetch("job_hand_back", {"worker_id": self.id})
             if rows:
                 self._emit(JobsHandedBack(self.id, tuple(r[0] for r in rows)))
             await claim.fetch("worker_deregister", {"worker_id": self.id})
+            await maintenance.resign()
         except Exception as exc:  # the reaper returns the jobs after the stall timeout
             self._emit(ConnectionLost(self.id, "shutdown", str(exc).strip()))
 

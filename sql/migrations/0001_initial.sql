@@ -117,6 +117,18 @@ CREATE TABLE pgqueue.workers (
     heartbeat_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- Maintenance leadership as a lease: the leader renews it every heartbeat; when
+-- it expires (leader dead, frozen or cut off) the next worker to try takes over.
+-- A lease, not a session advisory lock, because a frozen process keeps its
+-- session (and any lock) alive. Two leaders for a moment are harmless: every
+-- maintenance statement is safe to run concurrently.
+CREATE TABLE pgqueue.leader (
+    name        text PRIMARY KEY,
+    worker_id   uuid NOT NULL,
+    elected_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL
+);
+
 -- Appends one error to a job's error list, keeping the newest 10.
 CREATE FUNCTION pgqueue.append_error(errors jsonb, error jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
