@@ -1,0 +1,154 @@
+"""Drain figures: how fast one worker empties a queue of ready no-op jobs.
+
+In process (``drain_<kind>_c<concurrency>``): N ready jobs are inserted, then one
+:class:`pgqueue.Worker` (``log_events=False``) is started; the figure is N over
+the time from its first JobStarted to its N-th JobFinished (outcome written).
+
+As processes (``drain_processes<P>_c50``): ``pgqueue worker --processes P`` runs
+as a subprocess on this module's ``tasks``; the figure is N over
+``max(finished_at) - min(started_at)`` of the history rows.
+
+Every figure counts only once all N jobs are in history as succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+import pgqueue
+
+from .harness import (
+    BenchmarkError,
+    Results,
+    Sizes,
+    WorkerRun,
+    backend_cpu_seconds,
+    count_finished,
+    insert_ready_jobs,
+    scratch_database,
+    verify_drained,
+    wait_sessions_closed,
+    xact_commits,
+)
+
+
+async def noop_async(n: int = 0) -> None:
+    return None
+
+
+def noop_sync(n: int = 0) -> None:
+    return None
+
+
+async def sleep_10ms(n: int = 0) -> None:
+    await asyncio.sleep(0.01)
+
+
+tasks = pgqueue.Registry()
+tasks.task(noop_async, name="bench.noop_async")
+tasks.task(noop_sync, name="bench.noop_sync")
+tasks.task(sleep_10ms, name="bench.sleep_10ms")
+
+
+KINDS = {"async": "bench.noop_async", "sync": "bench.noop_sync",
+         "sleep10ms": "bench.sleep_10ms"}
+CASES = [("async", 10), ("async", 50), ("sync", 10), ("sync", 50),
+         ("sleep10ms", 10), ("sleep10ms", 50)]
+PROCESS_CONCURRENCY = 50
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _timeout(n: int) -> float:
+    return 60.0 + n / 100
+
+
+def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Results,
+               *, details: bool = False) -> None:
+    with scratch_database(server_dsn, f"drain_{kind}") as dsn:
+        insert_ready_jobs(dsn, KINDS[kind], n)
+        commits_before = xact_commits(dsn)
+        cpu_before = time.process_time()
+        run = WorkerRun(tasks, dsn, target=n, concurrency=concurrency)
+        run.start()
+        try:
+            run.wait_done(_timeout(n))
+            cpu_python = time.process_time() - cpu_before
+            cpu_pg = backend_cpu_seconds(dsn)
+        finally:
+            run.stop()
+        verify_drained(dsn, n)
+        if run.not_succeeded:
+            raise BenchmarkError(f"{run.not_succeeded} jobs did not succeed")
+        wait_sessions_closed(dsn)  # a backend's counters are flushed at its exit
+        commits = xact_commits(dsn) - commits_before
+        name = f"drain_{kind}_c{concurrency}"
+        results.add(name, run.jobs_per_second(), "jobs/s", f"{n:,} jobs, 1 worker in process")
+        if details:
+            results.add(f"{name}_python_cpu", cpu_python / n * 1e6, "us/job",
+                        "benchmark process CPU (worker + harness)")
+            if cpu_pg is not None:
+                results.add(f"{name}_postgres_cpu", cpu_pg / n * 1e6, "us/job",
+                            "CPU of the worker's PostgreSQL backends")
+            results.add(f"{name}_commits", commits / n, "commits/job",
+                        "pg_stat_database.xact_commit delta")
+
+
+def drain_processes(server_dsn: str, processes: int, n: int, results: Results) -> float:
+    with scratch_database(server_dsn, f"proc{processes}") as dsn:
+        insert_ready_jobs(dsn, KINDS["async"], n)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgqueue", "worker", "--app", "benchmarks.drain:tasks",
+             "--dsn", dsn, "--processes", str(processes),
+             "--concurrency", str(PROCESS_CONCURRENCY), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, start_new_session=True)
+        try:
+            deadline = time.monotonic() + _timeout(n)
+            while count_finished(dsn).get("succeeded", 0) < n:
+                if proc.poll() is not None:
+                    raise BenchmarkError(f"the worker exited early ({proc.returncode}): "
+                                         f"{(proc.stderr.read() if proc.stderr else '')[-2000:]}")
+                if time.monotonic() > deadline:
+                    raise BenchmarkError(f"--processes {processes} did not drain {n} jobs")
+                time.sleep(0.1)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+        verify_drained(dsn, n)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8, "
+                "count(DISTINCT worker_id) FROM pgqueue.finished_jobs").fetchone()
+        assert row is not None
+        seconds, workers = row
+        rate = n / seconds
+        results.add(f"drain_processes{processes}_c{PROCESS_CONCURRENCY}", rate, "jobs/s",
+                    f"{n:,} async no-op jobs, pgqueue worker subprocess, {workers} worker ids")
+        return float(rate)
+
+
+def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
+    for kind, concurrency in CASES:
+        drain_once(server_dsn, kind, concurrency, sizes.drain, results,
+                   details=(kind, concurrency) == ("async", 50))
+
+
+def run_processes(server_dsn: str, sizes: Sizes, results: Results) -> None:
+    one = drain_processes(server_dsn, 1, sizes.processes, results)
+    two = drain_processes(server_dsn, 2, sizes.processes, results)
+    results.add("drain_processes_ratio", two / one, "x", "--processes 2 / --processes 1")

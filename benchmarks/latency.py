@@ -1,0 +1,77 @@
+"""Idle wake-up latency: enqueue-commit returned → handler started.
+
+One worker runs on a thread of this process with a 60 s poll interval, so only
+the NOTIFY delivered at commit can wake it. The producer (this thread) enqueues
+one job, commits, and reads ``time.perf_counter()`` when ``commit()`` returns;
+the handler reads the same clock when it starts. The next job is enqueued only
+after the previous outcome was written and a short pause, so the worker is idle
+(asleep on LISTEN) every time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import psycopg
+
+import pgqueue
+
+from .harness import BenchmarkError, Results, Sizes, WorkerRun, scratch_database, verify_drained
+
+TASK = "bench.latency_probe"
+PAUSE_SECONDS = 0.02
+
+_started: dict[int, float] = {}
+_arrived = threading.Event()
+
+
+async def latency_probe(n: int) -> None:
+    _started[n] = time.perf_counter()
+    _arrived.set()
+
+
+tasks = pgqueue.Registry()
+tasks.task(latency_probe, name=TASK)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (``share`` in 0..1)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
+    n = sizes.latency
+    _started.clear()
+    with scratch_database(server_dsn, "latency") as dsn:
+        run = WorkerRun(tasks, dsn, target=n, concurrency=10, poll_interval=60.0)
+        finished = threading.Semaphore(0)
+        run.on_finish = lambda event: finished.release()
+        run.start()
+        latencies: list[float] = []
+        try:
+            # The listener's LISTEN may land just after WorkerStarted: wait for a
+            # first job to go through before measuring.
+            with psycopg.connect(dsn) as conn:
+                for i in range(-1, n):
+                    _arrived.clear()
+                    pgqueue.enqueue(conn, TASK, {"n": i})
+                    conn.commit()
+                    committed = time.perf_counter()
+                    if not _arrived.wait(10 if i >= 0 else 60):
+                        raise BenchmarkError(f"job {i} did not start within the timeout")
+                    if not finished.acquire(timeout=10):
+                        raise BenchmarkError(f"job {i} did not finish within 10 s")
+                    if i >= 0:
+                        latencies.append((_started[i] - committed) * 1000)
+                    time.sleep(PAUSE_SECONDS)
+        finally:
+            run.stop()
+        verify_drained(dsn, n + 1)
+    for label, share in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        results.add(f"latency_{label}", percentile(latencies, share), "ms",
+                    f"{n} jobs, commit returned -> handler start, idle worker")
+    results.add("latency_mean", statistics.fmean(latencies), "ms", "")
