@@ -182,7 +182,7 @@ def _alive(pid: int) -> bool:
 def test_worker_cli_reports_bad_app_and_dsn_clearly(clean_db: str) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "pgqueue", "worker", *args], cwd=REPO,
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, check=False)
 
     bad_app = run("--app", "tests.apps.nowhere:tasks", "--dsn", clean_db)
     assert bad_app.returncode == 2 and "cannot import 'tests.apps.nowhere'" in bad_app.stderr
@@ -190,6 +190,6 @@ def test_worker_cli_reports_bad_app_and_dsn_clearly(clean_db: str) -> None:
     assert "not a pgqueue.Registry" in not_registry.stderr
     no_dsn = subprocess.run(
         [sys.executable, "-m", "pgqueue", "worker", "--app", "tests.apps.worker_app:tasks"],
-        cwd=REPO, capture_output=True, text=True, timeout=30,
+        cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
         env={k: v for k, v in os.environ.items() if k not in ("PGQUEUE_DSN", "DATABASE_URL")})
     assert no_dsn.returncode == 2 and "no database given" in no_dsn.stderr
