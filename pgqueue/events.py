@@ -23,6 +23,7 @@ __all__ = [
     "JobsHandedBack",
     "JobsReclaimed",
     "LeaderChanged",
+    "ReclaimedJob",
     "ServiceError",
     "Subscriber",
     "WorkerStarted",
@@ -79,12 +80,24 @@ class JobLost(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ReclaimedJob:
+    """One job the reaper took back: ``outcome`` is ``queued`` or ``failed``."""
+
+    id: int
+    queue: str
+    task: str
+    attempt: int
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class JobsReclaimed(Event):
     """The reaper returned stalled jobs to the queue (or failed them)."""
 
     name: ClassVar[str] = "jobs_reclaimed"
     requeued: tuple[int, ...]
     failed: tuple[int, ...]
+    jobs: tuple[ReclaimedJob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

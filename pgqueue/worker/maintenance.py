@@ -24,6 +24,7 @@ from ..events import (
     Event,
     JobsReclaimed,
     LeaderChanged,
+    ReclaimedJob,
 )
 from .config import WorkerConfig
 from .session import Session
@@ -62,7 +63,8 @@ class Maintenance:
         requeued = [r[0] for r in rows if r[4] == "queued"]
         failed = [r[0] for r in rows if r[4] == "failed"]
         if rows:
-            self._emit(JobsReclaimed(self._worker_id, tuple(requeued), tuple(failed)))
+            jobs = tuple(ReclaimedJob(*row) for row in rows)
+            self._emit(JobsReclaimed(self._worker_id, tuple(requeued), tuple(failed), jobs))
         return requeued, failed
 
     @property
