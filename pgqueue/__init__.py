@@ -56,3 +56,28 @@ __all__ = [
     "migrate",
     "migration_sql",
 ]
+
+# Operating a queue: inspect, retry, prune (pgqueue.admin).
+from .admin import (  # noqa: E402
+    InvalidArgumentError,
+    RetryOutcome,
+    get_job,
+    list_jobs,
+    list_queues,
+    list_workers,
+    prune,
+    retry,
+    retry_failed,
+)
+
+__all__ += [
+    "InvalidArgumentError",
+    "RetryOutcome",
+    "get_job",
+    "list_jobs",
+    "list_queues",
+    "list_workers",
+    "prune",
+    "retry",
+    "retry_failed",
+]
