@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 # Operating a queue: inspect, retry, prune (pgqueue.admin).
-from .admin import (  # noqa: E402
+from .admin import (
     InvalidArgumentError,
     RetryOutcome,
     get_job,

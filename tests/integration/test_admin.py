@@ -56,7 +56,8 @@ def test_retry_moves_a_failed_job_back_with_its_id(conn: Conn) -> None:
     assert live_row(conn, job_id) == ("queued", 0, "mail", "send", {"to": "a"})
     assert history_count(conn, job_id) == 0
     detail = pgqueue.get_job(conn, job_id)
-    assert detail is not None and detail.errors and detail.errors[0]["message"] == "ValueError: boom"
+    assert detail is not None
+    assert detail.errors[0]["message"] == "ValueError: boom"
 
 
 def test_retry_a_cancelled_job(conn: Conn) -> None:
@@ -114,8 +115,8 @@ def test_sql_function_retry(conn: Conn) -> None:
 
 def test_retry_failed_of_one_queue_or_all(conn: Conn) -> None:
     ids = {q: [pgqueue.enqueue(conn, "t", queue=q) for _ in range(3)] for q in ("a", "b")}
-    for q in ids:
-        for job_id in ids[q]:
+    for queue_ids in ids.values():
+        for job_id in queue_ids:
             finish(conn, job_id, "failed")
     ok = pgqueue.enqueue(conn, "t", queue="a")
     finish(conn, ok, "succeeded")
