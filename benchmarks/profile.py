@@ -1,0 +1,52 @@
+"""Profile the hot path of the async drain: ``python -m benchmarks.profile``.
+
+Runs one in-process worker (concurrency 50, async no-op jobs) on the main
+thread under pyinstrument (not a pgqueue dependency: ``pip install
+pyinstrument``) and prints its call tree; ``--html`` writes it as a page too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .drain import KINDS, tasks
+from .harness import DEFAULT_DSN, WorkerRun, insert_ready_jobs, scratch_database, verify_drained
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile")
+    parser.add_argument("--dsn", default=os.environ.get("PGQUEUE_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--interval", type=float, default=0.0005,
+                        help="sampling interval in seconds")
+    parser.add_argument("--html", type=Path, help="also write the profile as HTML here")
+    parser.add_argument("--no-profiler", action="store_true",
+                        help="run without pyinstrument (to sample from outside with py-spy)")
+    args = parser.parse_args(argv)
+
+    with scratch_database(args.dsn, "profile") as dsn:
+        insert_ready_jobs(dsn, KINDS["async"], args.jobs)
+        run = WorkerRun(tasks, dsn, target=args.jobs, concurrency=args.concurrency)
+        if args.no_profiler:
+            run.run_in_main_thread(timeout=600)
+            verify_drained(dsn, args.jobs)
+            print(f"drain: {run.jobs_per_second():,.0f} jobs/s")
+            return
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=args.interval, async_mode="disabled")
+        profiler.start()
+        run.run_in_main_thread(timeout=600)
+        profiler.stop()
+        verify_drained(dsn, args.jobs)
+    print(f"drain: {run.jobs_per_second():,.0f} jobs/s under the profiler")
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    if args.html:
+        args.html.write_text(profiler.output_html())
+
+
+if __name__ == "__main__":
+    main()
