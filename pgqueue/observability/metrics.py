@@ -1,0 +1,344 @@
+"""Prometheus metrics: worker events become counters, histograms and gauges.
+
+- :class:`WorkerMetrics` is a subscriber to a worker's events. While its worker
+  leads, it also reads ``pgqueue.queue_stats`` every ``stats_interval`` seconds
+  (one short connection per read) and sets the queue gauges.
+- Importing this module also counts the jobs this process enqueues
+  (``pgqueue_jobs_enqueued_total``), through the producer's listener hook.
+- :func:`serve` exposes ``/metrics`` over HTTP.
+
+Invariants:
+- labels are queue and task names (and a job state for queue depth), never job
+  ids or args: cardinality is bounded by the application's own tasks;
+- every metric lives in prometheus_client's default registry, so several workers
+  in one process add up, and an application that already serves ``/metrics``
+  exports pgqueue's too;
+- with ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus_client is first
+  imported (``pgqueue worker --processes N`` does it), each process writes its
+  values to files and :func:`serve` in the supervisor sums them: counters and
+  histograms over every process that ever ran, slot gauges over live processes,
+  queue gauges from the most recent leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.exposition import start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from psycopg.rows import dict_row
+
+from .._params import NewJob
+from .._sql import query
+from ..events import (
+    Event,
+    JobFinished,
+    JobLost,
+    JobsHandedBack,
+    JobsReclaimed,
+    JobStarted,
+    LeaderChanged,
+    WorkerStarted,
+    WorkerStopped,
+)
+from .enqueue import add_listener
+
+__all__ = [
+    "DEFAULT_METRICS_PORT",
+    "DEFAULT_STATS_INTERVAL_SECONDS",
+    "METRIC_NAMES",
+    "MetricsServer",
+    "WorkerMetrics",
+    "apply_queue_stats",
+    "serve",
+    "serve_or_warn",
+]
+
+logger = logging.getLogger("pgqueue.metrics")
+
+DEFAULT_METRICS_PORT = 2112
+DEFAULT_STATS_INTERVAL_SECONDS = 15.0
+QUEUE_STATES = ("ready", "scheduled", "running", "failed")
+
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                     60.0, 300.0, 1800.0)
+_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+                 3600.0)
+_JOB = ("queue", "task")
+
+ENQUEUED = Counter("pgqueue_jobs_enqueued", "Jobs this process passed to enqueue or "
+                   "enqueue_many (counted when the INSERT ran; the caller's transaction "
+                   "may still roll back).", _JOB)
+STARTED = Counter("pgqueue_jobs_started", "Attempts started (jobs claimed).", _JOB)
+SUCCEEDED = Counter("pgqueue_jobs_succeeded", "Attempts that succeeded.", _JOB)
+RETRIED = Counter("pgqueue_jobs_retried", "Failed attempts sent back to the queue for "
+                  "another attempt.", _JOB)
+FAILED = Counter("pgqueue_jobs_failed", "Jobs that failed for good: by the handler on the "
+                 "last attempt, permanently, or by the reaper on the last attempt.", _JOB)
+CANCELLED = Counter("pgqueue_jobs_cancelled", "Attempts that ended cancelled.", _JOB)
+RECLAIMED = Counter("pgqueue_jobs_reclaimed", "Running jobs whose heartbeat stalled, taken "
+                    "back by the reaper (requeued or failed).", _JOB)
+LOST = Counter("pgqueue_jobs_lost", "Outcomes discarded by fencing: the job was no longer "
+               "held by this worker when its outcome was written.", _JOB)
+DURATION = Histogram("pgqueue_job_duration_seconds", "Run time of one attempt's handler.",
+                     _JOB, buckets=_DURATION_BUCKETS)
+QUEUE_WAIT = Histogram("pgqueue_job_queue_wait_seconds", "From the job's run_at (when it "
+                       "became due) to its claim.", _JOB, buckets=_WAIT_BUCKETS)
+BUSY_SLOTS = Gauge("pgqueue_worker_busy_slots", "Job slots running an attempt now.",
+                   multiprocess_mode="livesum")
+SLOTS = Gauge("pgqueue_worker_slots", "Job slots of running workers (their concurrency).",
+              multiprocess_mode="livesum")
+QUEUE_JOBS = Gauge("pgqueue_queue_jobs", "Jobs by queue and state (ready, scheduled, "
+                   "running, failed in history), read by the leader from "
+                   "pgqueue.queue_stats.", ("queue", "state"),
+                   multiprocess_mode="livemostrecent")
+QUEUE_LAG = Gauge("pgqueue_queue_lag_seconds", "Age of the oldest ready job (0 when none), "
+                  "read by the leader from pgqueue.queue_stats.", ("queue",),
+                  multiprocess_mode="livemostrecent")
+QUEUE_UNCLAIMABLE = Gauge("pgqueue_queue_unclaimable_jobs", "Ready jobs no live worker can "
+                          "run (unknown task or queue), from pgqueue.queue_stats.",
+                          ("queue",), multiprocess_mode="livemostrecent")
+
+#: Every metric family this module exports, as Prometheus names them.
+METRIC_NAMES = (
+    "pgqueue_jobs_enqueued_total", "pgqueue_jobs_started_total",
+    "pgqueue_jobs_succeeded_total", "pgqueue_jobs_retried_total",
+    "pgqueue_jobs_failed_total", "pgqueue_jobs_cancelled_total",
+    "pgqueue_jobs_reclaimed_total", "pgqueue_jobs_lost_total",
+    "pgqueue_job_duration_seconds", "pgqueue_job_queue_wait_seconds",
+    "pgqueue_worker_busy_slots", "pgqueue_worker_slots", "pgqueue_queue_jobs",
+    "pgqueue_queue_lag_seconds", "pgqueue_queue_unclaimable_jobs",
+)
+
+_OUTCOMES = {"succeeded": SUCCEEDED, "retried": RETRIED, "failed": FAILED,
+             "cancelled": CANCELLED}
+
+
+def _count_enqueued(jobs: Sequence[NewJob]) -> None:
+    if len(jobs) == 1:
+        ENQUEUED.labels(jobs[0].queue, jobs[0].task).inc()
+        return
+    for (queue, task), n in Tally((j.queue, j.task) for j in jobs).items():
+        ENQUEUED.labels(queue, task).inc(n)
+
+
+add_listener(_count_enqueued)
+
+
+class WorkerMetrics:
+    """A worker event subscriber that records Prometheus metrics.
+
+    ``dsn`` is where the leader reads ``pgqueue.queue_stats``; without it the
+    queue gauges are not set. Example::
+
+        worker = pgqueue.Worker(tasks, dsn=dsn)
+        worker.subscribe(WorkerMetrics(dsn))  # then serve REGISTRY however the app does
+    """
+
+    def __init__(self, dsn: str | None = None, *,
+                 stats_interval: float = DEFAULT_STATS_INTERVAL_SECONDS) -> None:
+        if not stats_interval > 0:
+            raise ValueError(f"stats_interval must be > 0 seconds, got {stats_interval!r}")
+        self._dsn = dsn
+        self._stats_interval = stats_interval
+        self._running: set[int] = set()
+        self._slots = 0
+        self._stats_task: asyncio.Task[None] | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, JobStarted):
+            job = event.job
+            STARTED.labels(job.queue, job.task).inc()
+            wait = (job.started_at - job.run_at).total_seconds()
+            QUEUE_WAIT.labels(job.queue, job.task).observe(max(0.0, wait))
+            if job.id not in self._running:
+                self._running.add(job.id)
+                BUSY_SLOTS.inc()
+        elif isinstance(event, JobFinished):
+            job = event.job
+            counter = _OUTCOMES.get(event.outcome)
+            if counter is not None:
+                counter.labels(job.queue, job.task).inc()
+            DURATION.labels(job.queue, job.task).observe(event.duration_seconds)
+            self._release(job.id)
+        elif isinstance(event, JobLost):
+            LOST.labels(event.job.queue, event.job.task).inc()
+            self._release(event.job.id)
+        elif isinstance(event, JobsHandedBack):
+            for job_id in event.job_ids:
+                self._release(job_id)
+        elif isinstance(event, JobsReclaimed):
+            for taken in event.jobs:
+                RECLAIMED.labels(taken.queue, taken.task).inc()
+                if taken.outcome == "failed":
+                    FAILED.labels(taken.queue, taken.task).inc()
+        elif isinstance(event, LeaderChanged):
+            self._stop_stats()
+            if event.is_leader and self._dsn is not None:
+                self._stats_task = asyncio.get_running_loop().create_task(
+                    self._read_stats_forever(), name="pgqueue-metrics-stats")
+        elif isinstance(event, WorkerStarted):
+            self._slots = event.concurrency
+            SLOTS.inc(self._slots)
+        elif isinstance(event, WorkerStopped):
+            self._stop_stats()
+            SLOTS.dec(self._slots)
+            self._slots = 0
+            if self._running:
+                BUSY_SLOTS.dec(len(self._running))
+                self._running.clear()
+
+    def _release(self, job_id: int) -> None:
+        if job_id in self._running:
+            self._running.discard(job_id)
+            BUSY_SLOTS.dec()
+
+    def _stop_stats(self) -> None:
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            self._stats_task = None
+            clear_queue_gauges()
+
+    async def _read_stats_forever(self) -> None:
+        assert self._dsn is not None
+        failing = False
+        while True:
+            try:
+                apply_queue_stats(await read_queue_stats(self._dsn))
+                failing = False
+            except Exception as exc:
+                if not failing:  # once per outage, not every interval
+                    failing = True
+                    logger.warning("cannot read pgqueue.queue_stats for metrics",
+                                   extra={"error": str(exc).strip()})
+            await asyncio.sleep(self._stats_interval)
+
+
+async def read_queue_stats(dsn: str) -> list[dict[str, Any]]:
+    """Rows of ``pgqueue.queue_stats`` as dicts, on a short-lived connection."""
+    async with await psycopg.AsyncConnection.connect(
+            dsn, autocommit=True, connect_timeout=5,
+            application_name="pgqueue-metrics") as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query("queue_stats_list"))
+        return await cur.fetchall()
+
+
+_seen_queues: set[str] = set()
+
+
+def apply_queue_stats(rows: Iterable[Mapping[str, Any]]) -> None:
+    """Set the queue gauges from ``pgqueue.queue_stats`` rows; drop vanished queues."""
+    queues = set()
+    for row in rows:
+        queue = str(row["queue"])
+        queues.add(queue)
+        for state in QUEUE_STATES:
+            QUEUE_JOBS.labels(queue, state).set(float(row.get(state) or 0))
+        QUEUE_LAG.labels(queue).set(float(row.get("lag_seconds") or 0))
+        QUEUE_UNCLAIMABLE.labels(queue).set(float(row.get("unclaimable") or 0))
+    for queue in _seen_queues - queues:
+        for state in QUEUE_STATES:
+            QUEUE_JOBS.remove(queue, state)
+        QUEUE_LAG.remove(queue)
+        QUEUE_UNCLAIMABLE.remove(queue)
+    _seen_queues.clear()
+    _seen_queues.update(queues)
+
+
+def clear_queue_gauges() -> None:
+    """Forget the queue gauges (this worker no longer leads; the new leader sets them)."""
+    for gauge in (QUEUE_JOBS, QUEUE_LAG, QUEUE_UNCLAIMABLE):
+        gauge.clear()
+    _seen_queues.clear()
+
+
+# --- the /metrics endpoint ---------------------------------------------------------
+
+
+def multiprocess_dir() -> str | None:
+    """The folder of multiprocess mode's value files, when it is on."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class _AllProcesses(Collector):
+    """Sums every process's files; first forgets live gauges of processes that died."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._inner = _multiprocess.MultiProcessCollector(None, path)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterator[Metric]:
+        for pid in _pids_with_live_gauges(self._path):
+            if not _alive(pid):
+                _multiprocess.mark_process_dead(pid, self._path)  # type: ignore[no-untyped-call]
+        return iter(self._inner.collect())  # type: ignore[no-untyped-call]
+
+
+def _pids_with_live_gauges(path: str) -> set[int]:
+    pids = set()
+    for file in Path(path).glob("gauge_live*_*.db"):
+        pid = file.stem.rsplit("_", 1)[-1]
+        if pid.isdigit():
+            pids.add(int(pid))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class MetricsServer:
+    """A running ``/metrics`` HTTP server; :meth:`close` stops it."""
+
+    port: int
+    _server: Any
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> MetricsServer:
+    """Serve ``/metrics`` on ``addr:port`` from a daemon thread (port 0: any free port).
+
+    In multiprocess mode the endpoint sums the values of every process.
+    Raises OSError when the port is taken.
+    """
+    registry: CollectorRegistry = REGISTRY
+    path = multiprocess_dir()
+    if path is not None:
+        registry = CollectorRegistry()
+        registry.register(_AllProcesses(path))
+    server, _ = start_http_server(port, addr=addr, registry=registry)
+    return MetricsServer(server.server_port, server)
+
+
+def serve_or_warn(port: int, addr: str = "0.0.0.0") -> MetricsServer | None:
+    """:func:`serve`, but a taken port is logged rather than raised: jobs run anyway."""
+    try:
+        server = serve(port, addr)
+    except OSError as exc:
+        logger.error("cannot serve metrics; running without the endpoint",
+                     extra={"port": port, "error": str(exc)})
+        return None
+    logger.info("serving metrics", extra={"port": server.port, "path": "/metrics"})
+    return server
