@@ -74,7 +74,8 @@ class Worker:
                  poll_interval: float = 5.0, heartbeat_interval: float = 5.0,
                  stall_timeout: float = 60.0, shutdown_timeout: float = 30.0,
                  worker_id: str | None = None, log_events: bool = True,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, metrics_port: int | None = None,
+                 tracing: bool = True) -> None:
         resolved = _dsn.resolve_dsn(dsn)
         if not resolved:
             raise DatabaseUnavailableError(
@@ -95,6 +96,18 @@ class Worker:
             from ..observability.logs import log_event
 
             self._subscribers.append(log_event)
+        # Observability subscribes here; the services only emit events.
+        self._metrics_port = metrics_port
+        self.metrics_server: Any = None
+        if metrics_port is not None:
+            if not 0 <= metrics_port <= 65535:
+                raise ValueError(f"metrics_port must be 0 to 65535, got {metrics_port!r}")
+            from ..observability.metrics import WorkerMetrics
+
+            self._subscribers.append(WorkerMetrics(resolved))
+        from ..observability.tracing import traced_attempts
+
+        self._run_attempt = traced_attempts(run_attempt, enabled=tracing)
         self._running: dict[int, _Running] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -141,6 +154,10 @@ class Worker:
         self._wake = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
+        if self._metrics_port is not None and self.metrics_server is None:
+            from ..observability.metrics import serve_or_warn
+
+            self.metrics_server = serve_or_warn(self._metrics_port)
         threads = ThreadPoolExecutor(max_workers=self.config.concurrency,
                                      thread_name_prefix="pgqueue-job")
         # Three connections per worker process: the listener's, this one (claims,
@@ -173,6 +190,9 @@ class Worker:
                 await session.close()
             threads.shutdown(wait=False, cancel_futures=True)
             self._emit(WorkerStopped(self.id))
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+                self.metrics_server = None
 
     # --- the fetcher ------------------------------------------------------------
 
@@ -277,7 +297,7 @@ class Worker:
                        threads: ThreadPoolExecutor) -> None:
         outcome: Outcome | None = None
         try:
-            outcome = await run_attempt(task, job, ctx, threads, self._rng)
+            outcome = await self._run_attempt(task, job, ctx, threads, self._rng)
         finally:
             self._running.pop(job.id, None)
             if outcome is not None and self._completer is not None:
