@@ -25,6 +25,7 @@ from . import _params
 from ._params import DEFAULT_QUEUE, NewJob
 from ._sql import query
 from .errors import InvalidJobError, PgQueueError, SchemaNotReadyError
+from .observability.enqueue import observe_enqueue
 
 __all__ = ["JobSpec", "enqueue", "enqueue_many"]
 
@@ -90,7 +91,8 @@ def enqueue(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
     )
-    return run_steps(conn, enqueue_steps(job))  # type: ignore[no-any-return]
+    with observe_enqueue([job]) as scope:  # producer span, trace context, count
+        return scope.done(run_steps(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
 
 
 def enqueue_many(
@@ -104,7 +106,8 @@ def enqueue_many(
     bad job raises InvalidJobError naming its index, and nothing is inserted.
     """
     _check_sync(conn)
-    return run_steps(conn, enqueue_many_steps(to_new_jobs(jobs)))  # type: ignore[no-any-return]
+    with observe_enqueue(to_new_jobs(jobs)) as scope:
+        return scope.done(run_steps(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 
 # --- shared with producer_async -------------------------------------------------
