@@ -13,6 +13,7 @@ import psycopg
 
 from . import _params
 from ._params import DEFAULT_QUEUE
+from .observability.enqueue import observe_enqueue
 from .producer import (
     JobSpec,
     Steps,
@@ -43,7 +44,8 @@ async def enqueue_async(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
     )
-    return await run_steps_async(conn, enqueue_steps(job))  # type: ignore[no-any-return]
+    with observe_enqueue([job]) as scope:
+        return scope.done(await run_steps_async(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
 
 
 async def enqueue_many_async(
@@ -51,7 +53,8 @@ async def enqueue_many_async(
 ) -> list[int]:
     """:func:`pgqueue.enqueue_many` for an ``AsyncConnection``."""
     _check_async(conn)
-    return await run_steps_async(conn, enqueue_many_steps(to_new_jobs(jobs)))  # type: ignore[no-any-return]
+    with observe_enqueue(to_new_jobs(jobs)) as scope:
+        return scope.done(await run_steps_async(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 
 async def run_steps_async(
