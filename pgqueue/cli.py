@@ -133,7 +133,10 @@ def _run_worker_and_exit(worker: Any) -> None:
     stop request still holds a thread (its job was already handed back)."""
     import logging
 
+    from .observability.runtime import finish_process
+
     worker.run()
+    finish_process()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -168,10 +171,17 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 @click.option("--log-format", envvar="PGQUEUE_LOG_FORMAT", default="text", show_default=True,
               type=click.Choice(["text", "json"]))
+@click.option("--metrics-port", envvar="PGQUEUE_METRICS_PORT", type=click.IntRange(0, 65535),
+              default=2112, show_default=True,
+              help="Serve Prometheus /metrics on this port (all processes summed); 0: off.")
+@click.option("--otel-psycopg", envvar="PGQUEUE_OTEL_PSYCOPG", default="off",
+              show_default=True, type=click.Choice(["off", "jobs", "all"]),
+              help="OpenTelemetry spans for psycopg statements: of handlers (jobs), "
+                   "also of the worker's own claims and outcome writes (all).")
 def worker(app: str, queues: list[str] | None, concurrency: int, processes: int,
            dsn: str | None, poll_interval: float, heartbeat_interval: float,
            stall_timeout: float, shutdown_timeout: float, log_level: str,
-           log_format: str) -> None:
+           log_format: str, metrics_port: int, otel_psycopg: str) -> None:
     """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
     from .observability.logs import configure_logging
     from .worker import Worker
@@ -185,14 +195,30 @@ def worker(app: str, queues: list[str] | None, concurrency: int, processes: int,
         "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,
     }
     Worker(registry, **options)  # validates every option before anything starts
+    from .observability import runtime
+
     if processes == 1:
-        _run_worker_and_exit(Worker(registry, **options))
+        runtime.prepare_process(otel_psycopg)
+        _run_worker_and_exit(Worker(registry, **options, metrics_port=metrics_port or None))
+    # N processes: one endpoint in the supervisor sums the children's metric files.
+    endpoint = runtime.serve_all_processes(metrics_port) if metrics_port else None
 
     def child() -> None:
         configure_logging(log_level, log_format)
-        _run_worker_and_exit(Worker(registry, **options))
+        runtime.prepare_process(otel_psycopg)
+        child_worker = Worker(registry, **options)
+        if endpoint is not None:
+            from .observability.metrics import WorkerMetrics
 
-    sys.exit(run_processes(processes, child))
+            child_worker.subscribe(WorkerMetrics(options["dsn"]))
+        _run_worker_and_exit(child_worker)
+
+    try:
+        code = run_processes(processes, child)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+    sys.exit(code)
 
 
 # --- pgqueue demo --------------------------------------------------------------------
