@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in SCENARIOS[name]:
             scenario(args.dsn, sizes, results)
     elapsed = time.perf_counter() - started
-    print(f"\n{sizes.mode} run: {len(results.figures)} figures in {elapsed:.0f} s\n")
+    load = ", ".join(f"{x:.1f}" for x in results.load_at_start)
+    print(f"\n{sizes.mode} run: {len(results.figures)} figures in {elapsed:.0f} s "
+          f"(load average at start: {load})\n")
     print(results.summary())
     results.write(args.out, server_facts(args.dsn))
     print(f"\nresults written to {args.out}")

@@ -108,6 +108,7 @@ class Results:
     mode: str
     figures: list[Figure] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    load_at_start: tuple[float, ...] = field(default_factory=lambda: _load())
 
     def add(self, name: str, value: float, unit: str, note: str = "") -> Figure:
         figure = Figure(name, float(value), unit, note)
@@ -133,6 +134,8 @@ class Results:
                 "python": platform.python_version(),
                 "platform": platform.platform(terse=True),
                 "pgqueue": pgqueue.__version__,
+                "load_average_at_start": self.load_at_start,
+                "load_average_at_end": _load(),
                 "psycopg": psycopg.__version__,
                 **server,
             },
@@ -143,6 +146,11 @@ class Results:
     def write(self, path: Path, server: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(server), indent=2) + "\n")
+
+
+def _load() -> tuple[float, ...]:
+    """1, 5 and 15 minute load averages: other work on the machine skews figures."""
+    return tuple(os.getloadavg()) if hasattr(os, "getloadavg") else ()
 
 
 def _fmt(value: float) -> str:
