@@ -270,6 +270,11 @@ def validate_state(state: object) -> str:
     raise InvalidArgumentError(f"state must be one of {choices}; got {state!r}")
 
 
+def validate_queue_name(queue: object) -> str:
+    """``queue`` if it is a valid queue name, else InvalidArgumentError."""
+    return _valid(validate_queue, queue)
+
+
 def validate_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidArgumentError(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, "

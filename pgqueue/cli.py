@@ -245,3 +245,9 @@ def demo(dsn: str | None, jobs: int, failure_rate: float, concurrency: int) -> N
     result = run_demo(dsn, jobs=jobs, failure_rate=failure_rate, concurrency=concurrency)
     if result.interrupted:
         sys.exit(130)
+
+
+# --- operating commands (status, jobs, retry, prune, workers, dashboard) ---------------
+from .cli_admin import register  # noqa: E402
+
+register(main)

@@ -1,0 +1,284 @@
+"""Routing: which page or API handler answers a request, behind the guards.
+
+The server is the standard library's ThreadingHTTPServer; database work goes
+through a small psycopg_pool ConnectionPool of autocommit connections, so each
+action commits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .. import admin
+from . import api, pages
+from .http import SECURITY_HEADERS, Guard, HttpError, Request, Response
+from .openapi import openapi_document
+
+__all__ = ["Dashboard", "make_server"]
+
+log = logging.getLogger(__name__)
+
+_JOB = re.compile(r"^/jobs/(\d{1,19})$")
+_JOB_ACTION = re.compile(r"^/jobs/(\d{1,19})/(retry|cancel)$")
+_QUEUE_ACTION = re.compile(r"^/queues/([^/]{1,200})/(retry-failed|pause|resume)$")
+_STATIC = {"dashboard.js": "text/javascript; charset=utf-8",
+           "dashboard.css": "text/css; charset=utf-8",
+           "screenshot.png": "image/png"}
+_CONTROL_OF_ACTION = {"cancel": "cancel", "pause": "pause_queue", "resume": "resume_queue"}
+
+
+class Dashboard:
+    """The dashboard and API as one callable: ``handle(Request) -> Response``."""
+
+    def __init__(self, pool: ConnectionPool[Any], *, token: str | None = None,
+                 read_only: bool = False) -> None:
+        self.pool = pool
+        self.guard = Guard(token)
+        self.read_only = read_only
+
+    # --- entry point -----------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        is_api = request.path.startswith("/api/")
+        try:
+            response = self._route(request)
+        except HttpError as exc:
+            response = (Response.json({"error": exc.message}, exc.status) if is_api
+                        else Response.html(pages.error_page(exc.status, exc.message), exc.status))
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            log.warning("database unavailable", extra={"error": str(exc)})
+            message = "the database is unavailable; try again shortly"
+            response = (Response.json({"error": message}, 503) if is_api
+                        else Response.html(pages.error_page(503, message), 503))
+        response.headers.update({k: v for k, v in SECURITY_HEADERS.items()
+                                 if k not in response.headers})
+        return response
+
+    def _route(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith("/static/"):
+            return self._static(path[len("/static/"):])
+        if path == "/login":
+            return self._login(request)
+        if not self.guard.token_ok(request):
+            return self._unauthorised(request)
+        if request.method == "POST":
+            self.guard.check_same_site(request)
+            if self.read_only:
+                raise HttpError(403, "the dashboard is read-only")
+        elif request.method not in ("GET", "HEAD"):
+            raise HttpError(405, f"method {request.method} is not allowed")
+        if path.startswith("/api/"):
+            return self._api(request, path[len("/api"):])
+        if path.startswith("/partial/"):
+            inner = Request("GET", request.target[len("/partial"):], request.headers)
+            return Response.json({"html": self._page_body(inner)})
+        if request.method == "POST":
+            return self._form_action(request)
+        return Response.html(pages.layout(self._title(path), self._page_body(request),
+                                          refresh="/partial" + request.target))
+
+    # --- pages -----------------------------------------------------------------------
+
+    def view(self) -> pages.View:
+        return pages.View(self.guard.csrf_token, self.read_only,
+                          frozenset(api.controls()))
+
+    def _title(self, path: str) -> str:
+        return {"/": "Queues", "/jobs": "Jobs", "/workers": "Workers"}.get(
+            path, "Job" if _JOB.match(path) else "Not found")
+
+    def _page_body(self, request: Request) -> str:
+        path, now, view = request.path, pages.utc_now(), self.view()
+        with self.pool.connection() as conn:
+            if path == "/":
+                return pages.overview(view, api.queue_rows(conn), api.throughput(conn), now)
+            if path == "/jobs":
+                page = api.list_page(conn, request)
+                filters = {k: request.arg(k) for k in ("queue", "state", "task")}
+                names = [q["queue"] for q in api.queue_rows(conn)]
+                return pages.jobs_page(view, page, names, filters, now)
+            if path == "/workers":
+                return pages.workers_page(admin.list_workers(conn), now)
+            match = _JOB.match(path)
+            if match:
+                job = api.job_or_404(conn, int(match[1]))
+                return pages.job_page(view, job, now, request.arg("notice") or "")
+        raise HttpError(404, f"no page at {path}")
+
+    def _form_action(self, request: Request) -> Response:
+        self.guard.check_form(request.form())
+        with self.pool.connection() as conn:
+            match = _JOB_ACTION.match(request.path)
+            if match:
+                job_id, action = int(match[1]), match[2]
+                if action == "retry":
+                    _, payload = api.retry_job(conn, job_id)
+                    notice = payload["message"]
+                else:
+                    self._need_control("cancel")
+                    body = api.post_cancel(conn, request, job_id).body.decode()
+                    notice = f"cancel: {body}"
+                return Response.redirect(f"/jobs/{job_id}?" + urlencode({"notice": notice}))
+            match = _QUEUE_ACTION.match(request.path)
+            if match:
+                queue, action = match[1], match[2]
+                if action == "retry-failed":
+                    api.post_retry_failed(conn, request, queue)
+                else:
+                    self._need_control(_CONTROL_OF_ACTION[action])
+                    api.post_pause(conn, request, queue, pause=action == "pause")
+                return Response.redirect("/")
+        raise HttpError(404, f"no action at {request.path}")
+
+    # --- API -------------------------------------------------------------------------
+
+    def _api(self, request: Request, path: str) -> Response:
+        if path == "/openapi.json":
+            return Response.json(openapi_document(sorted(api.controls())))
+        if request.method == "POST":
+            # Every API POST is JSON: no cross-site form can send that content type.
+            request.json()
+        routes: dict[tuple[str, str], Callable[..., Response]] = {
+            ("GET", "/queues"): api.get_queues,
+            ("GET", "/jobs"): api.list_jobs,
+            ("POST", "/jobs"): api.post_enqueue,
+            ("GET", "/workers"): api.get_workers,
+        }
+        handler = routes.get((request.method, path))
+        with self.pool.connection() as conn:
+            if handler is not None:
+                return handler(conn, request)
+            match = _JOB.match(path)
+            if match and request.method == "GET":
+                return api.get_job(conn, request, self._job_id(match[1]))
+            match = _JOB_ACTION.match(path)
+            if match and request.method == "POST":
+                if match[2] == "retry":
+                    return api.post_retry(conn, request, self._job_id(match[1]))
+                self._need_control("cancel")
+                return api.post_cancel(conn, request, self._job_id(match[1]))
+            match = _QUEUE_ACTION.match(path)
+            if match and request.method == "POST":
+                if match[2] == "retry-failed":
+                    return api.post_retry_failed(conn, request, match[1])
+                self._need_control(_CONTROL_OF_ACTION[match[2]])
+                return api.post_pause(conn, request, match[1], pause=match[2] == "pause")
+        known = path in ("/queues", "/jobs", "/workers") or any(
+            p.match(path) for p in (_JOB, _JOB_ACTION, _QUEUE_ACTION))
+        if known:
+            raise HttpError(405, f"method {request.method} is not allowed on /api{path}")
+        raise HttpError(404, f"no API endpoint at /api{path}")
+
+    @staticmethod
+    def _job_id(text: str) -> int:
+        job_id = int(text)
+        if not 1 <= job_id <= 2**63 - 1:
+            raise HttpError(400, f"job id must be from 1 to {2**63 - 1}, got {text}")
+        return job_id
+
+    @staticmethod
+    def _need_control(name: str) -> None:
+        if name not in api.controls():
+            raise HttpError(404, f"{name} is not available in this version of pgqueue")
+
+    # --- assets and sign-in -----------------------------------------------------------
+
+    def _static(self, name: str) -> Response:
+        kind = _STATIC.get(name)
+        if kind is None:
+            raise HttpError(404, "no such asset")
+        asset = resources.files("pgqueue.dashboard") / "static" / name
+        if not asset.is_file():
+            raise HttpError(404, "no such asset")
+        response = Response(200, asset.read_bytes(), kind)
+        response.headers["Cache-Control"] = "max-age=300"
+        return response
+
+    def _unauthorised(self, request: Request) -> Response:
+        given = request.arg("token") if request.method == "GET" else None
+        if given is not None and self.guard.check_token(given):
+            rest = {k: v[0] for k, v in request.query.items() if k != "token"}
+            response = Response.redirect(request.path + ("?" + urlencode(rest) if rest else ""))
+            response.headers["Set-Cookie"] = self.guard.token_cookie()
+            return response
+        if request.path.startswith(("/api/", "/partial/")):
+            response = Response.json({"error": "a token is required: send "
+                                      "'Authorization: Bearer <token>'"}, 401)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="pgqueue"'
+            return response
+        return Response.html(pages.login_page(), 401)
+
+    def _login(self, request: Request) -> Response:
+        if request.method != "POST":
+            return Response.html(pages.login_page())
+        self.guard.check_same_site(request)
+        token = request.form().get("token", "")
+        if self.guard.token is None or self.guard.check_token(token):
+            response = Response.redirect("/")
+            response.headers["Set-Cookie"] = self.guard.token_cookie()
+            return response
+        return Response.html(pages.login_page("That token is not right."), 401)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "pgqueue-dashboard"
+    sys_version = ""
+    dashboard: Dashboard
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 1_000_000:
+            self.send_error(413, "request body too large")
+            return
+        body = self.rfile.read(length) if length > 0 else b""
+        request = Request(self.command, self.path, dict(self.headers.items()), body)
+        try:
+            response = self.dashboard.handle(request)
+        except Exception:
+            log.exception("dashboard request failed", extra={"path": request.path})
+            response = Response.json({"error": "internal error; see the server log"}, 500)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s", format % args)
+
+
+def make_server(dsn: str, *, host: str = "127.0.0.1", port: int = 8080,
+                token: str | None = None, read_only: bool = False,
+                pool_size: int = 4) -> tuple[ThreadingHTTPServer, ConnectionPool[Any]]:
+    """A ready (not yet serving) HTTP server and its connection pool.
+
+    Call ``server.serve_forever()``; on the way out ``server.server_close()`` and
+    ``pool.close()``.
+    """
+    pool: ConnectionPool[Any] = ConnectionPool(
+        dsn, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, timeout=10.0,
+        open=True, name="pgqueue-dashboard")
+    dashboard = Dashboard(pool, token=token, read_only=read_only)
+    handler = type("DashboardHandler", (_Handler,), {"dashboard": dashboard})
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError:
+        pool.close()
+        raise
+    server.daemon_threads = True
+    return server, pool

@@ -1,0 +1,167 @@
+"""The OpenAPI 3.0 document served at ``/api/openapi.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..admin import MAX_LIST_LIMIT
+from ..types import JobState
+
+__all__ = ["openapi_document"]
+
+_MAX_ID = 2**63 - 1
+_TIME = {"type": "string", "format": "date-time"}
+_NTIME = {"type": "string", "format": "date-time", "nullable": True}
+_NSTR = {"type": "string", "nullable": True}
+_QUEUE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}
+_TASK = {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$"}
+_STATE = {"type": "string", "enum": [s.value for s in JobState]}
+
+_JOB_SUMMARY: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "queue", "task", "state", "attempt", "max_attempts"],
+    "properties": {
+        "id": {"type": "integer"}, "queue": {"type": "string"}, "task": {"type": "string"},
+        "state": _STATE, "priority": {"type": "integer"}, "attempt": {"type": "integer"},
+        "max_attempts": {"type": "integer"}, "run_at": _TIME, "created_at": _TIME,
+        "started_at": _NTIME, "finished_at": _NTIME, "worker_id": _NSTR, "last_error": _NSTR,
+    },
+}
+_JOB_DETAIL: dict[str, Any] = {
+    "type": "object",
+    "required": [*_JOB_SUMMARY["required"], "args", "errors"],
+    "properties": {
+        **_JOB_SUMMARY["properties"],
+        "args": {"type": "object"}, "heartbeat_at": _NTIME, "unique_key": _NSTR,
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "trace_context": _NSTR, "trace_id": _NSTR, "result": {"nullable": True},
+        "worker_host": _NSTR, "worker_pid": {"type": "integer", "nullable": True},
+    },
+}
+_ERROR = {"type": "object", "required": ["error"],
+          "properties": {"error": {"type": "string", "minLength": 1}}}
+_ACTION_BODY = {"required": True, "description": "An empty JSON object.",
+                "content": {"application/json": {"schema": {"type": "object",
+                                                            "maxProperties": 0}}}}
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Invalid input", 401: "Token required", 403: "Refused (read-only or "
+            "cross-site)", 404: "Not found", 409: "Not possible in the job's state",
+            415: "Not JSON", 503: "Database unavailable"}
+    return {str(c): _ok({"$ref": "#/components/schemas/Error"}, text[c])
+            for c in (*codes, 401, 503)}
+
+
+def _id_param() -> dict[str, Any]:
+    return {"name": "id", "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID}}
+
+
+def _queue_param() -> dict[str, Any]:
+    return {"name": "queue", "in": "path", "required": True, "schema": _QUEUE}
+
+
+def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
+    """The API description; cancel, pause and resume appear when available."""
+    available = set(controls)
+    action = {"requestBody": _ACTION_BODY}
+    paths: dict[str, Any] = {
+        "/api/queues": {"get": {
+            "summary": "Every queue with its counts (the pgqueue.queue_stats view)",
+            "operationId": "listQueues",
+            "responses": {"200": _ok({"type": "object", "required": ["queues"], "properties": {
+                "queues": {"type": "array", "items": {"type": "object", "required": ["queue"]}},
+            }}), **_errors()}}},
+        "/api/jobs": {
+            "get": {
+                "summary": "Jobs newest first, filtered, one page at a time",
+                "operationId": "listJobs",
+                "parameters": [
+                    {"name": "queue", "in": "query", "schema": _QUEUE},
+                    {"name": "state", "in": "query", "schema": _STATE},
+                    {"name": "task", "in": "query", "schema": _TASK},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}},
+                    {"name": "cursor", "in": "query", "description": "next_cursor of the "
+                     "previous page", "schema": {"type": "integer", "minimum": 1,
+                                                 "maximum": _MAX_ID}},
+                ],
+                "responses": {"200": _ok({"type": "object", "required": ["jobs", "next_cursor"],
+                                          "properties": {
+                    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                    "next_cursor": {"type": "integer", "nullable": True}}}),
+                    **_errors(400)}},
+            "post": {
+                "summary": "Enqueue a job. NOT transactional: the job is committed at once, "
+                           "apart from any work of the caller; enqueue from Python in your "
+                           "own transaction when you can.",
+                "operationId": "enqueueJob",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["task"], "additionalProperties": False,
+                    "properties": {
+                        "task": _TASK, "args": {"type": "object"}, "queue": _QUEUE,
+                        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+                        "delay": {"type": "number", "minimum": 0, "maximum": 86400 * 365},
+                        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "unique_key": {"type": "string", "minLength": 1, "maxLength": 255},
+                    }}}}},
+                "responses": {"201": _ok({"type": "object", "required": ["id"], "properties": {
+                    "id": {"type": "integer"}}}, "Enqueued"), **_errors(400, 403, 415)}},
+        },
+        "/api/jobs/{id}": {"get": {
+            "summary": "One job with its args, errors and timings", "operationId": "getJob",
+            "parameters": [_id_param()],
+            "responses": {"200": _ok({"$ref": "#/components/schemas/JobDetail"}),
+                          **_errors(400, 404)}}},
+        "/api/jobs/{id}/retry": {"post": {
+            "summary": "Queue a failed or cancelled job again; it keeps its id",
+            "operationId": "retryJob", "parameters": [_id_param()], **action,
+            "responses": {"200": _ok({"$ref": "#/components/schemas/RetryResult"}),
+                          **_errors(400, 403, 404, 409, 415)}}},
+        "/api/queues/{queue}/retry-failed": {"post": {
+            "summary": "Queue again every failed job of a queue",
+            "operationId": "retryFailed", "parameters": [_queue_param()], **action,
+            "responses": {"200": _ok({"type": "object", "required": ["queue", "retried"],
+                                      "properties": {"queue": {"type": "string"},
+                                                     "retried": {"type": "integer"}}}),
+                          **_errors(400, 403, 415)}}},
+        "/api/workers": {"get": {
+            "summary": "Registered workers with busy slots and heartbeat age",
+            "operationId": "listWorkers",
+            "responses": {"200": _ok({"type": "object", "required": ["workers"], "properties": {
+                "workers": {"type": "array", "items": {"type": "object"}}}}), **_errors()}}},
+    }
+    if "cancel" in available:
+        paths["/api/jobs/{id}/cancel"] = {"post": {
+            "summary": "Cancel a queued job, or ask the worker to stop a running one",
+            "operationId": "cancelJob", "parameters": [_id_param()], **action,
+            "responses": {"200": _ok({"type": "object", "required": ["id", "outcome"]}),
+                          **_errors(400, 403, 404, 415)}}}
+    for verb in ("pause", "resume"):
+        if f"{verb}_queue" in available:
+            paths[f"/api/queues/{{queue}}/{verb}"] = {"post": {
+                "summary": f"{verb.capitalize()} a queue", "operationId": f"{verb}Queue",
+                "parameters": [_queue_param()], **action,
+                "responses": {"200": _ok({"type": "object", "required": ["queue", "paused"]}),
+                              **_errors(400, 403, 415)}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "pgqueue", "version": "1",
+                 "description": "Inspect and operate pgqueue queues. With a token configured, "
+                                "send 'Authorization: Bearer <token>'."},
+        "paths": paths,
+        "components": {
+            "schemas": {"Job": _JOB_SUMMARY, "JobDetail": _JOB_DETAIL, "Error": _ERROR,
+                        "RetryResult": {"type": "object", "required": ["id", "outcome"],
+                                        "properties": {"id": {"type": "integer"},
+                                                       "outcome": {"type": "string"},
+                                                       "message": {"type": "string"}}}},
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+    }

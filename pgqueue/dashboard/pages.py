@@ -1,0 +1,277 @@
+"""The dashboard's HTML. Every value from the database goes through :func:`esc`.
+
+Pages are plain server-rendered HTML; ``dashboard.js`` refreshes the ``<main>``
+element from ``/partial/<page>`` without reloading. Action buttons are small POST
+forms carrying the CSRF field; they are left out when the dashboard is read-only.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from ..admin import JobDetail, JobPage, WorkerInfo
+from ..types import JobState
+from .http import CSRF_FIELD, json_default
+
+__all__ = ["View", "job_page", "jobs_page", "layout", "login_page", "overview", "workers_page"]
+
+_STATS_COLUMNS = ("ready", "scheduled", "running", "failed", "succeeded_1h", "lag_seconds")
+
+
+@dataclass(frozen=True)
+class View:
+    """What every page needs to know about the request and the server."""
+
+    csrf: str
+    read_only: bool
+    controls: frozenset[str]
+
+    @property
+    def actions(self) -> bool:
+        return not self.read_only
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def layout(title: str, body: str, *, refresh: str | None = None) -> str:
+    refresh_attr = f' data-refresh="{esc(refresh)}"' if refresh else ""
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{esc(title)} · pgqueue</title>"
+        "<link rel=\"stylesheet\" href=\"/static/dashboard.css\">"
+        "<script src=\"/static/dashboard.js\" defer></script></head><body>"
+        "<header><a class=\"brand\" href=\"/\">pgqueue</a><nav>"
+        "<a href=\"/\">Queues</a><a href=\"/jobs\">Jobs</a>"
+        "<a href=\"/jobs?state=failed\">Failed</a><a href=\"/workers\">Workers</a></nav>"
+        "<span id=\"status\" class=\"muted\"></span></header>"
+        f"<main id=\"main\"{refresh_attr}>{body}</main></body></html>"
+    )
+
+
+def login_page(message: str = "") -> str:
+    note = f"<p class=\"error\">{esc(message)}</p>" if message else ""
+    return layout("Sign in", (
+        "<h1>Sign in</h1>" + note +
+        "<form method=\"post\" action=\"/login\" class=\"login\">"
+        "<label>Dashboard token <input type=\"password\" name=\"token\" autofocus></label>"
+        "<button type=\"submit\">Sign in</button></form>"))
+
+
+def _button(view: View, action: str, label: str, css: str = "") -> str:
+    return (f"<form method=\"post\" action=\"{esc(action)}\" class=\"inline\">"
+            f"<input type=\"hidden\" name=\"{CSRF_FIELD}\" value=\"{esc(view.csrf)}\">"
+            f"<button type=\"submit\" class=\"{esc(css)}\">{esc(label)}</button></form>")
+
+
+def _q(path: str, **params: object) -> str:
+    given = {k: v for k, v in params.items() if v not in (None, "")}
+    return path + ("?" + urlencode(given) if given else "")
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return ""
+    seconds = (now - moment).total_seconds()
+    if abs(seconds) < 120:
+        text = f"{abs(seconds):.0f} s"
+    elif abs(seconds) < 7200:
+        text = f"{abs(seconds) / 60:.0f} min"
+    elif abs(seconds) < 172800:
+        text = f"{abs(seconds) / 3600:.0f} h"
+    else:
+        text = f"{abs(seconds) / 86400:.0f} d"
+    return f"{text} ago" if seconds >= 0 else f"in {text}"
+
+
+def _time(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "<span class=\"muted\">–</span>"
+    return f"<time datetime=\"{esc(moment.isoformat())}\">{esc(_ago(moment, now))}</time>"
+
+
+def sparkline(points: Sequence[Mapping[str, Any]], now: datetime) -> str:
+    """Finished jobs per minute over the last hour as a small SVG bar chart."""
+    width, height, minutes = 120, 24, 60
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    counts = [0] * minutes
+    failed = [0] * minutes
+    for point in points:
+        index = int((point["minute"] - start).total_seconds() // 60)
+        if 0 <= index < minutes:
+            counts[index] += int(point["succeeded"]) + int(point["failed"])
+            failed[index] += int(point["failed"])
+    peak = max(counts) or 1
+    bars = []
+    for i, (total, bad) in enumerate(zip(counts, failed, strict=True)):
+        if total:
+            h = max(1.0, total / peak * height)
+            bars.append(f"<rect x=\"{i * 2}\" y=\"{height - h:.1f}\" width=\"1.6\" "
+                        f"height=\"{h:.1f}\" class=\"{'bad' if bad else 'ok'}\"/>")
+    total = sum(counts)
+    return (f"<svg class=\"spark\" width=\"{width}\" height=\"{height}\" "
+            f"viewBox=\"0 0 {width} {height}\" role=\"img\" "
+            f"aria-label=\"{total} finished in the last hour\">"
+            f"<title>{total} finished in the last hour (peak {peak}/min)</title>"
+            + "".join(bars) + "</svg>")
+
+
+def overview(view: View, queues: list[dict[str, Any]], charts: Mapping[str, list[Any]],
+             now: datetime) -> str:
+    has_paused = any("paused" in q for q in queues)
+    head = "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in _STATS_COLUMNS)
+    rows = []
+    for q in queues:
+        name = q["queue"]
+        cells = []
+        for column in _STATS_COLUMNS:
+            value = q.get(column)
+            if column == "failed" and value:
+                link = _q("/jobs", queue=name, state="failed")
+                cells.append(f"<td class=\"num bad\"><a href=\"{esc(link)}\">{esc(value)}</a></td>")
+            elif column == "lag_seconds":
+                cells.append(f"<td class=\"num\">{float(value or 0):.1f} s</td>")
+            else:
+                cells.append(f"<td class=\"num\">{esc(value)}</td>")
+        paused = ""
+        if has_paused:
+            paused = "<td>" + ("<span class=\"pill bad\">paused</span>" if q.get("paused")
+                               else "<span class=\"pill ok\">active</span>") + "</td>"
+        actions = []
+        if view.actions and q.get("failed"):
+            actions.append(_button(view, f"/queues/{name}/retry-failed", "Retry failed"))
+        if view.actions and "pause_queue" in view.controls:
+            if q.get("paused"):
+                actions.append(_button(view, f"/queues/{name}/resume", "Resume"))
+            else:
+                actions.append(_button(view, f"/queues/{name}/pause", "Pause"))
+        rows.append(
+            f"<tr data-queue=\"{esc(name)}\"><td><a href=\"{esc(_q('/jobs', queue=name))}\">"
+            f"{esc(name)}</a></td>{''.join(cells)}"
+            f"<td>{sparkline(charts.get(name, []), now)}</td>{paused}"
+            f"<td class=\"actions\">{''.join(actions)}</td></tr>")
+    if not rows:
+        rows.append(f"<tr><td colspan=\"{len(_STATS_COLUMNS) + 4}\" class=\"muted\">"
+                    "No queues yet: enqueue a job to create one.</td></tr>")
+    paused_head = "<th>state</th>" if has_paused else ""
+    return (f"<h1>Queues</h1><table class=\"grid\" id=\"queues\"><thead><tr><th>queue</th>"
+            f"{head}<th>last hour</th>{paused_head}<th></th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def jobs_page(view: View, page: JobPage, queues: Iterable[str], filters: Mapping[str, str | None],
+              now: datetime) -> str:
+    queue_opts = "".join(
+        f"<option{' selected' if q == filters.get('queue') else ''}>{esc(q)}</option>"
+        for q in queues)
+    state_opts = "".join(
+        f"<option{' selected' if s.value == filters.get('state') else ''}>{esc(s.value)}</option>"
+        for s in JobState)
+    form = (
+        "<form method=\"get\" action=\"/jobs\" class=\"filters\" id=\"filters\">"
+        f"<label>Queue <select name=\"queue\"><option value=\"\">any</option>{queue_opts}"
+        "</select></label>"
+        f"<label>State <select name=\"state\" id=\"state\"><option value=\"\">any</option>"
+        f"{state_opts}</select></label>"
+        f"<label>Task <input name=\"task\" value=\"{esc(filters.get('task'))}\"></label>"
+        "<button type=\"submit\">Filter</button></form>")
+    rows = []
+    for job in page.jobs:
+        error = (job.last_error or "")[:120]
+        rows.append(
+            f"<tr data-job-id=\"{job.id}\"><td><a href=\"/jobs/{job.id}\">{job.id}</a></td>"
+            f"<td>{esc(job.queue)}</td><td>{esc(job.task)}</td>"
+            f"<td><span class=\"pill {esc(job.state)}\">{esc(job.state)}</span></td>"
+            f"<td class=\"num\">{job.attempt}/{job.max_attempts}</td>"
+            f"<td>{_time(job.created_at, now)}</td><td>{_time(job.finished_at, now)}</td>"
+            f"<td class=\"error-text\">{esc(error)}</td></tr>")
+    if not rows:
+        rows.append("<tr><td colspan=\"8\" class=\"muted\">No jobs match.</td></tr>")
+    more = ""
+    if page.next_cursor is not None:
+        link = _q("/jobs", **{**filters, "cursor": page.next_cursor})
+        more = f"<p><a class=\"more\" href=\"{esc(link)}\">Older jobs →</a></p>"
+    return (f"<h1>Jobs</h1>{form}<table class=\"grid\" id=\"jobs\"><thead><tr><th>id</th>"
+            "<th>queue</th><th>task</th><th>state</th><th>attempt</th><th>created</th>"
+            f"<th>finished</th><th>last error</th></tr></thead><tbody>{''.join(rows)}"
+            f"</tbody></table>{more}")
+
+
+def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str:
+    facts = [
+        ("state", f"<span class=\"pill {esc(job.state)}\" id=\"job-state\">{esc(job.state)}"
+                  "</span>"),
+        ("queue", f"<a href=\"{esc(_q('/jobs', queue=job.queue))}\">{esc(job.queue)}</a>"),
+        ("task", esc(job.task)),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("priority", esc(job.priority)),
+        ("created", _time(job.created_at, now)),
+        ("run at", _time(job.run_at, now)),
+        ("started", _time(job.started_at, now)),
+        ("heartbeat", _time(job.heartbeat_at, now)),
+        ("finished", _time(job.finished_at, now)),
+        ("worker", esc(" ".join(str(p) for p in (job.worker_host, job.worker_pid, job.worker_id)
+                                if p is not None)) or "<span class=\"muted\">–</span>"),
+        ("unique key", esc(job.unique_key) or "<span class=\"muted\">–</span>"),
+        ("trace id", esc(job.trace_id) or "<span class=\"muted\">–</span>"),
+    ]
+    dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts)
+    actions = []
+    if view.actions and job.state in ("failed", "cancelled"):
+        actions.append(_button(view, f"/jobs/{job.id}/retry", "Retry", "primary"))
+    if view.actions and "cancel" in view.controls and job.state in ("queued", "running"):
+        actions.append(_button(view, f"/jobs/{job.id}/cancel", "Cancel", "danger"))
+    errors = []
+    for error in reversed(job.errors):
+        trace = error.get("traceback")
+        errors.append(
+            "<li><p><strong>attempt " + esc(error.get("attempt")) + "</strong> · "
+            + esc(error.get("kind")) + " · " + esc(error.get("at")) + "</p>"
+            f"<pre class=\"error-text\">{esc(error.get('message'))}</pre>"
+            + (f"<details open><summary>traceback</summary><pre>{esc(trace)}</pre></details>"
+               if trace else "") + "</li>")
+    errors_html = (f"<ol class=\"errors\">{''.join(errors)}</ol>" if errors
+                   else "<p class=\"muted\">No errors.</p>")
+    result = ""
+    if job.result is not None:
+        result = f"<h2>Result</h2><pre>{esc(_pretty(job.result))}</pre>"
+    note = f"<p class=\"notice\" id=\"notice\">{esc(notice)}</p>" if notice else ""
+    return (f"<h1>Job {job.id}</h1>{note}<div class=\"actions\">{''.join(actions)}</div>"
+            f"<dl class=\"facts\">{dl}</dl><h2>Args</h2><pre>{esc(_pretty(job.args))}</pre>"
+            f"{result}<h2>Errors</h2>{errors_html}")
+
+
+def workers_page(workers: list[WorkerInfo], now: datetime) -> str:
+    rows = [
+        f"<tr><td>{esc(w.host)}</td><td class=\"num\">{w.pid}</td>"
+        f"<td>{esc(', '.join(w.queues))}</td><td class=\"num\">{w.busy}/{w.concurrency}</td>"
+        f"<td class=\"num\">{w.heartbeat_age_seconds:.1f} s</td><td>{_time(w.started_at, now)}"
+        f"</td><td class=\"muted\">{esc(', '.join(w.tasks))}</td>"
+        f"<td class=\"muted mono\">{esc(w.id)}</td></tr>"
+        for w in workers]
+    if not rows:
+        rows.append("<tr><td colspan=\"8\" class=\"muted\">No workers are running.</td></tr>")
+    return ("<h1>Workers</h1><table class=\"grid\" id=\"workers\"><thead><tr><th>host</th>"
+            "<th>pid</th><th>queues</th><th>busy</th><th>heartbeat age</th><th>started</th>"
+            f"<th>tasks</th><th>id</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def error_page(status: int, message: str) -> str:
+    return layout(f"{status}", f"<h1>{status}</h1><p class=\"error\">{esc(message)}</p>"
+                  "<p><a href=\"/\">Back to the queues</a></p>")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=json_default)
