@@ -90,6 +90,11 @@ def sizes_for(*, quick: bool, smoke: bool) -> Sizes:
     return _SIZES["smoke" if smoke else "quick" if quick else "full"]
 
 
+def _load() -> tuple[float, ...]:
+    """1, 5 and 15 minute load averages: other work on the machine skews figures."""
+    return tuple(os.getloadavg()) if hasattr(os, "getloadavg") else ()
+
+
 @dataclass(frozen=True, slots=True)
 class Figure:
     name: str
@@ -108,7 +113,7 @@ class Results:
     mode: str
     figures: list[Figure] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-    load_at_start: tuple[float, ...] = field(default_factory=lambda: _load())
+    load_at_start: tuple[float, ...] = field(default_factory=_load)
 
     def add(self, name: str, value: float, unit: str, note: str = "") -> Figure:
         figure = Figure(name, float(value), unit, note)
@@ -146,11 +151,6 @@ class Results:
     def write(self, path: Path, server: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(server), indent=2) + "\n")
-
-
-def _load() -> tuple[float, ...]:
-    """1, 5 and 15 minute load averages: other work on the machine skews figures."""
-    return tuple(os.getloadavg()) if hasattr(os, "getloadavg") else ()
 
 
 def _fmt(value: float) -> str:
