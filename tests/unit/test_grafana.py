@@ -1,0 +1,91 @@
+"""The shipped Grafana dashboard: valid JSON, sane layout, and every query names
+a metric the worker really exports (checked against a live registry)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from click.testing import CliRunner
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pgqueue import events
+from pgqueue._params import new_job
+from pgqueue.cli import main
+from pgqueue.observability import metrics
+from pgqueue.observability.enqueue import observe_enqueue
+from pgqueue.observability.grafana import dashboard_json
+from pgqueue.types import Job
+
+METRIC = re.compile(r"\b(pgqueue_[a-z_]+)\b")
+
+
+def exported_samples() -> set[str]:
+    """Sample names in the registry after one event of every kind went through."""
+    now = datetime.now(UTC)
+    job = Job(1, "gq", "g.task", {}, 0, 1, 3, now - timedelta(seconds=1), now, now)
+    observe_enqueue([new_job("g.task", queue="gq")]).done(1)
+    observer = metrics.WorkerMetrics()
+    for event in (
+        events.WorkerStarted("w", ("gq",), 2), events.JobStarted("w", job),
+        *(events.JobFinished("w", job, outcome, 0.1)
+          for outcome in ("succeeded", "retried", "failed", "cancelled")),
+        events.JobLost("w", job, "succeeded"),
+        events.JobsReclaimed("w", (1,), (), (events.ReclaimedJob(1, "gq", "g.task", 1,
+                                                                  "queued"),)),
+    ):
+        observer(event)
+    metrics.apply_queue_stats([{"queue": "gq", "ready": 1, "scheduled": 0, "running": 0,
+                                "failed": 0, "lag_seconds": 1.5, "unclaimable": 0}])
+    text = generate_latest(REGISTRY).decode()
+    observer(events.WorkerStopped("w"))
+    metrics.clear_queue_gauges()
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def queries(dashboard: dict[str, Any]) -> list[str]:
+    found = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            found.append(variable["definition"])
+    return found
+
+
+def test_dashboard_is_valid_json_with_a_sane_layout() -> None:
+    dashboard = json.loads(dashboard_json())
+    assert dashboard["title"] == "pgqueue" and dashboard["uid"] == "pgqueue"
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        assert panel["targets"], panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    titles = " ".join(p["title"].lower() for p in panels)
+    for topic in ("outcome", "depth", "lag", "run time", "wait", "retries", "reclaims",
+                  "busy slots"):
+        assert topic in titles
+
+
+def test_every_query_names_an_exported_metric() -> None:
+    exported = exported_samples()
+    for family in metrics.METRIC_NAMES:  # the documented list is what the registry has
+        assert family in exported or f"{family}_count" in exported, family
+    used = set()
+    for expr in queries(json.loads(dashboard_json())):
+        names = METRIC.findall(expr)
+        assert names, expr
+        used.update(names)
+    assert used <= exported, used - exported
+    # And the dashboard shows every metric family the worker exports.
+    families = {re.sub(r"_(bucket|sum|count)$", "", name) for name in used}
+    assert set(metrics.METRIC_NAMES) <= families, set(metrics.METRIC_NAMES) - families
+
+
+def test_cli_prints_the_dashboard() -> None:
+    result = CliRunner().invoke(main, ["grafana-dashboard"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == json.loads(dashboard_json())
