@@ -221,6 +221,14 @@ def worker(app: str, queues: list[str] | None, concurrency: int, processes: int,
     sys.exit(code)
 
 
+@main.command("grafana-dashboard")
+def grafana_dashboard() -> None:
+    """Print the Grafana dashboard JSON for the worker's Prometheus metrics."""
+    from .observability.grafana import dashboard_json
+
+    click.echo(dashboard_json(), nl=False)
+
+
 # --- pgqueue demo --------------------------------------------------------------------
 
 
