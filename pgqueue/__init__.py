@@ -12,6 +12,15 @@ from __future__ import annotations
 
 from . import events
 from .backoff import RetryPolicy
+from .control import (
+    CancelResult,
+    cancel,
+    cancel_async,
+    pause_queue,
+    pause_queue_async,
+    resume_queue,
+    resume_queue_async,
+)
 from .errors import (
     DatabaseUnavailableError,
     InvalidJobError,
@@ -32,6 +41,7 @@ from .worker import Worker
 __version__ = "0.1.0"
 
 __all__ = [
+    "CancelResult",
     "DatabaseUnavailableError",
     "InvalidJobError",
     "Job",
@@ -48,6 +58,8 @@ __all__ = [
     "Task",
     "TaskError",
     "Worker",
+    "cancel",
+    "cancel_async",
     "enqueue",
     "enqueue_async",
     "enqueue_many",
@@ -55,6 +67,10 @@ __all__ = [
     "events",
     "migrate",
     "migration_sql",
+    "pause_queue",
+    "pause_queue_async",
+    "resume_queue",
+    "resume_queue_async",
 ]
 
 # Operating a queue: inspect, retry, prune (pgqueue.admin).

@@ -52,6 +52,8 @@ class NewJob:
     max_attempts: int
     unique_key: str | None
     trace_context: str | None = None
+    expires_at: datetime | None = None
+    ttl_seconds: float | None = None
 
 
 def validate_queue(queue: object, *, field: str = "queue") -> str:
@@ -89,6 +91,8 @@ def new_job(
     max_attempts: object = None,
     unique_key: object = None,
     trace_context: str | None = None,
+    expires_at: object = None,
+    ttl: object = None,
 ) -> NewJob:
     """Validate one job's fields and return them normalised.
 
@@ -98,6 +102,11 @@ def new_job(
     validate_queue(queue)
     if run_at is not None and delay is not None:
         raise InvalidJobError("give run_at or delay, not both")
+    if expires_at is not None and ttl is not None:
+        raise InvalidJobError("give expires_at or ttl, not both")
+    ttl_seconds = _delay_seconds(ttl, field="ttl")
+    if ttl_seconds == 0:
+        raise InvalidJobError("ttl must be more than 0 seconds")
     return NewJob(
         task=task,  # type: ignore[arg-type]  # validated above
         args_json=dump_args(args),
@@ -108,6 +117,8 @@ def new_job(
         max_attempts=_max_attempts(max_attempts),
         unique_key=_unique_key(unique_key),
         trace_context=trace_context,
+        expires_at=_run_at(expires_at, field="expires_at"),
+        ttl_seconds=ttl_seconds,
     )
 
 
@@ -187,20 +198,20 @@ def _priority(priority: object) -> int:
     return priority
 
 
-def _run_at(run_at: object) -> datetime | None:
+def _run_at(run_at: object, field: str = "run_at") -> datetime | None:
     if run_at is None:
         return None
     if not isinstance(run_at, datetime):
-        raise InvalidJobError(f"run_at must be a datetime, got {type(run_at).__name__}")
+        raise InvalidJobError(f"{field} must be a datetime, got {type(run_at).__name__}")
     if run_at.tzinfo is None or run_at.utcoffset() is None:
         raise InvalidJobError(
-            "run_at is a naive datetime; pass a timezone-aware one, "
+            f"{field} is a naive datetime; pass a timezone-aware one, "
             "for example datetime.now(timezone.utc)"
         )
     return run_at
 
 
-def _delay_seconds(delay: object) -> float | None:
+def _delay_seconds(delay: object, field: str = "delay") -> float | None:
     if delay is None:
         return None
     if isinstance(delay, timedelta):
@@ -209,10 +220,10 @@ def _delay_seconds(delay: object) -> float | None:
         seconds = float(delay)
     else:
         raise InvalidJobError(
-            f"delay must be a timedelta or a number of seconds, got {type(delay).__name__}"
+            f"{field} must be a timedelta or a number of seconds, got {type(delay).__name__}"
         )
     if not math.isfinite(seconds) or not 0 <= seconds <= _MAX_DELAY_SECONDS:
-        raise InvalidJobError(f"delay must be between 0 and 100 years, got {seconds} seconds")
+        raise InvalidJobError(f"{field} must be between 0 and 100 years, got {seconds} seconds")
     return seconds
 
 

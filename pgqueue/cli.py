@@ -229,6 +229,88 @@ def grafana_dashboard() -> None:
     click.echo(dashboard_json(), nl=False)
 
 
+# --- pgqueue cancel / queue / periodic -------------------------------------------
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.option("--reason", default="cancelled by request", show_default=True)
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
+def cancel(job_ids: tuple[int, ...], reason: str, dsn: str | None) -> None:
+    """Cancel jobs: queued ones at once, running ones through their worker.
+
+    Exit code 0 when every job was cancelled, requested or already finished;
+    3 when a job does not exist.
+    """
+    from .control import CancelResult
+    from .control import cancel as run_cancel
+
+    missing = False
+    with _dsn.connect(_require_dsn(dsn)) as conn:
+        for job_id in job_ids:
+            result = run_cancel(conn, job_id, reason=reason)
+            conn.commit()
+            missing |= result is CancelResult.NOT_FOUND
+            click.echo(f"{job_id}\t{result}")
+    if missing:
+        sys.exit(3)
+
+
+@main.group()
+def queue() -> None:
+    """Pause and resume queues."""
+
+
+@queue.command("pause")
+@click.argument("name")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
+def queue_pause(name: str, dsn: str | None) -> None:
+    """Stop workers claiming from a queue (running jobs finish). Survives restarts."""
+    from .control import pause_queue
+
+    with _dsn.connect(_require_dsn(dsn)) as conn:
+        changed = pause_queue(conn, name)
+    click.echo(f"queue {name} paused" if changed else f"queue {name} was already paused")
+
+
+@queue.command("resume")
+@click.argument("name")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
+def queue_resume(name: str, dsn: str | None) -> None:
+    """Let workers claim from a paused queue again."""
+    from .control import resume_queue
+
+    with _dsn.connect(_require_dsn(dsn)) as conn:
+        changed = resume_queue(conn, name)
+    click.echo(f"queue {name} resumed" if changed else f"queue {name} was not paused")
+
+
+@main.group()
+def periodic() -> None:
+    """Periodic (cron) schedules."""
+
+
+@periodic.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per schedule.")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
+def periodic_list(as_json: bool, dsn: str | None) -> None:
+    """Every schedule the leader has recorded, with its last and next run."""
+    from ._sql import query
+
+    with _dsn.connect(_require_dsn(dsn)) as conn:
+        rows = conn.execute(query("periodic_list")).fetchall()
+    keys = ("name", "cron", "task", "queue", "on_missed", "last_tick", "next_tick",
+            "last_job_id")
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(dict(zip(keys, row, strict=True)), default=str))
+        return
+    table = [keys] + [tuple("" if v is None else str(v) for v in row) for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(keys))]
+    for row in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
 # --- pgqueue demo --------------------------------------------------------------------
 
 

@@ -44,6 +44,8 @@ class JobSpec(TypedDict):
     delay: NotRequired[timedelta | float | None]
     max_attempts: NotRequired[int | None]
     unique_key: NotRequired[str | None]
+    expires_at: NotRequired[datetime | None]
+    ttl: NotRequired[timedelta | float | None]
 
 
 _SPEC_KEYS = frozenset(JobSpec.__annotations__)
@@ -60,6 +62,8 @@ def enqueue(
     delay: timedelta | float | None = None,
     max_attempts: int | None = None,
     unique_key: str | None = None,
+    expires_at: datetime | None = None,
+    ttl: timedelta | float | None = None,
 ) -> int:
     """Insert one job in the caller's transaction and return its id.
 
@@ -75,6 +79,9 @@ def enqueue(
         max_attempts: attempts before the job fails for good (default 5).
         unique_key: while a live (queued or running) job holds this key, enqueue
             inserts nothing and returns that job's id.
+        expires_at: timezone-aware time after which the job never starts; it ends
+            ``cancelled`` with the reason ``expired``.
+        ttl: seconds (or a timedelta) from now instead of ``expires_at``.
 
     Raises:
         InvalidJobError: bad input; nothing was executed.
@@ -90,6 +97,7 @@ def enqueue(
     job = _params.new_job(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
+        expires_at=expires_at, ttl=ttl,
     )
     with observe_enqueue([job]) as scope:  # producer span, trace context, count
         return scope.done(run_steps(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
@@ -154,6 +162,8 @@ def enqueue_many_steps(jobs: list[NewJob]) -> Steps:
         "max_attempts": [j.max_attempts for j in jobs],
         "unique_keys": [j.unique_key for j in jobs],
         "trace_contexts": [j.trace_context for j in jobs],
+        "expires_ats": [j.expires_at for j in jobs],
+        "ttls": [j.ttl_seconds for j in jobs],
     }
     if len(rows) == len(jobs):
         return ids
@@ -185,6 +195,8 @@ def _job_params(job: NewJob) -> dict[str, Any]:
         "unique_key": job.unique_key,
         "delay_seconds": job.delay_seconds,
         "trace_context": job.trace_context,
+        "expires_at": job.expires_at,
+        "ttl_seconds": job.ttl_seconds,
     }
 
 

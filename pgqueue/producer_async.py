@@ -37,12 +37,15 @@ async def enqueue_async(
     delay: timedelta | float | None = None,
     max_attempts: int | None = None,
     unique_key: str | None = None,
+    expires_at: datetime | None = None,
+    ttl: timedelta | float | None = None,
 ) -> int:
     """:func:`pgqueue.enqueue` for an ``AsyncConnection``; same arguments and errors."""
     _check_async(conn)
     job = _params.new_job(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
+        expires_at=expires_at, ttl=ttl,
     )
     with observe_enqueue([job]) as scope:
         return scope.done(await run_steps_async(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]

@@ -16,9 +16,10 @@ from typing import Any
 
 import psycopg
 
-from ._params import DEFAULT_QUEUE, validate_queue, validate_task
+from ._params import DEFAULT_QUEUE, dump_args, validate_queue, validate_task
 from .backoff import DEFAULT_RETRY, RetryPolicy
 from .errors import InvalidJobError, TaskError
+from .periodic import Schedule
 from .producer import enqueue
 from .producer_async import enqueue_async
 from .types import JobContext
@@ -38,12 +39,15 @@ class EnqueueOptions:
     run_at: datetime | None = None
     delay: timedelta | float | None = None
     unique_key: str | None = None
+    expires_at: datetime | None = None
+    ttl: timedelta | float | None = None
 
     def enqueue(self, task: Task, conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
                 args: Mapping[str, Any]) -> int:
         return enqueue(conn, task.name, args, queue=self.queue, priority=self.priority,
                        max_attempts=self.max_attempts, run_at=self.run_at,
-                       delay=self.delay, unique_key=self.unique_key)
+                       delay=self.delay, unique_key=self.unique_key,
+                       expires_at=self.expires_at, ttl=self.ttl)
 
     async def enqueue_async(self, task: Task,
                             conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
@@ -51,7 +55,8 @@ class EnqueueOptions:
         return await enqueue_async(conn, task.name, args, queue=self.queue,
                                    priority=self.priority, max_attempts=self.max_attempts,
                                    run_at=self.run_at, delay=self.delay,
-                                   unique_key=self.unique_key)
+                                   unique_key=self.unique_key, expires_at=self.expires_at,
+                                   ttl=self.ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +100,13 @@ class Task:
     def options(self, *, queue: str = _UNSET, priority: int = _UNSET,
                 max_attempts: int | None = _UNSET, run_at: datetime | None = _UNSET,
                 delay: timedelta | float | None = _UNSET,
-                unique_key: str | None = _UNSET) -> BoundTask:
+                unique_key: str | None = _UNSET, expires_at: datetime | None = _UNSET,
+                ttl: timedelta | float | None = _UNSET) -> BoundTask:
         """This task with some enqueue options overridden for one call."""
         given: dict[str, Any] = {k: v for k, v in {
             "queue": queue, "priority": priority, "max_attempts": max_attempts,
             "run_at": run_at, "delay": delay, "unique_key": unique_key,
+            "expires_at": expires_at, "ttl": ttl,
         }.items() if v is not _UNSET}
         return BoundTask(self, replace(self.defaults, **given))
 
@@ -144,6 +151,41 @@ class Registry:
 
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
+        self._schedules: dict[str, Schedule] = {}
+
+    def periodic(self, cron: str, *, name: str | None = None,
+                 args: Mapping[str, Any] | None = None, queue: str = DEFAULT_QUEUE,
+                 on_missed: str = "skip", max_attempts: int | None = None,
+                 timeout: float | None = None, retry: RetryPolicy | None = None,
+                 priority: int = 0) -> Callable[[Callable[..., Any]], Task]:
+        """Register a task that the leader enqueues on a cron schedule.
+
+        Each tick enqueues exactly one job (with ``args``), whichever and however
+        many workers run. After downtime a missed tick is skipped
+        (``on_missed="skip"``, the default) or run once (``"run_once"``), never
+        once per missed tick. Example::
+
+            @tasks.periodic(cron="*/5 * * * *", name="reports.hourly")
+            def refresh_reports() -> None: ...
+        """
+        def register(fn: Callable[..., Any]) -> Task:
+            task: Task = self.task(fn, name=name, queue=queue, max_attempts=max_attempts,
+                                   timeout=timeout, retry=retry, priority=priority)
+            try:
+                schedule = Schedule(name=task.name, cron=cron, task=task.name, queue=queue,
+                                    args_json=dump_args(args), on_missed=on_missed)
+            except (TaskError, InvalidJobError):
+                del self._tasks[task.name]
+                raise
+            self._schedules[task.name] = schedule
+            return task
+
+        return register
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        """The periodic schedules of this registry."""
+        return list(self._schedules.values())
 
     def task(self, fn: Callable[..., Any] | None = None, *, name: str | None = None,
              queue: str = DEFAULT_QUEUE, max_attempts: int | None = None,

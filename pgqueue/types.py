@@ -43,16 +43,18 @@ class JobContext:
     """What a handler may know about the attempt it runs.
 
     A handler receives it by declaring a parameter annotated ``pgqueue.JobContext``.
-    ``stop_requested`` turns true when the worker is shutting down or the attempt
-    timed out: a long-running plain function should check it and return early.
+    ``stop_requested`` turns true when the worker is shutting down, the attempt
+    timed out or the job was cancelled (then ``cancel_requested`` is true too): a
+    long-running plain function should check it and return early.
     """
 
-    __slots__ = ("_stop", "job", "worker_id")
+    __slots__ = ("_cancel", "_stop", "job", "worker_id")
 
     def __init__(self, job: Job, worker_id: str) -> None:
         self.job = job
         self.worker_id = worker_id
         self._stop = threading.Event()
+        self._cancel = threading.Event()
 
     @property
     def id(self) -> int:
@@ -84,8 +86,18 @@ class JobContext:
 
     @property
     def stop_requested(self) -> bool:
-        """True once the worker asked this attempt to stop (shutdown or timeout)."""
+        """True once the worker asked this attempt to stop (shutdown, timeout, cancel)."""
         return self._stop.is_set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once someone cancelled this job (``pgqueue.cancel``)."""
+        return self._cancel.is_set()
+
+    def request_cancel(self) -> None:
+        """Mark the job cancelled (called by the worker); also requests a stop."""
+        self._cancel.set()
+        self._stop.set()
 
     def wait_for_stop(self, timeout: float | None = None) -> bool:
         """Block up to ``timeout`` seconds for a stop request; return whether one came."""

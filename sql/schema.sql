@@ -22,7 +22,41 @@ CREATE FUNCTION pgqueue.append_error(errors jsonb, error jsonb) RETURNS jsonb
                 ELSE errors || jsonb_build_array(error) END
 $$;
 
-CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text) RETURNS bigint
+CREATE FUNCTION pgqueue.cancel(job_id bigint, reason text DEFAULT 'cancelled by request'::text) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    current pgqueue.job_state;
+BEGIN
+    SELECT j.state INTO current FROM pgqueue.jobs j WHERE j.id = cancel.job_id FOR UPDATE;
+    IF current = 'queued' THEN
+        WITH gone AS (
+            DELETE FROM pgqueue.jobs j WHERE j.id = cancel.job_id RETURNING j.*
+        )
+        INSERT INTO pgqueue.finished_jobs
+            (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
+             started_at, finished_at, worker_id, unique_key, last_error, errors, trace_context,
+             timeout_seconds, expires_at, cancel_requested_at, depends_on, batch_id,
+             concurrency_key)
+        SELECT g.id, g.queue, g.task, g.args, g.priority, 'cancelled', g.attempt,
+               g.max_attempts, g.run_at, g.created_at, g.started_at, now(), g.worker_id,
+               g.unique_key, cancel.reason, g.errors, g.trace_context, g.timeout_seconds,
+               g.expires_at, now(), g.depends_on, g.batch_id, g.concurrency_key
+        FROM gone g;
+        RETURN 'cancelled';
+    ELSIF current = 'running' THEN
+        UPDATE pgqueue.jobs j SET cancel_requested_at = COALESCE(j.cancel_requested_at, now())
+        WHERE j.id = cancel.job_id;
+        PERFORM pg_notify('pgqueue_control', 'cancel:' || cancel.job_id);
+        RETURN 'requested';
+    ELSIF EXISTS (SELECT 1 FROM pgqueue.finished_jobs h WHERE h.id = cancel.job_id) THEN
+        RETURN 'finished';
+    END IF;
+    RETURN 'not_found';
+END
+$$;
+
+CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -33,20 +67,24 @@ BEGIN
         RAISE EXCEPTION 'pgqueue.enqueue: give run_at or delay_seconds, not both'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF enqueue.delay_seconds < 0 THEN
-        RAISE EXCEPTION 'pgqueue.enqueue: delay_seconds must be >= 0, got %', enqueue.delay_seconds
+    IF enqueue.expires_at IS NOT NULL AND enqueue.ttl_seconds IS NOT NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: give expires_at or ttl_seconds, not both'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- A conflicting live job can finish between the insert and the look-up;
-    -- then the key is free again and the insert is retried.
+    IF enqueue.delay_seconds < 0 OR enqueue.ttl_seconds <= 0 THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: delay_seconds must be >= 0 and ttl_seconds > 0'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     FOR i IN 1..5 LOOP
         INSERT INTO pgqueue.jobs AS j
-            (queue, task, args, priority, run_at, max_attempts, unique_key, trace_context)
+            (queue, task, args, priority, run_at, max_attempts, unique_key, trace_context,
+             expires_at)
         VALUES (
             COALESCE(enqueue.queue, 'default'), enqueue.task, COALESCE(enqueue.args, '{}'::jsonb),
             COALESCE(enqueue.priority, 0),
             COALESCE(enqueue.run_at, now() + COALESCE(enqueue.delay_seconds, 0) * interval '1 second'),
-            COALESCE(enqueue.max_attempts, 5), enqueue.unique_key, enqueue.trace_context)
+            COALESCE(enqueue.max_attempts, 5), enqueue.unique_key, enqueue.trace_context,
+            COALESCE(enqueue.expires_at, now() + enqueue.ttl_seconds * interval '1 second'))
         ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
         RETURNING j.id INTO new_id;
         IF new_id IS NOT NULL THEN
@@ -78,7 +116,55 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pgqueue.queue_stats_rows() RETURNS TABLE(queue text, ready bigint, scheduled bigint, running bigint, failed bigint, succeeded_1h bigint, lag_seconds numeric, unclaimable bigint)
+CREATE FUNCTION pgqueue.pause_queue(queue text) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    was_paused boolean;
+BEGIN
+    SELECT q.paused INTO was_paused FROM pgqueue.queues q
+    WHERE q.name = pause_queue.queue FOR UPDATE;
+    INSERT INTO pgqueue.queues AS q (name, paused, paused_at)
+    VALUES (pause_queue.queue, true, now())
+    ON CONFLICT (name) DO UPDATE SET paused = true, paused_at = COALESCE(q.paused_at, now());
+    PERFORM pg_notify('pgqueue_control', 'pause:' || pause_queue.queue);
+    RETURN NOT COALESCE(was_paused, false);
+END
+$$;
+
+CREATE FUNCTION pgqueue.periodic_fire(name text, tick timestamp with time zone, next_tick timestamp with time zone, fire boolean) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    schedule pgqueue.periodic;
+    job_id bigint;
+BEGIN
+    SELECT * INTO schedule FROM pgqueue.periodic p
+    WHERE p.name = periodic_fire.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF schedule.last_tick IS NOT NULL AND schedule.last_tick >= periodic_fire.tick THEN
+        UPDATE pgqueue.periodic p SET next_tick = periodic_fire.next_tick
+        WHERE p.name = periodic_fire.name;
+        RETURN NULL;
+    END IF;
+    IF fire THEN
+        job_id := pgqueue.enqueue(
+            task => schedule.task, args => schedule.args, queue => schedule.queue,
+            unique_key => 'periodic:' || schedule.name || ':'
+                          || to_char(periodic_fire.tick AT TIME ZONE 'UTC',
+                                     'YYYY-MM-DD"T"HH24:MI:SS'));
+    END IF;
+    UPDATE pgqueue.periodic p
+    SET last_tick = periodic_fire.tick, next_tick = periodic_fire.next_tick,
+        last_job_id = COALESCE(job_id, p.last_job_id), updated_at = now()
+    WHERE p.name = periodic_fire.name;
+    RETURN job_id;
+END
+$$;
+
+CREATE FUNCTION pgqueue.queue_stats_rows() RETURNS TABLE(queue text, ready bigint, scheduled bigint, running bigint, failed bigint, succeeded_1h bigint, lag_seconds numeric, unclaimable bigint, paused boolean)
     LANGUAGE sql STABLE
     SET jit TO 'off'
     AS $$
@@ -90,7 +176,8 @@ SELECT
     f.failed,
     s.succeeded_1h,
     round(COALESCE(extract(epoch FROM now() - l.oldest_ready), 0)::numeric, 3) AS lag_seconds,
-    COALESCE(l.unclaimable, 0)::bigint AS unclaimable
+    COALESCE(l.unclaimable, 0)::bigint AS unclaimable,
+    q.paused
 FROM pgqueue.queues q
 LEFT JOIN LATERAL (
     SELECT
@@ -120,6 +207,74 @@ CROSS JOIN LATERAL (
     WHERE h.queue = q.name AND h.state = 'succeeded'
       AND h.finished_at > now() - interval '1 hour'
 ) s;
+$$;
+
+CREATE FUNCTION pgqueue.resume_queue(queue text) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    was_paused boolean;
+BEGIN
+    UPDATE pgqueue.queues q SET paused = false, paused_at = NULL
+    WHERE q.name = resume_queue.queue AND q.paused
+    RETURNING true INTO was_paused;
+    PERFORM pg_notify('pgqueue_control', 'resume:' || resume_queue.queue);
+    PERFORM pg_notify('pgqueue_jobs', resume_queue.queue);
+    RETURN COALESCE(was_paused, false);
+END
+$$;
+
+CREATE FUNCTION pgqueue.retry(job_id bigint) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    found_state pgqueue.job_state;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pgqueue.retry_jobs(ARRAY[job_id])) THEN
+        RETURN 'retried';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.id = job_id) THEN
+        RETURN 'live';
+    END IF;
+    SELECT h.state INTO found_state FROM pgqueue.finished_jobs h WHERE h.id = job_id;
+    IF found_state IS NULL THEN
+        RETURN 'not_found';
+    ELSIF found_state = 'succeeded' THEN
+        RETURN 'succeeded';
+    END IF;
+    RETURN 'unique_key_taken';
+END
+$$;
+
+CREATE FUNCTION pgqueue.retry_failed(queue text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE sql
+    AS $$
+    SELECT count(*) FROM pgqueue.retry_jobs(ARRAY(
+        SELECT h.id FROM pgqueue.finished_jobs h
+        WHERE h.state = 'failed' AND (retry_failed.queue IS NULL OR h.queue = retry_failed.queue)))
+$$;
+
+CREATE FUNCTION pgqueue.retry_jobs(ids bigint[]) RETURNS SETOF bigint
+    LANGUAGE sql
+    AS $$
+    WITH moved AS (
+        DELETE FROM pgqueue.finished_jobs h
+        WHERE h.id = ANY (ids)
+          AND h.state IN ('failed', 'cancelled')
+          AND NOT EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.id = h.id)
+          AND (h.unique_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM pgqueue.jobs j WHERE j.unique_key = h.unique_key))
+        RETURNING h.*
+    )
+    INSERT INTO pgqueue.jobs AS j
+        (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
+         unique_key, last_error, errors, trace_context, timeout_seconds, expires_at,
+         depends_on, batch_id, concurrency_key)
+    SELECT m.id, m.queue, m.task, m.args, m.priority, 'queued', 0, m.max_attempts, now(),
+           m.created_at, m.unique_key, m.last_error, m.errors, m.trace_context,
+           m.timeout_seconds, NULL, m.depends_on, m.batch_id, m.concurrency_key
+    FROM moved m
+    RETURNING j.id
 $$;
 
 CREATE TABLE pgqueue.finished_jobs (
@@ -264,6 +419,20 @@ CREATE TABLE pgqueue.migrations (
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE pgqueue.periodic (
+    name text NOT NULL,
+    cron text NOT NULL,
+    task pgqueue.task_name NOT NULL,
+    queue pgqueue.queue_name NOT NULL,
+    args jsonb DEFAULT '{}'::jsonb NOT NULL,
+    on_missed text DEFAULT 'skip'::text NOT NULL,
+    last_tick timestamp with time zone,
+    last_job_id bigint,
+    next_tick timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT periodic_on_missed_check CHECK ((on_missed = ANY (ARRAY['skip'::text, 'run_once'::text])))
+);
+
 CREATE VIEW pgqueue.queue_stats AS
  SELECT queue_stats_rows.queue,
     queue_stats_rows.ready,
@@ -272,12 +441,15 @@ CREATE VIEW pgqueue.queue_stats AS
     queue_stats_rows.failed,
     queue_stats_rows.succeeded_1h,
     queue_stats_rows.lag_seconds,
-    queue_stats_rows.unclaimable
-   FROM pgqueue.queue_stats_rows() queue_stats_rows(queue, ready, scheduled, running, failed, succeeded_1h, lag_seconds, unclaimable);
+    queue_stats_rows.unclaimable,
+    queue_stats_rows.paused
+   FROM pgqueue.queue_stats_rows() queue_stats_rows(queue, ready, scheduled, running, failed, succeeded_1h, lag_seconds, unclaimable, paused);
 
 CREATE TABLE pgqueue.queues (
     name pgqueue.queue_name NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    paused_at timestamp with time zone
 );
 
 CREATE VIEW pgqueue.recent_throughput AS
@@ -344,6 +516,9 @@ ALTER TABLE ONLY pgqueue.leader
 ALTER TABLE ONLY pgqueue.migrations
     ADD CONSTRAINT migrations_pkey PRIMARY KEY (version);
 
+ALTER TABLE ONLY pgqueue.periodic
+    ADD CONSTRAINT periodic_pkey PRIMARY KEY (name);
+
 ALTER TABLE ONLY pgqueue.queues
     ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
 
@@ -352,9 +527,13 @@ ALTER TABLE ONLY pgqueue.workers
 
 CREATE INDEX finished_jobs_finished_at_idx ON pgqueue.finished_jobs USING brin (finished_at);
 
+CREATE INDEX finished_jobs_queue_state_id_idx ON pgqueue.finished_jobs USING btree (queue, state, id);
+
 CREATE INDEX finished_jobs_queue_state_idx ON pgqueue.finished_jobs USING btree (queue, state, finished_at);
 
 CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, priority DESC, run_at, id) WHERE (state = 'queued'::pgqueue.job_state);
+
+CREATE INDEX jobs_expires_at_idx ON pgqueue.jobs USING btree (expires_at) WHERE ((expires_at IS NOT NULL) AND (state = 'queued'::pgqueue.job_state));
 
 CREATE INDEX jobs_running_idx ON pgqueue.jobs USING btree (worker_id) WHERE (state = 'running'::pgqueue.job_state);
 

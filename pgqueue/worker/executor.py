@@ -22,7 +22,7 @@ from ..errors import PermanentError, Retry
 from ..tasks import Task
 from ..types import Job, JobContext
 
-__all__ = ["Outcome", "run_attempt"]
+__all__ = ["Outcome", "cancelled", "run_attempt"]
 
 _MESSAGE_MAX = 2000
 _TRACEBACK_MAX = 8000
@@ -78,8 +78,18 @@ async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
         return Outcome(job, "failed", elapsed(), error=_error("permanent", job, _describe(exc),
                                                               _traceback(exc)))
     except Exception as exc:
+        if ctx.cancel_requested:
+            return cancelled(job, elapsed())
         return _failure(task, job, exc, elapsed(), rng)
+    if ctx.cancel_requested:
+        return cancelled(job, elapsed())
     return Outcome(job, "succeeded", elapsed(), result_json=_result_json(result))
+
+
+def cancelled(job: Job, duration: float) -> Outcome:
+    """The outcome of an attempt whose job was cancelled while it ran."""
+    return Outcome(job, "cancelled", duration,
+                   error=_error("cancelled", job, "cancelled by request"))
 
 
 def _failure(task: Task, job: Job, exc: BaseException, duration: float,

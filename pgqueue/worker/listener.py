@@ -19,7 +19,7 @@ __all__ = ["Listener"]
 
 
 class Listener:
-    def __init__(self, dsn: str, worker_id: str, *, on_notify: Callable[[str], None],
+    def __init__(self, dsn: str, worker_id: str, *, on_notify: Callable[[str, str], None],
                  on_gap: Callable[[], None], emit: Callable[[Event], None],
                  check_interval: float) -> None:
         self._dsn = dsn
@@ -48,7 +48,7 @@ class Listener:
                 self._on_gap()
                 while True:
                     async for notify in conn.notifies(timeout=self._check_interval):
-                        self._on_notify(notify.payload)
+                        self._on_notify(notify.channel, notify.payload)
                     async with asyncio.timeout(self._check_interval):
                         await conn.execute(query("connection_check"))
             except asyncio.CancelledError:

@@ -43,7 +43,7 @@ from ..tasks import Registry
 from ..types import Job, JobContext
 from .completer import Completer
 from .config import WorkerConfig
-from .executor import Outcome, run_attempt
+from .executor import Outcome, cancelled, run_attempt
 from .listener import Listener
 from .maintenance import Maintenance
 from .session import Session, is_connection_error
@@ -166,7 +166,9 @@ class Worker:
         complete = Session(self.dsn, name="complete")
         self._completer = Completer(complete, self.id, self._emit, self._retry_scheduled)
         maintenance = Maintenance(claim, self.id, self.config, self.queues,
-                                  self.registry.names, held_ids=self._held_ids, emit=self._emit)
+                                  self.registry.names, held_ids=self._held_ids, emit=self._emit,
+                                  on_cancel=self._cancel_running,
+                                  schedules=self.registry.schedules)
         listener = Listener(self.dsn, self.id, on_notify=self._notified, on_gap=self._poke,
                             emit=self._emit, check_interval=self.config.poll_interval)
         services: list[asyncio.Task[None]] = []
@@ -270,9 +272,27 @@ class Worker:
             self._next_due = due
             self._poke_wake()
 
-    def _notified(self, queue: str) -> None:
-        if queue in self.queues:
+    def _notified(self, channel: str, payload: str) -> None:
+        if channel == "pgqueue_jobs":
+            if payload in self.queues:
+                self._poke()
+            return
+        kind, _, value = payload.partition(":")
+        if kind == "cancel" and value.isdigit():
+            self._cancel_running([int(value)])
+        elif kind == "resume" and value in self.queues:
             self._poke()
+
+    def _cancel_running(self, job_ids: list[int]) -> None:
+        """Cancel attempts this worker runs: async ones at once, sync ones by request."""
+        for job_id in job_ids:
+            item = self._running.get(job_id)
+            if item is None or item.ctx.cancel_requested:
+                continue
+            item.ctx.request_cancel()
+            task = self.registry.get(item.job.task)
+            if task is not None and task.is_async:
+                item.task.cancel()
 
     def _poke(self) -> None:
         self._look = True
@@ -296,8 +316,13 @@ class Worker:
     async def _run_job(self, task: Any, job: Job, ctx: JobContext,
                        threads: ThreadPoolExecutor) -> None:
         outcome: Outcome | None = None
+        started = time.perf_counter()
         try:
             outcome = await self._run_attempt(task, job, ctx, threads, self._rng)
+        except asyncio.CancelledError:
+            if not ctx.cancel_requested or self._stop_requested:
+                raise  # shutdown: the job is handed back
+            outcome = cancelled(job, time.perf_counter() - started)
         finally:
             self._running.pop(job.id, None)
             if outcome is not None and self._completer is not None:

@@ -17,14 +17,15 @@ CREATE INDEX jobs_expires_at_idx ON pgqueue.jobs (expires_at)
 CREATE FUNCTION pgqueue.pause_queue(queue text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    changed boolean;
+    was_paused boolean;
 BEGIN
+    SELECT q.paused INTO was_paused FROM pgqueue.queues q
+    WHERE q.name = pause_queue.queue FOR UPDATE;
     INSERT INTO pgqueue.queues AS q (name, paused, paused_at)
     VALUES (pause_queue.queue, true, now())
-    ON CONFLICT (name) DO UPDATE SET paused = true, paused_at = COALESCE(q.paused_at, now())
-    RETURNING (xmax = 0 OR q.paused_at = now()) INTO changed;
+    ON CONFLICT (name) DO UPDATE SET paused = true, paused_at = COALESCE(q.paused_at, now());
     PERFORM pg_notify('pgqueue_control', 'pause:' || pause_queue.queue);
-    RETURN changed;
+    RETURN NOT COALESCE(was_paused, false);
 END
 $$;
 
@@ -99,6 +100,42 @@ CREATE TABLE pgqueue.periodic (
     next_tick   timestamptz,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Fire one tick of a periodic schedule, at most once: advances last_tick and
+-- (when fire is true) enqueues the tick's job in the same transaction. Returns
+-- the job id, or NULL when the tick was already handled or is skipped.
+CREATE FUNCTION pgqueue.periodic_fire(name text, tick timestamptz, next_tick timestamptz,
+                                      fire boolean)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    schedule pgqueue.periodic;
+    job_id bigint;
+BEGIN
+    SELECT * INTO schedule FROM pgqueue.periodic p
+    WHERE p.name = periodic_fire.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF schedule.last_tick IS NOT NULL AND schedule.last_tick >= periodic_fire.tick THEN
+        UPDATE pgqueue.periodic p SET next_tick = periodic_fire.next_tick
+        WHERE p.name = periodic_fire.name;
+        RETURN NULL;
+    END IF;
+    IF fire THEN
+        job_id := pgqueue.enqueue(
+            task => schedule.task, args => schedule.args, queue => schedule.queue,
+            unique_key => 'periodic:' || schedule.name || ':'
+                          || to_char(periodic_fire.tick AT TIME ZONE 'UTC',
+                                     'YYYY-MM-DD"T"HH24:MI:SS'));
+    END IF;
+    UPDATE pgqueue.periodic p
+    SET last_tick = periodic_fire.tick, next_tick = periodic_fire.next_tick,
+        last_job_id = COALESCE(job_id, p.last_job_id), updated_at = now()
+    WHERE p.name = periodic_fire.name;
+    RETURN job_id;
+END
+$$;
 
 -- The SQL enqueue, with expiry: a job not started by expires_at never starts and
 -- ends 'cancelled' with the reason 'expired'.

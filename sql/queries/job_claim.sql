@@ -2,6 +2,8 @@
 -- Order: priority (higher first), then run_at, then id; per queue through
 -- jobs_claim_idx, then merged. Only tasks the worker can run are claimed, so a
 -- job of an unknown task stays queued (and shows in queue_stats.unclaimable).
+-- Paused queues are skipped; a job past its expires_at is never started (the
+-- leader moves it to history as cancelled, reason 'expired').
 -- Parameters: queues (text[]), tasks (text[]), limit, worker_id.
 -- Locks: FOR UPDATE SKIP LOCKED on candidates: concurrent claimers never wait
 --   on each other and never take the same job. Rows locked but not picked by the
@@ -9,6 +11,7 @@
 WITH picked AS (
     SELECT c.id
     FROM unnest(%(queues)s::text[]) AS q(name)
+    LEFT JOIN pgqueue.queues pq ON pq.name = q.name
     CROSS JOIN LATERAL (
         SELECT j.id, j.priority, j.run_at
         FROM pgqueue.jobs j
@@ -16,10 +19,12 @@ WITH picked AS (
           AND j.queue = q.name
           AND j.run_at <= now()
           AND j.task = ANY (%(tasks)s::text[])
+          AND (j.expires_at IS NULL OR j.expires_at > now())
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     ) c
+    WHERE pq.paused IS NOT TRUE
     ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT %(limit)s
 )

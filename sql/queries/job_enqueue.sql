@@ -2,7 +2,7 @@
 -- defines what a job row is. Returns the new id, or the id of the live job that
 -- already holds unique_key.
 -- Parameters: task, args (JSON text), queue, priority, run_at, max_attempts,
---   unique_key, delay_seconds, trace_context.
+--   unique_key, delay_seconds, trace_context, expires_at, ttl_seconds.
 -- Locks: the inserted row; waits on a concurrent insert of the same unique_key.
 SELECT pgqueue.enqueue(
     task => %(task)s,
@@ -13,5 +13,7 @@ SELECT pgqueue.enqueue(
     max_attempts => %(max_attempts)s,
     unique_key => %(unique_key)s,
     delay_seconds => %(delay_seconds)s,
-    trace_context => %(trace_context)s
+    trace_context => %(trace_context)s,
+    expires_at => %(expires_at)s,
+    ttl_seconds => %(ttl_seconds)s
 )
