@@ -61,7 +61,7 @@ def test_dashboard_is_valid_json_with_a_sane_layout() -> None:
     assert len({p["id"] for p in panels}) == len(panels)
     for panel in panels:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
         assert panel["targets"], panel["title"]
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
     titles = " ".join(p["title"].lower() for p in panels)
