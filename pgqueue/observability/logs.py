@@ -3,6 +3,9 @@
 Messages are constant text; the variables travel as ``extra`` fields under
 stable keys (job_id, task, queue, attempt, worker_id, duration_ms, outcome), so
 the JSON format (``--log-format json``) gives one object per line.
+
+Invariant: no DSN password reaches a log line; both formatters pass every text
+through :func:`pgqueue._dsn.redact`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from .._dsn import redact
 from ..events import (
     ConnectionLost,
     ConnectionRestored,
@@ -85,14 +89,22 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                data[key] = value
+                data[key] = _redacted(value)
         if record.exc_info:
-            data["traceback"] = self.formatException(record.exc_info)
+            data["traceback"] = redact(self.formatException(record.exc_info))
         return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
 
 
 class TextFormatter(logging.Formatter):
@@ -102,7 +114,7 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         extras = " ".join(f"{k}={v}" for k, v in vars(record).items()
                           if k not in _STANDARD and not k.startswith("_"))
-        return f"{line} {extras}" if extras else line
+        return redact(f"{line} {extras}" if extras else line)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:

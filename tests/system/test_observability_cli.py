@@ -1,0 +1,105 @@
+"""`pgqueue worker` observability as real processes: JSON logs without secrets,
+and one /metrics endpoint that sums the processes of --processes 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import conninfo
+
+import pgqueue
+from tests.integration.test_metrics import free_port, scrape, value
+from tests.support import fetch, scalar, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "Sup3r-Secret-pw"
+FAST = ["--poll-interval", "0.5", "--heartbeat-interval", "0.3"]
+
+
+def start(dsn: str, *extra: str, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgqueue", "worker", "--app", "tests.apps.worker_app:tasks",
+         "--dsn", dsn, *FAST, *extra],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("w"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(30)
+    finally:
+        proc.kill()
+
+
+def with_password(dsn: str, **changes: Any) -> str:
+    params = {**conninfo.conninfo_to_dict(dsn), **changes}
+    # The test server trusts local connections: the password is sent nowhere.
+    return (f"postgresql://{params.get('user', 'postgres')}:{SECRET}@{params['host']}:"
+            f"{params.get('port', 5432)}/{params['dbname']}")
+
+
+def json_lines(log: Path) -> list[dict[str, Any]]:
+    text = log.read_text()
+    assert SECRET not in text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_json_logs_one_object_per_line_and_no_password(clean_db: str, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with psycopg.connect(clean_db) as conn:
+        job = pgqueue.enqueue(conn, "app.hello", {"name": "ada"}, queue="app")
+    proc = start(with_password(clean_db), "--log-format", "json", "--metrics-port", "0",
+                 log=log)
+    wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.finished_jobs") == 1)
+    assert stop(proc) == 0
+    lines = json_lines(log)
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    (done,) = [line for line in lines if line["message"] == "job succeeded"]
+    assert {k: done[k] for k in ("job_id", "task", "queue", "attempt", "outcome")} == {
+        "job_id": job, "task": "app.hello", "queue": "app", "attempt": 1,
+        "outcome": "succeeded"}
+    assert done["duration_ms"] >= 0 and done["worker_id"]
+    assert [line["message"] for line in lines][-1] == "worker stopped"
+
+    # A database that does not answer: the connection errors are logged, redacted.
+    down = tmp_path / "down.log"
+    proc = start(with_password(clean_db, port=str(free_port())), "--log-format", "json",
+                 "--metrics-port", "0", log=down)
+    wait_until(lambda: "connection lost" in down.read_text(), message="connection lost line")
+    assert stop(proc) == 0
+    lost = [line for line in json_lines(down) if "connection lost" in line["message"]]
+    assert lost[0]["service"] == "startup" and lost[0]["level"] == "error"
+
+
+def test_processes_add_up_on_one_endpoint(clean_db: str, tmp_path: Path) -> None:
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.enqueue_many(conn, [{"task": "app.slow_every", "args": {"seconds": 0.05},
+                                     "queue": "app"}] * 24)
+    port = free_port()
+    proc = start(clean_db, "--processes", "2", "--concurrency", "2", "--metrics-port",
+                 str(port), log=tmp_path / "supervisor.log")
+    try:
+        wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.finished_jobs")
+                   == 24, message="24 jobs finished")
+        pids = {r[0]["pid"] for r in fetch(clean_db, "SELECT result FROM pgqueue.finished_jobs")}
+        assert len(pids) == 2, "both processes ran jobs"
+        labels = {"queue": "app", "task": "app.slow_every"}
+        samples = wait_until(lambda: (s := scrape(port)) and value(
+            s, "pgqueue_jobs_succeeded_total", **labels) == 24 and s,
+            message="the supervisor's sum over both processes")
+    finally:
+        assert stop(proc) == 0
+    assert value(samples, "pgqueue_jobs_started_total", **labels) == 24
+    assert value(samples, "pgqueue_job_duration_seconds_count", **labels) == 24
+    duration = value(samples, "pgqueue_job_duration_seconds_sum", **labels)
+    assert duration is not None and 24 * 0.05 <= duration < 24 * 1.0
+    assert value(samples, "pgqueue_worker_slots") == 4
+    assert value(samples, "pgqueue_worker_busy_slots") == 0
