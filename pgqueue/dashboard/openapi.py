@@ -100,7 +100,8 @@ def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
             "post": {
                 "summary": "Enqueue a job. NOT transactional: the job is committed at once, "
                            "apart from any work of the caller; enqueue from Python in your "
-                           "own transaction when you can.",
+                           "own transaction when you can. Strings anywhere in the body "
+                           "must not hold a NUL character (PostgreSQL cannot store it).",
                 "operationId": "enqueueJob",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["task"], "additionalProperties": False,
@@ -109,7 +110,8 @@ def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
                         "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
                         "delay": {"type": "number", "minimum": 0, "maximum": 86400 * 365},
                         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "unique_key": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "unique_key": {"type": "string", "minLength": 1, "maxLength": 255,
+                                       "pattern": "^[^\\u0000]*$"},
                     }}}}},
                 "responses": {"201": _ok({"type": "object", "required": ["id"], "properties": {
                     "id": {"type": "integer"}}}, "Enqueued"), **_errors(400, 403, 415)}},

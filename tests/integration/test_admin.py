@@ -243,3 +243,58 @@ def test_list_workers_and_queues(conn: Conn) -> None:
     [queue] = pgqueue.list_queues(conn)
     assert queue["queue"] == "mail" and queue["running"] == 1
     assert isinstance(queue["lag_seconds"], float)
+
+
+# --- the CLI commands ------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from pgqueue.cli import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_cli_status_jobs_show_retry_prune_workers(clean_db: str) -> None:
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        failed = pgqueue.enqueue(conn, "send", {"to": "a"}, queue="mail")
+        finish(conn, failed)
+        old = pgqueue.enqueue(conn, "send", queue="mail")
+        finish(conn, old, "succeeded", age_seconds=10 * 86400)
+    result = run_cli("status", "--dsn", clean_db)
+    assert result.exit_code == 0 and "mail" in result.output and "FAILED" in result.output
+    data = json.loads(run_cli("status", "--json", "--dsn", clean_db).output)
+    assert data["queues"][0]["failed"] == 1
+
+    result = run_cli("jobs", "list", "--state", "failed", "--dsn", clean_db)
+    assert result.exit_code == 0 and str(failed) in result.output
+    page = json.loads(run_cli("jobs", "list", "--json", "--limit", "1", "--dsn", clean_db).output)
+    assert len(page["jobs"]) == 1 and page["next_cursor"] == page["jobs"][0]["id"]
+
+    result = run_cli("jobs", "show", str(failed), "--dsn", clean_db)
+    assert result.exit_code == 0 and "Traceback" in result.output
+    assert json.loads(run_cli("jobs", "show", str(failed), "--json", "--dsn", clean_db)
+                      .output)["state"] == "failed"
+    assert run_cli("jobs", "show", "999999999", "--dsn", clean_db).exit_code == 3
+
+    result = run_cli("retry", str(failed), "--dsn", clean_db)
+    assert (result.exit_code, result.output.strip()) == (0, f"{failed}: retried")
+    assert run_cli("retry", str(failed), "--dsn", clean_db).exit_code == 1  # live now
+    assert run_cli("retry", "999999999", "--dsn", clean_db).exit_code == 3
+    assert run_cli("retry", "--dsn", clean_db).exit_code == 2
+    result = run_cli("retry", "--failed", "--queue", "mail", "--json", "--dsn", clean_db)
+    assert json.loads(result.output) == {"queue": "mail", "retried": 0}
+
+    result = run_cli("prune", "--older-than", "7d", "--dsn", clean_db)
+    assert (result.exit_code, result.output.strip()) == (0, "deleted 1 finished job")
+    assert run_cli("prune", "--older-than", "soon", "--dsn", clean_db).exit_code == 2
+    result = run_cli("workers", "--dsn", clean_db)
+    assert result.exit_code == 0 and "no workers" in result.output
+
+
+def test_parse_duration() -> None:
+    from pgqueue.cli_admin import parse_duration
+
+    assert [parse_duration(t) for t in ("30s", "15m", "12h", "7d", "2w", "90")] == \
+        [30, 900, 43200, 604800, 1209600, 90]
