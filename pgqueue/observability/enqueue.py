@@ -68,7 +68,7 @@ class EnqueueScope:
 def observe_enqueue(jobs: list[NewJob]) -> EnqueueScope:
     """A scope around one enqueue call's statements (see the module docstring)."""
     if "opentelemetry.trace" in sys.modules and jobs:
-        from . import tracing
+        from .tracing import producer_scope
 
-        return tracing.producer_scope(jobs)
+        return producer_scope(jobs)
     return EnqueueScope(jobs)

@@ -30,6 +30,8 @@ from importlib.metadata import entry_points
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from opentelemetry import trace
+
 from .enqueue import EnqueueScope
 
 if TYPE_CHECKING:  # the producer imports this module: keep the worker out of it
@@ -59,17 +61,18 @@ AttemptRunner = Callable[["Task", "Job", "JobContext", Executor, "random.Random 
 SYSTEM = "pgqueue"
 _SUPPRESS_PLAIN_KEY = "suppress_instrumentation"  # read by OpenTelemetry instrumentations
 _cache: list[tuple[Any, Any]] = []  # (provider, its pgqueue tracer)
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 def _tracer() -> Any:
     """pgqueue's tracer from the configured provider, or None when no SDK is set up."""
-    from opentelemetry import trace
-
+    if _cache and _cache[0][0] is getattr(trace, "_TRACER_PROVIDER", None):
+        return _cache[0][1]  # set once per process: the common case after the first call
+    if getattr(trace, "_TRACER_PROVIDER", 0) is None and not _PROVIDER_FROM_ENV:
+        return None  # nothing set: skips get_tracer_provider's environment lookup
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
-    if _cache and _cache[0][0] is provider:
-        return _cache[0][1]
     from .. import __version__
 
     tracer = provider.get_tracer("pgqueue", __version__)
@@ -92,8 +95,6 @@ class _ProducerScope(EnqueueScope):
 
     def __init__(self, jobs: list[NewJob], span: Any) -> None:
         super().__init__(jobs)
-        from opentelemetry import trace
-
         self._span = span
         self._use = trace.use_span(span, end_on_exit=True, record_exception=True,
                                    set_status_on_exception=True)
@@ -114,8 +115,6 @@ class _ProducerScope(EnqueueScope):
 
 def producer_scope(jobs: list[NewJob]) -> EnqueueScope:
     """The enqueue scope with a producer span (or the caller's context) on the jobs."""
-    from opentelemetry import trace
-
     tracer = _tracer()
     if tracer is None:
         traceparent = _traceparent(trace.get_current_span().get_span_context())
