@@ -52,6 +52,8 @@ __all__ = ["Worker"]
 
 logger = logging.getLogger("pgqueue.worker")
 
+_RECHECK_SECONDS = 0.02
+
 
 @dataclass(slots=True)
 class _Running:
@@ -173,9 +175,8 @@ class Worker:
                             emit=self._emit, check_interval=self.config.poll_interval)
         services: list[asyncio.Task[None]] = []
         try:
-            if not await self._connect(claim):
+            if not await self._connect(claim, maintenance):
                 return
-            await maintenance.register()
             self._emit(WorkerStarted(self.id, tuple(self.queues), self.config.concurrency))
             services = [
                 asyncio.create_task(listener.run(), name="pgqueue-listener"),
@@ -263,8 +264,10 @@ class Worker:
         rows = await claim.fetch("job_next_run_at", {"queues": self.queues,
                                                      "tasks": self.registry.names})
         seconds = rows[0][0] if rows else None
-        if seconds is not None and seconds > 0:
-            self._retry_scheduled(seconds)
+        if seconds is not None:
+            # Due now yet not claimed (another claim held it for a moment): look
+            # again shortly rather than sleeping until the poll deadline.
+            self._retry_scheduled(max(seconds, _RECHECK_SECONDS))
 
     def _retry_scheduled(self, delay_seconds: float) -> None:
         due = time.monotonic() + max(0.0, delay_seconds)
@@ -339,8 +342,8 @@ class Worker:
 
     # --- start and stop ---------------------------------------------------------
 
-    async def _connect(self, claim: Session) -> bool:
-        """Connect and check the schema, retrying while the database is down."""
+    async def _connect(self, claim: Session, maintenance: Maintenance) -> bool:
+        """Connect, check the schema and register, retrying while the database is down."""
         assert self._stop is not None
         backoff = 0.5
         reported = False
@@ -365,6 +368,12 @@ class Worker:
                 raise SchemaNotReadyError(
                     f"the database's pgqueue schema is at version {current}, this pgqueue "
                     f"needs {latest_version()}: run 'pgqueue migrate'")
+            try:
+                await maintenance.register()
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                continue  # connection lost between the check and the register
             if reported:
                 self._emit(ConnectionRestored(self.id, "startup"))
             return True

@@ -47,6 +47,20 @@ def test_wheel_installs_and_migrates(tmp_path: Path, empty_dsn: str) -> None:
     assert Path(where[0]).is_relative_to(env_dir), f"pgqueue imported from {where[0]}"
     assert where[1] == "True", "sql/schema.sql is missing from the wheel"
 
+    # Every file of the package in the checkout (code and data) is in the wheel.
+    import zipfile
+
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("pgqueue/")}
+    wanted = {f"pgqueue/{p.relative_to(ROOT / 'pgqueue').as_posix()}"
+              for p in (Path(ROOT) / "pgqueue").rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts}
+    wanted |= {f"pgqueue/sql/{p.relative_to(ROOT / 'sql').as_posix()}"
+               for p in (Path(ROOT) / "sql").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert wanted - shipped == set(), "files missing from the wheel"
+    run(python, "-c", "import pgqueue; pgqueue.Worker; import pgqueue.worker.processes",
+        cwd=tmp_path)
+
     migrated = run(env_dir / "bin" / "pgqueue", "migrate", "--dsn", empty_dsn, cwd=tmp_path)
     assert migrated.stdout.startswith("applied migrations 1, ")
     with psycopg.connect(empty_dsn) as conn:

@@ -32,7 +32,7 @@ class WorkerProcess:
             [sys.executable, "-m", "pgqueue", "worker", "--app", "tests.apps.worker_app:tasks",
              "--dsn", dsn, *extra],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("w"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PGQUEUE_METRICS_PORT": "0"})
 
     @property
     def output(self) -> str:
@@ -109,12 +109,13 @@ def test_kill_9_mid_job_is_reclaimed_and_finished_elsewhere(clean_db: str, spawn
 
 
 def test_frozen_worker_cannot_overwrite_the_newer_attempt(clean_db: str, spawn: Any) -> None:
-    job = enqueue(clean_db, "app.slow_every", {"seconds": 5})
+    job = enqueue(clean_db, "app.slow_then_held", {"seconds": 2})
     frozen = spawn(*FAST)
     wait_until(lambda: running_under(clean_db, job) == frozen.proc.pid, message="job running")
     frozen.signal(signal.SIGSTOP)
+    worker_app.RELEASE.clear()
     with running_worker(clean_db, worker_app.tasks) as rescuer:
-        # Reclaimed and running again, now as attempt 2 under the rescuer...
+        # Reclaimed and running again as attempt 2 under the rescuer (held there)...
         wait_until(lambda: running_under(clean_db, job) == os.getpid(), timeout=30,
                    message="attempt 2 running under the rescuer")
         # ...when the frozen worker wakes: its attempt-1 outcome must change nothing.
@@ -122,6 +123,7 @@ def test_frozen_worker_cannot_overwrite_the_newer_attempt(clean_db: str, spawn: 
         wait_until(lambda: "lost the job" in frozen.output, timeout=30)
         assert fetch(clean_db, "SELECT state::text, attempt FROM pgqueue.jobs") == [
             ("running", 2)]
+        worker_app.RELEASE.set()
         wait_until(lambda: rescuer.finished("succeeded"), timeout=30)
     rows = fetch(clean_db, "SELECT state::text, attempt, result FROM pgqueue.all_jobs")
     assert rows == [("succeeded", 2, {"pid": os.getpid(), "attempt": 2})]
