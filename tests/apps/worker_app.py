@@ -43,3 +43,10 @@ def slow_then_held(seconds: float, ctx: pgqueue.JobContext) -> dict[str, int]:
     else:
         RELEASE.wait(60)
     return {"pid": os.getpid(), "attempt": ctx.attempt}
+
+
+@tasks.task(name="app.slow_every", queue="app", max_attempts=5)
+def slow_every(seconds: float, ctx: pgqueue.JobContext) -> dict[str, int]:
+    """Sleeps on every attempt; reports which process and attempt finished it."""
+    time.sleep(seconds)
+    return {"pid": os.getpid(), "attempt": ctx.attempt}
