@@ -1,4 +1,8 @@
-"""Command line: ``python -m benchmarks {enqueue,drain,latency,backlog,all}``.
+"""Command line: ``python -m benchmarks {enqueue,drain,latency,backlog,all,peers}``.
+
+``all`` runs pgqueue's own scenarios; ``peers`` runs pgqueue's bulk enqueue,
+drain and latency side by side with the peers of the optional ``bench`` extra
+(procrastinate, pgqueuer) and prints ratios pgqueue / peer.
 
 Options: ``--quick`` (under two minutes), ``--smoke`` (a few hundred jobs per
 scenario, for tests), ``--dsn`` (the server; each scenario creates and drops its
@@ -16,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import backlog, drain, enqueue, latency
+from . import backlog, drain, enqueue, latency, peers
 from .harness import DEFAULT_DSN, DEFAULT_OUT, Results, Sizes, server_facts, sizes_for
 
 Scenario = Callable[[str, Sizes, Results], None]
@@ -26,6 +30,7 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "drain": [drain.run, drain.run_processes],
     "latency": [latency.run],
     "backlog": [backlog.run],
+    "peers": [peers.run],
 }
 ORDER = ["enqueue", "drain", "latency", "backlog"]
 
@@ -33,7 +38,7 @@ ORDER = ["enqueue", "drain", "latency", "backlog"]
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=[*ORDER, "all"])
+    parser.add_argument("scenario", choices=[*ORDER, "all", "peers"])
     parser.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
     parser.add_argument("--smoke", action="store_true",
                         help="a few hundred jobs per scenario: checks the suite runs")

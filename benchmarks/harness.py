@@ -71,18 +71,19 @@ class Sizes:
     backlog_small: int
     backlog_large: int
     backlog_drain: int
+    peers_drain: int
 
 
 _SIZES = {
     "full": Sizes("full", bulk_enqueue=100_000, single_enqueue=10_000, drain=20_000,
                   processes=20_000, latency=200, backlog_small=1_000,
-                  backlog_large=1_000_000, backlog_drain=5_000),
+                  backlog_large=1_000_000, backlog_drain=5_000, peers_drain=20_000),
     "quick": Sizes("quick", bulk_enqueue=20_000, single_enqueue=2_000, drain=5_000,
                    processes=5_000, latency=50, backlog_small=1_000,
-                   backlog_large=100_000, backlog_drain=5_000),
+                   backlog_large=100_000, backlog_drain=5_000, peers_drain=2_000),
     "smoke": Sizes("smoke", bulk_enqueue=300, single_enqueue=200, drain=300,
                    processes=300, latency=10, backlog_small=400,
-                   backlog_large=2_000, backlog_drain=200),
+                   backlog_large=2_000, backlog_drain=200, peers_drain=200),
 }
 
 
@@ -174,15 +175,16 @@ def server_facts(dsn: str) -> dict[str, Any]:
 
 
 @contextmanager
-def scratch_database(server_dsn: str, label: str) -> Iterator[str]:
-    """A fresh database migrated with pgqueue.migrate; dropped at exit."""
+def scratch_database(server_dsn: str, label: str, *, migrate: bool = True) -> Iterator[str]:
+    """A fresh database migrated with pgqueue.migrate (unless not ``migrate``); dropped at exit."""
     name = f"pgqueue_bench_{label}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     dsn = conninfo.make_conninfo(server_dsn, dbname=name)
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            pgqueue.migrate(conn)
+        if migrate:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                pgqueue.migrate(conn)
         yield dsn
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as admin:

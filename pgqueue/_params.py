@@ -56,8 +56,20 @@ class NewJob:
     ttl_seconds: float | None = None
 
 
+# Names already found valid: a bulk enqueue repeats a few names many times.
+_KNOWN_NAMES: set[tuple[str, str]] = set()
+_KNOWN_NAMES_MAX = 4096
+
+
+def _known(kind: str, name: str) -> None:
+    if len(_KNOWN_NAMES) < _KNOWN_NAMES_MAX:
+        _KNOWN_NAMES.add((kind, name))
+
+
 def validate_queue(queue: object, *, field: str = "queue") -> str:
     """Return ``queue`` if it is a valid queue name, else raise InvalidJobError."""
+    if type(queue) is str and ("q", queue) in _KNOWN_NAMES:
+        return queue
     if not isinstance(queue, str):
         raise InvalidJobError(f"{field} must be a string, got {type(queue).__name__}")
     if not _QUEUE_RE.fullmatch(queue):
@@ -65,11 +77,15 @@ def validate_queue(queue: object, *, field: str = "queue") -> str:
             f"{field} {_shorten(queue)!r} is not a valid queue name: use 1 to 64 "
             "letters, digits, '_', '.' or '-', starting with a letter or digit"
         )
+    if type(queue) is str:
+        _known("q", queue)
     return queue
 
 
 def validate_task(task: object, *, field: str = "task") -> str:
     """Return ``task`` if it is a valid task name, else raise InvalidJobError."""
+    if type(task) is str and ("t", task) in _KNOWN_NAMES:
+        return task
     if not isinstance(task, str):
         raise InvalidJobError(f"{field} must be a string, got {type(task).__name__}")
     if not _TASK_RE.fullmatch(task):
@@ -77,6 +93,8 @@ def validate_task(task: object, *, field: str = "task") -> str:
             f"{field} {_shorten(task)!r} is not a valid task name: use 1 to 200 "
             "letters, digits, '_', '.', ':' or '-'"
         )
+    if type(task) is str:
+        _known("t", task)
     return task
 
 
@@ -123,22 +141,76 @@ def new_job(
 
 
 def dump_args(args: object) -> str:
-    """Serialise job args to JSON text; they must form a JSON object."""
+    """Serialise job args to JSON text; they must form a JSON object.
+
+    One pass in C in the common case: the encoder itself refuses what JSON cannot
+    hold (NaN, infinities, unknown types, huge ints), and what it would accept
+    silently is checked cheaply: non-string keys and nesting depth by a walk over
+    the containers only, NUL characters and lone surrogates on the output text.
+    Only on a refusal or a suspicion does :func:`_check_json` walk every value,
+    to raise the error that names the exact offending key.
+    """
     if args is None:
         return "{}"
     if not isinstance(args, Mapping):
         raise InvalidJobError(
             f"args must be a JSON object (a dict), got {type(args).__name__}"
         )
-    _check_json(args, "args")
-    return json.dumps(args, ensure_ascii=False, separators=(",", ":"), default=_plain_mapping)
+    try:
+        text = _encode(args)
+    except (TypeError, ValueError, RecursionError):
+        _check_json(args, "args")  # raises, naming the key
+        raise InvalidJobError("args cannot be serialised as JSON") from None
+    if not _containers_ok(args, 0) or "\\u0000" in text or not _is_utf8(text):
+        _check_json(args, "args")  # raises, unless the suspicion was unfounded
+    return text
+
+
+
+
+def _containers_ok(value: Any, depth: int) -> bool:
+    """Whether every object key below is a str and nesting stays within 200 levels."""
+    if depth > 200:
+        return False
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if (type(item) in _CONTAINERS or isinstance(item, Mapping)) \
+                    and not _containers_ok(item, depth + 1):
+                return False
+        return True
+    if type(value) is list or type(value) is tuple:
+        for item in value:
+            if (type(item) in _CONTAINERS or isinstance(item, Mapping)) \
+                    and not _containers_ok(item, depth + 1):
+                return False
+        return True
+    return False  # another Mapping type, or a subclass: let the full walk judge
+
+
+_CONTAINERS = frozenset({dict, list, tuple})
+
+
+def _is_utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _plain_mapping(value: object) -> object:
-    # json only knows dict; _check_json has already accepted any other Mapping.
+    # json only knows dict; _containers_ok sends any other Mapping to the full walk.
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                           default=_plain_mapping).encode
 
 
 def _check_json(value: Any, path: str, depth: int = 0) -> None:

@@ -53,7 +53,10 @@ class RetryPolicy:
         ):
             raw = self.max_seconds
         else:
-            raw = min(self.max_seconds, self.base_seconds * self.factor**exponent)
+            try:
+                raw = min(self.max_seconds, self.base_seconds * self.factor**exponent)
+            except OverflowError:  # rounding in the log-space test above, at its edge
+                raw = self.max_seconds
         if self.jitter:
             raw *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
         return min(self.max_seconds, max(0.0, raw))

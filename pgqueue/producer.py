@@ -15,11 +15,14 @@ generators on an ``AsyncConnection``.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from . import _params
 from ._params import DEFAULT_QUEUE, NewJob
@@ -30,7 +33,38 @@ from .observability.enqueue import observe_enqueue
 __all__ = ["JobSpec", "enqueue", "enqueue_many"]
 
 Rows = list[tuple[Any, ...]]
-Steps = Generator[tuple[str, Mapping[str, Any]], Rows, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRows:
+    """A step that streams ``rows`` into a binary ``COPY … FROM STDIN`` (``sql``)."""
+
+    sql: str
+    types: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+
+Step = tuple[str, Mapping[str, Any]] | CopyRows
+Steps = Generator[Step, Rows, Any]
+
+# The COPY column types of job_copy.sql, in order. The args column is typed
+# "jsonb" and receives the JSON text _params made: _JsonTextDumper sends it in
+# jsonb's binary format (a version byte, then the text) without parsing it again.
+_COPY_TYPES = ("int8", "text", "text", "jsonb", "int4", "timestamptz", "timestamptz",
+               "int4", "text", "timestamptz")
+_JSONB_OID = 3802
+
+
+class _JsonText(str):
+    """Marks JSON text for the dumper below (registration key only)."""
+
+
+class _JsonTextDumper(Dumper):
+    format = Format.BINARY
+    oid = _JSONB_OID
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + str(obj).encode()
 
 
 class JobSpec(TypedDict):
@@ -149,6 +183,8 @@ def enqueue_steps(job: NewJob) -> Steps:
 def enqueue_many_steps(jobs: list[NewJob]) -> Steps:
     if not jobs:
         return []
+    if all(j.unique_key is None for j in jobs):
+        return (yield from _copy_steps(jobs))
     rows = yield query("job_ids_reserve"), {"n": len(jobs)}
     ids: list[int] = [row[0] for row in rows]
     rows = yield query("job_insert_many"), {
@@ -182,6 +218,40 @@ def enqueue_many_steps(jobs: list[NewJob]) -> Steps:
             ids[i] = yield from enqueue_steps(jobs[i])
             holders[key] = ids[i]  # type: ignore[index]
     return ids
+
+
+def _copy_steps(jobs: list[NewJob]) -> Steps:
+    """Without unique keys nothing can conflict: COPY the rows, ids known up front.
+
+    delay and ttl count from the database clock. Rather than one more round trip
+    or an unnest insert, the id reservation also returns the server's now() (the
+    transaction's start time, the same value now() has in this transaction's
+    later statements), and run_at, created_at and expires_at are computed from
+    it here: the rows hold what job_insert_many would have computed.
+    """
+    rows = yield query("job_ids_reserve_now"), {"n": len(jobs)}
+    ids: list[int] = [row[0] for row in rows]
+    now: datetime = rows[0][1]
+    data = []
+    for job_id, j in zip(ids, jobs, strict=True):
+        if j.run_at is not None:
+            run_at = j.run_at
+        elif j.delay_seconds:
+            run_at = now + timedelta(seconds=j.delay_seconds)
+        else:
+            run_at = now
+        expires_at = j.expires_at
+        if expires_at is None and j.ttl_seconds is not None:
+            expires_at = now + timedelta(seconds=j.ttl_seconds)
+        data.append((job_id, j.queue, j.task, j.args_json, j.priority, run_at, now,
+                     j.max_attempts, j.trace_context, expires_at))
+    yield CopyRows(query("job_copy"), _COPY_TYPES, data)
+    return ids
+
+
+def copy_cursor_setup(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> None:
+    """Let a (fresh, pgqueue-owned) cursor COPY JSON text into a jsonb column."""
+    cur.adapters.register_dumper(_JsonText, _JsonTextDumper)
 
 
 def _job_params(job: NewJob) -> dict[str, Any]:
@@ -218,18 +288,32 @@ def run_steps(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], steps: Steps)
     """Drive producer steps on a sync connection or cursor."""
     cur = conn if isinstance(conn, psycopg.Cursor) else conn.cursor()
     try:
-        sql, params = next(steps)
+        step = next(steps)
         while True:
             try:
-                cur.execute(sql, params)
+                if isinstance(step, CopyRows):
+                    _copy(cur.connection, step)
+                    step = steps.send([])
+                    continue
+                cur.execute(*step)
             except psycopg.Error as exc:
                 translated = translate_error(exc)
                 if translated is None:
                     raise
                 raise translated from exc
-            sql, params = steps.send(cur.fetchall())
+            step = steps.send(cur.fetchall())
     except StopIteration as stop:
         return stop.value
+
+
+def _copy(conn: psycopg.Connection[Any], step: CopyRows) -> None:
+    # A cursor of our own: its adapters (the jsonb text dumper) stay private.
+    with conn.cursor() as cur:
+        copy_cursor_setup(cur)
+        with cur.copy(step.sql) as copy:
+            copy.set_types(list(step.types))
+            for row in step.rows:
+                copy.write_row(row)
 
 
 def _check_sync(conn: object) -> None:

@@ -15,8 +15,10 @@ from . import _params
 from ._params import DEFAULT_QUEUE
 from .observability.enqueue import observe_enqueue
 from .producer import (
+    CopyRows,
     JobSpec,
     Steps,
+    copy_cursor_setup,
     enqueue_many_steps,
     enqueue_steps,
     to_new_jobs,
@@ -66,18 +68,32 @@ async def run_steps_async(
     """Drive producer steps on an async connection or cursor."""
     cur = conn if isinstance(conn, psycopg.AsyncCursor) else conn.cursor()
     try:
-        sql, params = next(steps)
+        step = next(steps)
         while True:
             try:
-                await cur.execute(sql, params)
+                if isinstance(step, CopyRows):
+                    await _copy(cur.connection, step)
+                    step = steps.send([])
+                    continue
+                await cur.execute(*step)
             except psycopg.Error as exc:
                 translated = translate_error(exc)
                 if translated is None:
                     raise
                 raise translated from exc
-            sql, params = steps.send(await cur.fetchall())
+            step = steps.send(await cur.fetchall())
     except StopIteration as stop:
         return stop.value
+
+
+async def _copy(conn: psycopg.AsyncConnection[Any], step: CopyRows) -> None:
+    # A cursor of our own: its adapters (the jsonb text dumper) stay private.
+    async with conn.cursor() as cur:
+        copy_cursor_setup(cur)
+        async with cur.copy(step.sql) as copy:
+            copy.set_types(list(step.types))
+            for row in step.rows:
+                await copy.write_row(row)
 
 
 def _check_async(conn: object) -> None:

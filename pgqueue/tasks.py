@@ -60,6 +60,30 @@ class EnqueueOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class _KeywordFit:
+    """The keyword names a handler takes, precomputed for :meth:`Task.bind_args`."""
+
+    names: frozenset[str]
+    required: frozenset[str]
+    any_keyword: bool
+
+    @classmethod
+    def of(cls, signature: inspect.Signature) -> _KeywordFit | None:
+        """None when a parameter is positional-only: then only bind() can tell."""
+        names, required, any_keyword = set(), set(), False
+        for param in signature.parameters.values():
+            if param.kind is param.POSITIONAL_ONLY:
+                return None
+            if param.kind is param.VAR_KEYWORD:
+                any_keyword = True
+            elif param.kind is not param.VAR_POSITIONAL:
+                names.add(param.name)
+                if param.default is param.empty:
+                    required.add(param.name)
+        return cls(frozenset(names), frozenset(required), any_keyword)
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     """A registered handler with its options. Calling it calls the function."""
 
@@ -73,6 +97,11 @@ class Task:
     is_async: bool = False
     context_param: str | None = None
     signature: inspect.Signature = field(default=None, repr=False)  # type: ignore[assignment]
+    fit: _KeywordFit | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.fit is None and self.signature is not None:
+            object.__setattr__(self, "fit", _KeywordFit.of(self.signature))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -118,6 +147,13 @@ class Task:
                 raise TypeError(f"job args hold {self.context_param!r}, the name of the "
                                 "handler's JobContext parameter")
             kwargs[self.context_param] = context
+        # Fast path: the names fit (every required one given, none unknown).
+        # Signature.bind runs only on a mismatch, to raise its precise TypeError.
+        fit = self.fit
+        if fit is not None:
+            given = kwargs.keys()
+            if fit.required <= given and (fit.any_keyword or given <= fit.names):
+                return kwargs
         self.signature.bind(**kwargs)
         return kwargs
 

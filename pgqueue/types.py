@@ -10,6 +10,8 @@ from typing import Any
 
 __all__ = ["Job", "JobContext", "JobState"]
 
+_EVENT_LOCK = threading.Lock()
+
 
 class JobState(StrEnum):
     """A job's state, spelled as in SQL (type ``pgqueue.job_state``)."""
@@ -48,13 +50,18 @@ class JobContext:
     long-running plain function should check it and return early.
     """
 
-    __slots__ = ("_cancel", "_stop", "job", "worker_id")
+    # Flags, not threading.Events: a worker makes one context per attempt, and
+    # most handlers never wait. The Event behind wait_for_stop is made on first
+    # use, under _EVENT_LOCK so a stop request cannot slip between the check and
+    # the creation.
+    __slots__ = ("_cancelled", "_stop_event", "_stopped", "job", "worker_id")
 
     def __init__(self, job: Job, worker_id: str) -> None:
         self.job = job
         self.worker_id = worker_id
-        self._stop = threading.Event()
-        self._cancel = threading.Event()
+        self._stopped = False
+        self._cancelled = False
+        self._stop_event: threading.Event | None = None
 
     @property
     def id(self) -> int:
@@ -87,25 +94,34 @@ class JobContext:
     @property
     def stop_requested(self) -> bool:
         """True once the worker asked this attempt to stop (shutdown, timeout, cancel)."""
-        return self._stop.is_set()
+        return self._stopped
 
     @property
     def cancel_requested(self) -> bool:
         """True once someone cancelled this job (``pgqueue.cancel``)."""
-        return self._cancel.is_set()
+        return self._cancelled
 
     def request_cancel(self) -> None:
         """Mark the job cancelled (called by the worker); also requests a stop."""
-        self._cancel.set()
-        self._stop.set()
+        self._cancelled = True
+        self.request_stop()
 
     def wait_for_stop(self, timeout: float | None = None) -> bool:
         """Block up to ``timeout`` seconds for a stop request; return whether one came."""
-        return self._stop.wait(timeout)
+        with _EVENT_LOCK:
+            if self._stop_event is None:
+                self._stop_event = threading.Event()
+                if self._stopped:
+                    self._stop_event.set()
+            event = self._stop_event
+        return event.wait(timeout)
 
     def request_stop(self) -> None:
         """Ask the handler to stop (called by the worker)."""
-        self._stop.set()
+        with _EVENT_LOCK:
+            self._stopped = True
+            if self._stop_event is not None:
+                self._stop_event.set()
 
     def __repr__(self) -> str:
         return f"JobContext(id={self.id}, task={self.task!r}, attempt={self.attempt})"

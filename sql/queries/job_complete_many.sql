@@ -17,8 +17,12 @@ WITH outcome AS (
 finished AS (
     DELETE FROM pgqueue.jobs j
     USING outcome o
+    -- The fence is written so that jobs_running_idx cannot serve it: the
+    -- planner's estimate of running jobs is often stale (ANALYZE saw them
+    -- queued), and a nested loop over that index with the outcomes inside grows
+    -- with running jobs × batch. Each outcome finds its row by primary key.
     WHERE j.id = o.id AND j.attempt = o.attempt
-      AND j.worker_id = %(worker_id)s AND j.state = 'running'
+      AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
       AND o.outcome IN ('succeeded', 'failed', 'cancelled')
     RETURNING j.*, o.outcome, o.error, o.result
 ),
@@ -49,7 +53,7 @@ retried AS (
         errors = pgqueue.append_error(j.errors, o.error || jsonb_build_object('at', now()))
     FROM outcome o
     WHERE j.id = o.id AND j.attempt = o.attempt
-      AND j.worker_id = %(worker_id)s AND j.state = 'running'
+      AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
       AND o.outcome = 'retried'
     RETURNING j.id
 )

@@ -1,0 +1,11 @@
+-- job_copy: bulk insert of new jobs without unique keys, as a binary COPY.
+-- The row is the one pgqueue.enqueue() and job_insert_many build: the columns
+-- not listed take their defaults (state queued, attempt 0, errors []); ids come
+-- from job_ids_reserve_now, run_at, created_at and expires_at are computed from
+-- its now(). Columns, in order: id bigint, queue text, task text, args jsonb,
+--   priority int, run_at timestamptz, created_at timestamptz, max_attempts int,
+--   trace_context text, expires_at timestamptz.
+-- Fires the statement trigger once (COPY is one statement): one NOTIFY per queue.
+COPY pgqueue.jobs (id, queue, task, args, priority, run_at, created_at, max_attempts,
+                   trace_context, expires_at)
+FROM STDIN (FORMAT BINARY)
