@@ -252,7 +252,7 @@ class Worker:
                     self._emit(ConnectionRestored(self.id, "fetcher"))
                 backoff = 0.1
                 self._ready.extend(jobs)
-                self._fill()
+                self._fill(claimed_now=True)
                 if jobs:
                     continue
             timeout = poll_deadline - time.monotonic()
@@ -266,10 +266,15 @@ class Worker:
             return 1
         return max(1, self.config.concurrency // 2)
 
-    def _fill(self) -> None:
-        """Start claimed jobs while slots are free (never once stopping)."""
+    def _fill(self, *, claimed_now: bool = False) -> None:
+        """Start claimed jobs while slots are free.
+
+        Once stopping, only jobs of a claim that was in flight when the stop came
+        (``claimed_now``) still take free slots, as they would have unbuffered;
+        the rest wait to be handed back.
+        """
         assert self._threads is not None and self._stop is not None
-        if self._stop.is_set():
+        if self._stop.is_set() and not claimed_now:
             return
         while self._ready and len(self._running) < self.config.concurrency:
             self._start(self._ready.popleft(), self._threads)
