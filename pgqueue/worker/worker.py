@@ -6,12 +6,14 @@ maintenance (heartbeat, leader, reaper). They emit events; logging and metrics
 subscribe where the worker is assembled.
 
 Invariants:
-- claims are pipelined: a worker holds at most ``2 × concurrency`` claimed jobs
-  (running, plus a FIFO of claimed ones waiting for a slot), and claims again in
-  one statement (job_claim.sql) once at least half a batch of room is free, so
-  the next claim's round trip overlaps the running jobs instead of leaving the
-  slots idle. A claimed job waiting for a slot is heartbeated and handed back on
-  stop like a running one; it starts the moment a slot frees;
+- claims take at most the room the worker has, in one statement (job_claim.sql).
+  While recent jobs are short (average under ``_PREFETCH_MAX_SECONDS``) claims
+  are pipelined: the worker holds up to ``2 × concurrency`` claimed jobs
+  (running, plus a FIFO waiting for a slot) and claims again once half a batch
+  of room is free, so the claim round trip overlaps running jobs. With longer
+  jobs it holds no more than its free slots, so it never hoards jobs that an
+  idle worker elsewhere could start. A claimed job waiting for a slot is
+  heartbeated and handed back on stop like a running one;
 - every outcome write is fenced (job_complete_many.sql);
 - on stop: claim nothing more, let running jobs finish within the grace
   period, write their outcomes, hand back the rest at once, deregister.
@@ -59,8 +61,11 @@ __all__ = ["Worker"]
 logger = logging.getLogger("pgqueue.worker")
 
 _RECHECK_SECONDS = 0.02
-# Claimed jobs a worker may hold, as a multiple of its concurrency.
+# Claimed jobs a worker may hold, as a multiple of its concurrency, while the
+# recent average job is shorter than _PREFETCH_MAX_SECONDS (a moving average).
 _PREFETCH_FACTOR = 2
+_PREFETCH_MAX_SECONDS = 0.05
+_AVERAGE_WEIGHT = 0.1
 
 
 @dataclass(slots=True)
@@ -120,6 +125,7 @@ class Worker:
         self._run_attempt = traced_attempts(run_attempt, enabled=tracing)
         self._running: dict[int, _Running] = {}
         self._ready: collections.deque[Job] = collections.deque()
+        self._average_seconds: float | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -228,8 +234,7 @@ class Worker:
             if self._next_due is not None and now >= self._next_due:
                 self._look = True
                 self._next_due = None
-            room = (_PREFETCH_FACTOR * self.config.concurrency
-                    - len(self._running) - len(self._ready))
+            room = self._capacity() - len(self._running) - len(self._ready)
             if self._look and room >= self._claim_min():
                 self._look = False
                 try:
@@ -260,11 +265,25 @@ class Worker:
                 timeout = min(timeout, self._next_due - time.monotonic())
             await self._sleep(max(0.0, timeout))
 
+    def _prefetching(self) -> bool:
+        return self._average_seconds is not None and \
+            self._average_seconds < _PREFETCH_MAX_SECONDS
+
+    def _capacity(self) -> int:
+        """How many claimed jobs this worker may hold now."""
+        factor = _PREFETCH_FACTOR if self._prefetching() else 1
+        return factor * self.config.concurrency
+
     def _claim_min(self) -> int:
-        """Claim once this much room is free (half a batch), or at once when idle."""
-        if not self._running and not self._ready:
+        """Room needed before claiming: half a batch while prefetching, else one slot."""
+        if not self._prefetching() or (not self._running and not self._ready):
             return 1
         return max(1, self.config.concurrency // 2)
+
+    def _record_duration(self, seconds: float) -> None:
+        average = self._average_seconds
+        self._average_seconds = seconds if average is None else \
+            average + _AVERAGE_WEIGHT * (seconds - average)
 
     def _fill(self, *, claimed_now: bool = False) -> None:
         """Start claimed jobs while slots are free.
@@ -369,8 +388,10 @@ class Worker:
             outcome = cancelled(job, time.perf_counter() - started)
         finally:
             self._running.pop(job.id, None)
-            if outcome is not None and self._completer is not None:
-                self._completer.submit(outcome)
+            if outcome is not None:
+                self._record_duration(outcome.duration_seconds)
+                if self._completer is not None:
+                    self._completer.submit(outcome)
             self._fill()
             if self._more:
                 self._look = True

@@ -308,3 +308,28 @@ def test_worker_on_unmigrated_database_says_migrate(empty_dsn: str) -> None:
     worker = pgqueue.Worker(tasks, dsn=empty_dsn, log_events=False)
     with pytest.raises(pgqueue.SchemaNotReadyError, match="pgqueue migrate"):
         asyncio.run(worker.run_async())
+
+
+def test_long_jobs_are_not_hoarded_so_another_worker_gets_them(clean_db: str) -> None:
+    tasks = pgqueue.Registry()
+    release = threading.Event()
+
+    @tasks.task(name="long")
+    def long() -> None:
+        release.wait(30)
+
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.enqueue_many(conn, [{"task": "long"} for _ in range(4)])
+    try:
+        with running_worker(clean_db, tasks, concurrency=2) as first:
+            wait_until(lambda: len(first.of(events.JobStarted)) == 2)
+            # Only its free slots: the other two jobs stay claimable...
+            assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs "
+                                    "WHERE state = 'running'") == 2
+            with running_worker(clean_db, tasks, concurrency=2) as second:
+                # ...and a second worker starts them while the first is busy.
+                wait_until(lambda: len(second.of(events.JobStarted)) == 2)
+                release.set()
+                wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0)
+    finally:
+        release.set()
