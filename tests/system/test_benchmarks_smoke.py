@@ -22,6 +22,7 @@ FIGURES = [
     "drain_processes1_c50", "drain_processes2_c50", "drain_processes_ratio",
     "latency_p50", "latency_p95", "latency_p99",
     "backlog_small", "backlog_large", "backlog_ratio",
+    "bloat_table_empty", "bloat_table_after", "bloat_table_vacuumed", "bloat_indexes_after",
 ]
 
 
