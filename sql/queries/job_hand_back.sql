@@ -21,4 +21,6 @@ WITH handed AS (
 woken AS (
     SELECT pg_notify('pgqueue_jobs', q) FROM (SELECT DISTINCT queue FROM handed) AS h(q)
 )
+-- A SELECT in WITH runs only if referenced: the always-true count makes the
+-- notifications happen.
 SELECT id FROM handed WHERE (SELECT count(*) FROM woken) >= 0

@@ -53,6 +53,8 @@ archived AS (
 woken AS (
     SELECT pg_notify('pgqueue_jobs', q) FROM (SELECT DISTINCT queue FROM requeued) AS r(q)
 )
+-- A SELECT in WITH runs only if referenced: the always-true count makes the
+-- notifications happen.
 SELECT id, queue::text, task::text, attempt, 'queued' AS outcome FROM requeued
 WHERE (SELECT count(*) FROM woken) >= 0
 UNION ALL
