@@ -15,6 +15,8 @@ import psycopg
 from ._params import validate_queue
 from ._sql import query
 from .errors import InvalidJobError
+from .producer import Steps, run_steps
+from .producer_async import run_steps_async
 
 __all__ = [
     "CancelResult",
@@ -47,6 +49,12 @@ def _job_params(job_id: object, reason: object) -> dict[str, Any]:
     return {"job_id": job_id, "reason": reason}
 
 
+def _value(name: str, params: dict[str, Any]) -> Steps:
+    """One statement whose answer is one value; driven by the producer's runners."""
+    rows = yield query(name), params
+    return rows[0][0]
+
+
 def cancel(conn: Conn, job_id: int, *, reason: str = "cancelled by request") -> CancelResult:
     """Cancel a job: a queued job at once, a running one through its worker.
 
@@ -55,22 +63,14 @@ def cancel(conn: Conn, job_id: int, *, reason: str = "cancelled by request") -> 
     ends ``cancelled`` and is not retried. Cancelling a finished job changes
     nothing and returns ``CancelResult.FINISHED``.
     """
-    params = _job_params(job_id, reason)
-    cur = conn if isinstance(conn, psycopg.Cursor) else conn.cursor()
-    row = cur.execute(query("job_cancel"), params).fetchone()
-    assert row is not None
-    return CancelResult(row[0])
+    return CancelResult(run_steps(conn, _value("job_cancel", _job_params(job_id, reason))))
 
 
 async def cancel_async(conn: AsyncConn, job_id: int, *,
                        reason: str = "cancelled by request") -> CancelResult:
     """:func:`cancel` for an AsyncConnection."""
-    params = _job_params(job_id, reason)
-    cur = conn if isinstance(conn, psycopg.AsyncCursor) else conn.cursor()
-    await cur.execute(query("job_cancel"), params)
-    row = await cur.fetchone()
-    assert row is not None
-    return CancelResult(row[0])
+    steps = _value("job_cancel", _job_params(job_id, reason))
+    return CancelResult(await run_steps_async(conn, steps))
 
 
 def pause_queue(conn: Conn, queue: str) -> bool:
@@ -96,15 +96,8 @@ async def resume_queue_async(conn: AsyncConn, queue: str) -> bool:
 
 
 def _queue_call(conn: Conn, name: str, queue: str) -> bool:
-    validate_queue(queue)
-    cur = conn if isinstance(conn, psycopg.Cursor) else conn.cursor()
-    row = cur.execute(query(name), {"queue": queue}).fetchone()
-    return bool(row and row[0])
+    return bool(run_steps(conn, _value(name, {"queue": validate_queue(queue)})))
 
 
 async def _queue_call_async(conn: AsyncConn, name: str, queue: str) -> bool:
-    validate_queue(queue)
-    cur = conn if isinstance(conn, psycopg.AsyncCursor) else conn.cursor()
-    await cur.execute(query(name), {"queue": queue})
-    row = await cur.fetchone()
-    return bool(row and row[0])
+    return bool(await run_steps_async(conn, _value(name, {"queue": validate_queue(queue)})))

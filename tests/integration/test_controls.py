@@ -171,3 +171,24 @@ def test_periodic_task_runs_once_per_tick_with_three_workers(clean_db: str) -> N
     rows = fetch(clean_db, "SELECT cron, last_tick IS NOT NULL, next_tick > last_tick "
                            "FROM pgqueue.periodic WHERE name = 'tick'")
     assert rows == [("* * * * * *", True, True)]
+
+
+def test_async_twins_cancel_and_pause(clean_db: str) -> None:
+    job = enqueue(clean_db, "t", delay=3600)
+
+    async def main() -> tuple[Any, ...]:
+        async with await psycopg.AsyncConnection.connect(clean_db) as aconn:
+            cancelled = await pgqueue.cancel_async(aconn, job)
+            again = await pgqueue.cancel_async(aconn, job)
+            paused = await pgqueue.pause_queue_async(aconn, "slow")
+            resumed = await pgqueue.resume_queue_async(aconn, "slow")
+            return cancelled, again, paused, resumed
+
+    assert asyncio.run(main()) == (pgqueue.CancelResult.CANCELLED,
+                                   pgqueue.CancelResult.FINISHED, True, True)
+    assert job_row(clean_db, job)[0] == "cancelled"
+
+
+def test_controls_on_an_unmigrated_database_say_migrate(empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn) as conn, pytest.raises(pgqueue.SchemaNotReadyError):
+        pgqueue.cancel(conn, 1)
