@@ -28,7 +28,6 @@ class Listener:
         self._on_gap = on_gap
         self._emit = emit
         self._check_interval = check_interval
-        self.listening = False
 
     async def run(self) -> None:
         backoff = 0.1
@@ -40,7 +39,6 @@ class Listener:
                     self._dsn, autocommit=True, connect_timeout=10,
                     application_name="pgqueue-listener")
                 await conn.execute(query("listener_listen"))
-                self.listening = True
                 backoff = 0.1
                 if lost:
                     lost = False
@@ -54,7 +52,6 @@ class Listener:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.listening = False
                 if not lost:
                     lost = True
                     self._emit(ConnectionLost(self._worker_id, "listener", str(exc).strip()
@@ -63,7 +60,6 @@ class Listener:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
-                self.listening = False
                 if conn is not None:
                     try:
                         await conn.close()

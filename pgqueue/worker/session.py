@@ -33,10 +33,6 @@ class Session:
         self._connect_timeout = connect_timeout
         self._conn: Conn | None = None
 
-    @property
-    def connected(self) -> bool:
-        return self._conn is not None and not self._conn.closed
-
     async def connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(
