@@ -54,6 +54,9 @@ class NewJob:
     trace_context: str | None = None
     expires_at: datetime | None = None
     ttl_seconds: float | None = None
+    depends_on: tuple[int, ...] | None = None
+    concurrency_key: str | None = None
+    batch_id: int | None = None
 
 
 # Names already found valid: a bulk enqueue repeats a few names many times.
@@ -111,6 +114,9 @@ def new_job(
     trace_context: str | None = None,
     expires_at: object = None,
     ttl: object = None,
+    depends_on: object = None,
+    concurrency_key: object = None,
+    batch_id: int | None = None,
 ) -> NewJob:
     """Validate one job's fields and return them normalised.
 
@@ -137,6 +143,9 @@ def new_job(
         trace_context=trace_context,
         expires_at=_run_at(expires_at, field="expires_at"),
         ttl_seconds=ttl_seconds,
+        depends_on=_depends_on(depends_on),
+        concurrency_key=_key(concurrency_key, "concurrency_key"),
+        batch_id=batch_id,
     )
 
 
@@ -312,18 +321,42 @@ def _max_attempts(max_attempts: object) -> int:
 
 
 def _unique_key(unique_key: object) -> str | None:
-    if unique_key is None:
+    return _key(unique_key, "unique_key")
+
+
+def _key(key: object, field: str) -> str | None:
+    if key is None:
         return None
-    if not isinstance(unique_key, str):
+    if not isinstance(key, str):
+        raise InvalidJobError(f"{field} must be a string, got {type(key).__name__}")
+    if not 1 <= len(key) <= UNIQUE_KEY_MAX:
         raise InvalidJobError(
-            f"unique_key must be a string, got {type(unique_key).__name__}"
+            f"{field} must be 1 to {UNIQUE_KEY_MAX} characters, got {len(key)}"
         )
-    if not 1 <= len(unique_key) <= UNIQUE_KEY_MAX:
+    _check_text(key, field)
+    return key
+
+
+DEPENDS_ON_MAX = 1000
+_ID_MAX = 2**63 - 1
+
+
+def _depends_on(depends_on: object) -> tuple[int, ...] | None:
+    """Job ids, deduplicated and sorted; None for none."""
+    if depends_on is None:
+        return None
+    if isinstance(depends_on, int | str | bytes | Mapping) or not hasattr(depends_on, "__iter__"):
         raise InvalidJobError(
-            f"unique_key must be 1 to {UNIQUE_KEY_MAX} characters, got {len(unique_key)}"
-        )
-    _check_text(unique_key, "unique_key")
-    return unique_key
+            f"depends_on must be a list of job ids, got {type(depends_on).__name__}")
+    ids = set()
+    for item in depends_on:  # type: ignore[attr-defined]
+        if not isinstance(item, int) or isinstance(item, bool) or not 1 <= item <= _ID_MAX:
+            raise InvalidJobError(f"depends_on holds {item!r}; job ids are positive integers")
+        ids.add(item)
+    if len(ids) > DEPENDS_ON_MAX:
+        raise InvalidJobError(
+            f"depends_on names {len(ids)} jobs; at most {DEPENDS_ON_MAX} are allowed")
+    return tuple(sorted(ids)) or None
 
 
 def _shorten(text: str, limit: int = 40) -> str:

@@ -51,7 +51,7 @@ Steps = Generator[Step, Rows, Any]
 # "jsonb" and receives the JSON text _params made: _JsonTextDumper sends it in
 # jsonb's binary format (a version byte, then the text) without parsing it again.
 _COPY_TYPES = ("int8", "text", "text", "jsonb", "int4", "timestamptz", "timestamptz",
-               "int4", "text", "timestamptz")
+               "int4", "text", "timestamptz", "int8[]", "bool", "text", "int8")
 _JSONB_OID = 3802
 
 
@@ -80,6 +80,8 @@ class JobSpec(TypedDict):
     unique_key: NotRequired[str | None]
     expires_at: NotRequired[datetime | None]
     ttl: NotRequired[timedelta | float | None]
+    depends_on: NotRequired[Iterable[int] | None]
+    concurrency_key: NotRequired[str | None]
 
 
 _SPEC_KEYS = frozenset(JobSpec.__annotations__)
@@ -98,6 +100,8 @@ def enqueue(
     unique_key: str | None = None,
     expires_at: datetime | None = None,
     ttl: timedelta | float | None = None,
+    depends_on: Iterable[int] | None = None,
+    concurrency_key: str | None = None,
 ) -> int:
     """Insert one job in the caller's transaction and return its id.
 
@@ -116,6 +120,12 @@ def enqueue(
         expires_at: timezone-aware time after which the job never starts; it ends
             ``cancelled`` with the reason ``expired``.
         ttl: seconds (or a timedelta) from now instead of ``expires_at``.
+        depends_on: ids of jobs that must succeed first. The job waits (queued,
+            not claimable) until all have succeeded; if one ends failed or
+            cancelled, this job ends cancelled, naming it. Jobs of the same
+            transaction may be named.
+        concurrency_key: a key (for example a customer id) shared by jobs that a
+            task's ``concurrency_per_key`` limits running at once.
 
     Raises:
         InvalidJobError: bad input; nothing was executed.
@@ -131,7 +141,7 @@ def enqueue(
     job = _params.new_job(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
-        expires_at=expires_at, ttl=ttl,
+        expires_at=expires_at, ttl=ttl, depends_on=depends_on, concurrency_key=concurrency_key,
     )
     with observe_enqueue([job]) as scope:  # producer span, trace context, count
         return scope.done(run_steps(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
@@ -176,17 +186,40 @@ def to_new_jobs(jobs: Iterable[JobSpec]) -> list[NewJob]:
 
 
 def enqueue_steps(job: NewJob) -> Steps:
-    rows = yield query("job_enqueue"), _job_params(job)
+    if job.depends_on:
+        yield from _check_dependencies([job], [])
+    rows = yield query("job_enqueue"), _job_params(job)  # links dependencies itself
     return rows[0][0]
 
 
-def enqueue_many_steps(jobs: list[NewJob]) -> Steps:
+def _check_dependencies(jobs: list[NewJob], own_ids: list[int]) -> Steps:
+    """Before any insert: every dependency must exist (or be one of ``own_ids``)."""
+    deps = sorted({d for j in jobs for d in j.depends_on or ()})
+    rows = yield query("job_dependencies_missing"), {"deps": deps, "own_ids": own_ids}
+    if rows[0][0] is not None:
+        raise InvalidJobError(f"depends_on names job {rows[0][0]}, which does not exist")
+
+
+def _link_steps(jobs: list[NewJob], ids: list[int], inserted: set[int] | None = None) -> Steps:
+    """After the insert: attach the new jobs that have dependencies to them."""
+    linked = [i for i, j in zip(ids, jobs, strict=True)
+              if j.depends_on and (inserted is None or i in inserted)]
+    if linked:
+        yield query("job_link_dependencies"), {"ids": linked}
+
+
+def enqueue_many_steps(jobs: list[NewJob], ids: list[int] | None = None) -> Steps:
+    """Insert ``jobs``; ``ids`` (reserved by the caller) when jobs name each other."""
     if not jobs:
         return []
+    has_deps = any(j.depends_on for j in jobs)
     if all(j.unique_key is None for j in jobs):
-        return (yield from _copy_steps(jobs))
-    rows = yield query("job_ids_reserve"), {"n": len(jobs)}
-    ids: list[int] = [row[0] for row in rows]
+        return (yield from _copy_steps(jobs, ids, has_deps))
+    if ids is None:
+        rows = yield query("job_ids_reserve"), {"n": len(jobs)}
+        ids = [row[0] for row in rows]
+    if has_deps:
+        yield from _check_dependencies(jobs, ids)
     rows = yield query("job_insert_many"), {
         "ids": ids,
         "queues": [j.queue for j in jobs],
@@ -200,7 +233,12 @@ def enqueue_many_steps(jobs: list[NewJob]) -> Steps:
         "trace_contexts": [j.trace_context for j in jobs],
         "expires_ats": [j.expires_at for j in jobs],
         "ttls": [j.ttl_seconds for j in jobs],
+        "depends_ons": [_pg_array(j.depends_on) for j in jobs],
+        "concurrency_keys": [j.concurrency_key for j in jobs],
+        "batch_ids": [j.batch_id for j in jobs],
     }
+    if has_deps:
+        yield from _link_steps(jobs, ids, {row[0] for row in rows})
     if len(rows) == len(jobs):
         return ids
     # Some unique keys were taken: by live jobs, or by an earlier job of this call.
@@ -220,7 +258,7 @@ def enqueue_many_steps(jobs: list[NewJob]) -> Steps:
     return ids
 
 
-def _copy_steps(jobs: list[NewJob]) -> Steps:
+def _copy_steps(jobs: list[NewJob], ids: list[int] | None, has_deps: bool) -> Steps:
     """Without unique keys nothing can conflict: COPY the rows, ids known up front.
 
     delay and ttl count from the database clock. Rather than one more round trip
@@ -229,9 +267,14 @@ def _copy_steps(jobs: list[NewJob]) -> Steps:
     later statements), and run_at, created_at and expires_at are computed from
     it here: the rows hold what job_insert_many would have computed.
     """
-    rows = yield query("job_ids_reserve_now"), {"n": len(jobs)}
-    ids: list[int] = [row[0] for row in rows]
+    if ids is None:
+        rows = yield query("job_ids_reserve_now"), {"n": len(jobs)}
+        ids = [row[0] for row in rows]
+    else:
+        rows = yield query("clock_now"), {}
     now: datetime = rows[0][1]
+    if has_deps:
+        yield from _check_dependencies(jobs, ids)
     data = []
     for job_id, j in zip(ids, jobs, strict=True):
         if j.run_at is not None:
@@ -244,8 +287,12 @@ def _copy_steps(jobs: list[NewJob]) -> Steps:
         if expires_at is None and j.ttl_seconds is not None:
             expires_at = now + timedelta(seconds=j.ttl_seconds)
         data.append((job_id, j.queue, j.task, j.args_json, j.priority, run_at, now,
-                     j.max_attempts, j.trace_context, expires_at))
+                     j.max_attempts, j.trace_context, expires_at,
+                     list(j.depends_on) if j.depends_on else None,
+                     True if j.depends_on else None, j.concurrency_key, j.batch_id))
     yield CopyRows(query("job_copy"), _COPY_TYPES, data)
+    if has_deps:
+        yield from _link_steps(jobs, ids)
     return ids
 
 
@@ -267,7 +314,15 @@ def _job_params(job: NewJob) -> dict[str, Any]:
         "trace_context": job.trace_context,
         "expires_at": job.expires_at,
         "ttl_seconds": job.ttl_seconds,
+        "depends_on": _pg_array(job.depends_on),
+        "concurrency_key": job.concurrency_key,
+        "batch_id": job.batch_id,
     }
+
+
+def _pg_array(ids: tuple[int, ...] | None) -> str | None:
+    """bigint[] as text: an array parameter inside an array parameter needs it."""
+    return None if not ids else "{" + ",".join(map(str, ids)) + "}"
 
 
 def translate_error(exc: psycopg.Error) -> PgQueueError | None:

@@ -41,13 +41,15 @@ async def enqueue_async(
     unique_key: str | None = None,
     expires_at: datetime | None = None,
     ttl: timedelta | float | None = None,
+    depends_on: Iterable[int] | None = None,
+    concurrency_key: str | None = None,
 ) -> int:
     """:func:`pgqueue.enqueue` for an ``AsyncConnection``; same arguments and errors."""
     _check_async(conn)
     job = _params.new_job(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
-        expires_at=expires_at, ttl=ttl,
+        expires_at=expires_at, ttl=ttl, depends_on=depends_on, concurrency_key=concurrency_key,
     )
     with observe_enqueue([job]) as scope:
         return scope.done(await run_steps_async(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,13 +41,16 @@ class EnqueueOptions:
     unique_key: str | None = None
     expires_at: datetime | None = None
     ttl: timedelta | float | None = None
+    depends_on: Iterable[int] | None = None
+    concurrency_key: str | None = None
 
     def enqueue(self, task: Task, conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
                 args: Mapping[str, Any]) -> int:
         return enqueue(conn, task.name, args, queue=self.queue, priority=self.priority,
                        max_attempts=self.max_attempts, run_at=self.run_at,
                        delay=self.delay, unique_key=self.unique_key,
-                       expires_at=self.expires_at, ttl=self.ttl)
+                       expires_at=self.expires_at, ttl=self.ttl, depends_on=self.depends_on,
+                       concurrency_key=self.concurrency_key)
 
     async def enqueue_async(self, task: Task,
                             conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
@@ -56,7 +59,8 @@ class EnqueueOptions:
                                    priority=self.priority, max_attempts=self.max_attempts,
                                    run_at=self.run_at, delay=self.delay,
                                    unique_key=self.unique_key, expires_at=self.expires_at,
-                                   ttl=self.ttl)
+                                   ttl=self.ttl, depends_on=self.depends_on,
+                                   concurrency_key=self.concurrency_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,7 @@ class Task:
     priority: int = 0
     is_async: bool = False
     context_param: str | None = None
+    concurrency_per_key: int | None = None
     signature: inspect.Signature = field(default=None, repr=False)  # type: ignore[assignment]
     fit: _KeywordFit | None = field(default=None, repr=False, compare=False)
 
@@ -130,12 +135,14 @@ class Task:
                 max_attempts: int | None = _UNSET, run_at: datetime | None = _UNSET,
                 delay: timedelta | float | None = _UNSET,
                 unique_key: str | None = _UNSET, expires_at: datetime | None = _UNSET,
-                ttl: timedelta | float | None = _UNSET) -> BoundTask:
+                ttl: timedelta | float | None = _UNSET, depends_on: Iterable[int] | None = _UNSET,
+                concurrency_key: str | None = _UNSET) -> BoundTask:
         """This task with some enqueue options overridden for one call."""
         given: dict[str, Any] = {k: v for k, v in {
             "queue": queue, "priority": priority, "max_attempts": max_attempts,
             "run_at": run_at, "delay": delay, "unique_key": unique_key,
-            "expires_at": expires_at, "ttl": ttl,
+            "expires_at": expires_at, "ttl": ttl, "depends_on": depends_on,
+            "concurrency_key": concurrency_key,
         }.items() if v is not _UNSET}
         return BoundTask(self, replace(self.defaults, **given))
 
@@ -193,7 +200,8 @@ class Registry:
                  args: Mapping[str, Any] | None = None, queue: str = DEFAULT_QUEUE,
                  on_missed: str = "skip", max_attempts: int | None = None,
                  timeout: float | None = None, retry: RetryPolicy | None = None,
-                 priority: int = 0) -> Callable[[Callable[..., Any]], Task]:
+                 priority: int = 0,
+                 concurrency_per_key: int | None = None) -> Callable[[Callable[..., Any]], Task]:
         """Register a task that the leader enqueues on a cron schedule.
 
         Each tick enqueues exactly one job (with ``args``), whichever and however
@@ -206,7 +214,8 @@ class Registry:
         """
         def register(fn: Callable[..., Any]) -> Task:
             task: Task = self.task(fn, name=name, queue=queue, max_attempts=max_attempts,
-                                   timeout=timeout, retry=retry, priority=priority)
+                                   timeout=timeout, retry=retry, priority=priority,
+                                   concurrency_per_key=concurrency_per_key)
             try:
                 schedule = Schedule(name=task.name, cron=cron, task=task.name, queue=queue,
                                     args_json=dump_args(args), on_missed=on_missed)
@@ -226,8 +235,12 @@ class Registry:
     def task(self, fn: Callable[..., Any] | None = None, *, name: str | None = None,
              queue: str = DEFAULT_QUEUE, max_attempts: int | None = None,
              timeout: float | None = None, retry: RetryPolicy | None = None,
-             priority: int = 0) -> Any:
+             priority: int = 0, concurrency_per_key: int | None = None) -> Any:
         """Register a function as a task; usable as ``@task`` or ``@task(...)``.
+
+        ``concurrency_per_key=N``: across every worker, at most N jobs that carry
+        the same ``concurrency_key`` (given at enqueue) run at once while this
+        task is claimed; running jobs of any task with that key count.
 
         The name defaults to ``module.function``; give an explicit ``name`` in
         production code so renaming a module does not orphan queued jobs.
@@ -235,7 +248,8 @@ class Registry:
         """
         def register(fn: Callable[..., Any]) -> Task:
             task = _make_task(fn, name=name, queue=queue, max_attempts=max_attempts,
-                              timeout=timeout, retry=retry, priority=priority)
+                              timeout=timeout, retry=retry, priority=priority,
+                              concurrency_per_key=concurrency_per_key)
             if task.name in self._tasks:
                 raise TaskError(f"a task named {task.name!r} is already registered")
             self._tasks[task.name] = task
@@ -270,7 +284,8 @@ class Registry:
 
 def _make_task(fn: Callable[..., Any], *, name: str | None, queue: str,
                max_attempts: int | None, timeout: float | None,
-               retry: RetryPolicy | None, priority: int) -> Task:
+               retry: RetryPolicy | None, priority: int,
+               concurrency_per_key: int | None = None) -> Task:
     if not callable(fn):
         raise TaskError(f"a task must be a function, got {type(fn).__name__}")
     task_name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -288,12 +303,17 @@ def _make_task(fn: Callable[..., Any], *, name: str | None, queue: str,
         raise TaskError(f"retry must be a pgqueue.RetryPolicy, got {type(retry).__name__}")
     if not isinstance(priority, int) or not -1000 <= priority <= 1000:
         raise TaskError(f"priority must be an int between -1000 and 1000, got {priority!r}")
+    if concurrency_per_key is not None and (
+            not isinstance(concurrency_per_key, int) or isinstance(concurrency_per_key, bool)
+            or concurrency_per_key < 1):
+        raise TaskError(f"concurrency_per_key must be an int >= 1, got {concurrency_per_key!r}")
     return Task(
         name=task_name, fn=fn, queue=queue, max_attempts=max_attempts,
         timeout=float(timeout) if timeout is not None else None,
         retry=retry or DEFAULT_RETRY, priority=priority,
         is_async=inspect.iscoroutinefunction(fn),
         context_param=_context_param(fn), signature=inspect.signature(fn),
+        concurrency_per_key=concurrency_per_key,
     )
 
 

@@ -14,6 +14,21 @@ CREATE DOMAIN pgqueue.queue_name AS text
 CREATE DOMAIN pgqueue.task_name AS text
 	CONSTRAINT task_name_check CHECK ((VALUE ~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$'::text));
 
+CREATE FUNCTION pgqueue.after_finish(job_ids bigint[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    cancelled bigint[];
+BEGIN
+    cancelled := pgqueue.settle_blocked(ARRAY(
+        SELECT j.id FROM pgqueue.jobs j
+        WHERE j.blocked AND j.depends_on && after_finish.job_ids ORDER BY j.id));
+    PERFORM pgqueue.settle_batches(ARRAY(
+        SELECT h.batch_id FROM pgqueue.finished_jobs h
+        WHERE h.id = ANY (after_finish.job_ids || cancelled) AND h.batch_id IS NOT NULL));
+END
+$$;
+
 CREATE FUNCTION pgqueue.append_error(errors jsonb, error jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -30,19 +45,9 @@ DECLARE
 BEGIN
     SELECT j.state INTO current FROM pgqueue.jobs j WHERE j.id = cancel.job_id FOR UPDATE;
     IF current = 'queued' THEN
-        WITH gone AS (
-            DELETE FROM pgqueue.jobs j WHERE j.id = cancel.job_id RETURNING j.*
-        )
-        INSERT INTO pgqueue.finished_jobs
-            (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
-             started_at, finished_at, worker_id, unique_key, last_error, errors, trace_context,
-             timeout_seconds, expires_at, cancel_requested_at, depends_on, batch_id,
-             concurrency_key)
-        SELECT g.id, g.queue, g.task, g.args, g.priority, 'cancelled', g.attempt,
-               g.max_attempts, g.run_at, g.created_at, g.started_at, now(), g.worker_id,
-               g.unique_key, cancel.reason, g.errors, g.trace_context, g.timeout_seconds,
-               g.expires_at, now(), g.depends_on, g.batch_id, g.concurrency_key
-        FROM gone g;
+        PERFORM pgqueue.cancel_queued(ARRAY[cancel.job_id], ARRAY[cancel.reason]);
+        PERFORM pgqueue.after_finish(ARRAY[cancel.job_id]);
+        PERFORM pg_notify('pgqueue_finished', cancel.job_id::text);
         RETURN 'cancelled';
     ELSIF current = 'running' THEN
         UPDATE pgqueue.jobs j SET cancel_requested_at = COALESCE(j.cancel_requested_at, now())
@@ -56,12 +61,165 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision) RETURNS bigint
+CREATE FUNCTION pgqueue.cancel_queued(job_ids bigint[], reasons text[]) RETURNS bigint[]
+    LANGUAGE sql
+    AS $$
+WITH gone AS (
+    DELETE FROM pgqueue.jobs j
+    WHERE j.id = ANY (cancel_queued.job_ids) AND j.state = 'queued'
+    RETURNING j.*
+),
+archived AS (
+    INSERT INTO pgqueue.finished_jobs
+        (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
+         started_at, finished_at, worker_id, unique_key, last_error, errors, trace_context,
+         timeout_seconds, expires_at, cancel_requested_at, depends_on, batch_id,
+         concurrency_key)
+    SELECT g.id, g.queue, g.task, g.args, g.priority, 'cancelled', g.attempt, g.max_attempts,
+           g.run_at, g.created_at, g.started_at, now(), g.worker_id, g.unique_key, r.reason,
+           g.errors, g.trace_context, g.timeout_seconds, g.expires_at, now(), g.depends_on,
+           g.batch_id, g.concurrency_key
+    FROM gone g
+    JOIN unnest(cancel_queued.job_ids, cancel_queued.reasons) AS r(id, reason) ON r.id = g.id
+    RETURNING id
+)
+SELECT COALESCE(array_agg(id), '{}') FROM archived
+$$;
+
+CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[]) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    rooms integer[] := claim.slots;
+    rated text[] := '{}';
+    at timestamptz;
+    ids bigint[];
+    keys text[];
+    caps integer[];
+BEGIN
+    IF EXISTS (SELECT 1 FROM pgqueue.queues q
+               WHERE q.name = ANY (claim.queues) AND NOT q.paused
+                 AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)) THEN
+        PERFORM 1 FROM pgqueue.queues q
+        WHERE q.name = ANY (claim.queues) AND NOT q.paused
+          AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)
+        ORDER BY q.name
+        FOR NO KEY UPDATE;
+        -- After the locks: claims of a limited queue take turns, so their clock
+        -- readings (and started_at) are in claim order.
+        at := clock_timestamp();
+        DELETE FROM pgqueue.queue_starts s
+        USING pgqueue.queues q
+        WHERE s.queue = q.name AND q.name = ANY (claim.queues) AND q.rate_limit IS NOT NULL
+          AND s.started_at <= at - q.rate_period * interval '1 second';
+        SELECT array_agg(GREATEST(0, LEAST(
+                   u.slot,
+                   CASE WHEN q.concurrency_limit IS NULL THEN u.slot
+                        ELSE q.concurrency_limit - (
+                            SELECT count(*) FROM pgqueue.jobs r
+                            WHERE r.state = 'running' AND r.queue = u.name)::integer END,
+                   CASE WHEN q.rate_limit IS NULL THEN u.slot
+                        ELSE q.rate_limit - (
+                            SELECT count(*) FROM pgqueue.queue_starts s
+                            WHERE s.queue = u.name)::integer END)) ORDER BY u.ord),
+               COALESCE(array_agg(u.name) FILTER (WHERE q.rate_limit IS NOT NULL), '{}')
+        INTO rooms, rated
+        FROM unnest(claim.queues, claim.slots) WITH ORDINALITY AS u(name, slot, ord)
+        LEFT JOIN pgqueue.queues q ON q.name = u.name;
+    ELSE
+        at := clock_timestamp();
+    END IF;
+
+    SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id),
+           array_agg(c.concurrency_key ORDER BY c.priority DESC, c.run_at, c.id),
+           array_agg(c.cap ORDER BY c.priority DESC, c.run_at, c.id)
+    INTO ids, keys, caps
+    FROM (
+        SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap
+        FROM unnest(claim.queues, rooms) AS u(name, room)
+        LEFT JOIN pgqueue.queues pq ON pq.name = u.name
+        CROSS JOIN LATERAL (
+            SELECT j.id, j.priority, j.run_at, j.concurrency_key,
+                   CASE WHEN j.concurrency_key IS NOT NULL
+                        THEN claim.key_caps[array_position(claim.key_tasks, j.task::text)]
+                   END AS cap
+            FROM pgqueue.jobs j
+            WHERE j.state = 'queued' AND j.blocked IS NULL
+              AND j.queue = u.name
+              AND j.run_at <= at
+              AND j.task = ANY (claim.tasks)
+              AND (j.expires_at IS NULL OR j.expires_at > at)
+            ORDER BY j.priority DESC, j.run_at, j.id
+            LIMIT u.room
+            FOR UPDATE SKIP LOCKED
+        ) c
+        WHERE pq.paused IS NOT TRUE AND u.room > 0
+        ORDER BY c.priority DESC, c.run_at, c.id
+        LIMIT claim.n
+    ) c;
+
+    IF ids IS NULL THEN
+        RETURN;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM unnest(caps) AS k(cap) WHERE k.cap IS NOT NULL) THEN
+        -- Capped keys: lock each key, then count its running jobs afresh.
+        PERFORM pg_advisory_xact_lock(hashtextextended('pgqueue.key:' || k.key, 0))
+        FROM (SELECT DISTINCT k.key FROM unnest(keys, caps) AS k(key, cap)
+              WHERE k.cap IS NOT NULL ORDER BY k.key) k;
+        SELECT array_agg(r.id ORDER BY r.ord) INTO ids
+        FROM (
+            SELECT k.id, k.ord, k.key, k.cap,
+                   row_number() OVER (PARTITION BY k.key ORDER BY k.ord) AS rank
+            FROM unnest(ids, keys, caps) WITH ORDINALITY AS k(id, key, cap, ord)
+        ) r
+        WHERE r.cap IS NULL
+           OR r.rank <= r.cap - (SELECT count(*) FROM pgqueue.jobs x
+                                 WHERE x.state = 'running' AND x.concurrency_key = r.key);
+        IF ids IS NULL THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE pgqueue.jobs j
+        SET state = 'running',
+            attempt = j.attempt + 1,
+            started_at = at,
+            heartbeat_at = at,
+            worker_id = claim.worker_id
+        WHERE j.id = ANY (ids)
+        RETURNING j.*
+    ),
+    logged AS (
+        INSERT INTO pgqueue.queue_starts (queue, started_at)
+        SELECT c.queue, at FROM claimed c WHERE c.queue = ANY (rated)
+    )
+    SELECT c.id, c.queue::text, c.task::text, c.args, c.priority, c.attempt, c.max_attempts,
+           c.run_at, c.created_at, c.started_at, c.timeout_seconds, c.trace_context
+    FROM claimed c
+    ORDER BY c.priority DESC, c.run_at, c.id;
+END
+$$;
+
+CREATE FUNCTION pgqueue.create_batch(name text DEFAULT NULL::text, callback_task text DEFAULT NULL::text, callback_args jsonb DEFAULT NULL::jsonb, callback_queue text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE sql
+    AS $$
+INSERT INTO pgqueue.job_batches (name, callback_task, callback_args, callback_queue)
+VALUES (create_batch.name, create_batch.callback_task, create_batch.callback_args,
+        create_batch.callback_queue)
+RETURNING id
+$$;
+
+CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
 DECLARE
     new_id bigint;
+    deps bigint[];
 BEGIN
     IF enqueue.run_at IS NOT NULL AND enqueue.delay_seconds IS NOT NULL THEN
         RAISE EXCEPTION 'pgqueue.enqueue: give run_at or delay_seconds, not both'
@@ -75,19 +233,38 @@ BEGIN
         RAISE EXCEPTION 'pgqueue.enqueue: delay_seconds must be >= 0 and ttl_seconds > 0'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF enqueue.batch_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM pgqueue.job_batches b
+            WHERE b.id = enqueue.batch_id AND b.sealed_at IS NULL) THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: batch % does not exist or is sealed', enqueue.batch_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    deps := ARRAY(SELECT DISTINCT d FROM unnest(enqueue.depends_on) AS d ORDER BY d);
+    IF array_position(deps, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: depends_on holds NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(deps) = 0 THEN
+        deps := NULL;
+    END IF;
     FOR i IN 1..5 LOOP
         INSERT INTO pgqueue.jobs AS j
             (queue, task, args, priority, run_at, max_attempts, unique_key, trace_context,
-             expires_at)
+             expires_at, depends_on, blocked, concurrency_key, batch_id)
         VALUES (
             COALESCE(enqueue.queue, 'default'), enqueue.task, COALESCE(enqueue.args, '{}'::jsonb),
             COALESCE(enqueue.priority, 0),
             COALESCE(enqueue.run_at, now() + COALESCE(enqueue.delay_seconds, 0) * interval '1 second'),
             COALESCE(enqueue.max_attempts, 5), enqueue.unique_key, enqueue.trace_context,
-            COALESCE(enqueue.expires_at, now() + enqueue.ttl_seconds * interval '1 second'))
+            COALESCE(enqueue.expires_at, now() + enqueue.ttl_seconds * interval '1 second'),
+            deps, CASE WHEN deps IS NOT NULL THEN true END, enqueue.concurrency_key,
+            enqueue.batch_id)
         ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
         RETURNING j.id INTO new_id;
         IF new_id IS NOT NULL THEN
+            IF deps IS NOT NULL THEN
+                PERFORM pgqueue.link_dependencies(ARRAY[new_id]);
+            END IF;
             RETURN new_id;
         END IF;
         SELECT j.id INTO new_id FROM pgqueue.jobs j WHERE j.unique_key = enqueue.unique_key;
@@ -114,6 +291,71 @@ BEGIN
     END LOOP;
     RETURN NULL;
 END
+$$;
+
+CREATE FUNCTION pgqueue.link_dependencies(job_ids bigint[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    deps bigint[];
+    missing bigint;
+BEGIN
+    deps := ARRAY(SELECT DISTINCT d FROM pgqueue.jobs j, unnest(j.depends_on) AS d
+                  WHERE j.id = ANY (link_dependencies.job_ids) AND j.blocked ORDER BY d);
+    PERFORM 1 FROM pgqueue.jobs j WHERE j.id = ANY (deps) ORDER BY j.id FOR KEY SHARE;
+    SELECT d INTO missing FROM unnest(deps) AS d
+    WHERE NOT EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.id = d)
+      AND NOT EXISTS (SELECT 1 FROM pgqueue.finished_jobs h WHERE h.id = d)
+    LIMIT 1;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'pgqueue: depends_on names job %, which does not exist', missing
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE pgqueue.jobs j SET has_dependents = true
+    WHERE j.id = ANY (deps) AND j.has_dependents IS NOT TRUE;
+    PERFORM pgqueue.settle_blocked(link_dependencies.job_ids);
+END
+$$;
+
+CREATE FUNCTION pgqueue.missing_dependency(deps bigint[], own_ids bigint[] DEFAULT '{}'::bigint[]) RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+SELECT d
+FROM unnest(missing_dependency.deps) AS d
+WHERE d <> ALL (COALESCE(missing_dependency.own_ids, '{}'))
+  AND NOT EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.id = d)
+  AND NOT EXISTS (SELECT 1 FROM pgqueue.finished_jobs h WHERE h.id = d)
+ORDER BY d
+LIMIT 1
+$$;
+
+CREATE FUNCTION pgqueue.next_claim_in(queues text[], tasks text[]) RETURNS double precision
+    LANGUAGE sql STABLE
+    AS $$
+SELECT extract(epoch FROM min(GREATEST(w.first_run_at, w.window_opens_at)) - now())::float8
+FROM (
+    SELECT
+        (SELECT min(j.run_at) FROM pgqueue.jobs j
+         WHERE j.state = 'queued' AND j.blocked IS NULL AND j.queue = u.name
+           AND j.task = ANY (next_claim_in.tasks)
+           AND (j.expires_at IS NULL OR j.expires_at > now())) AS first_run_at,
+        CASE WHEN q.rate_limit IS NOT NULL THEN (
+            SELECT s.started_at + q.rate_period * interval '1 second'
+            FROM pgqueue.queue_starts s
+            WHERE s.queue = u.name
+              AND s.started_at > now() - q.rate_period * interval '1 second'
+            ORDER BY s.started_at DESC
+            OFFSET q.rate_limit - 1 LIMIT 1)
+        END AS window_opens_at
+    FROM unnest(next_claim_in.queues) AS u(name)
+    LEFT JOIN pgqueue.queues q ON q.name = u.name
+    WHERE q.paused IS NOT TRUE
+      AND (q.concurrency_limit IS NULL OR q.concurrency_limit > (
+               SELECT count(*) FROM pgqueue.jobs r
+               WHERE r.state = 'running' AND r.queue = u.name))
+) w
 $$;
 
 CREATE FUNCTION pgqueue.pause_queue(queue text) RETURNS boolean
@@ -164,7 +406,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pgqueue.queue_stats_rows() RETURNS TABLE(queue text, ready bigint, scheduled bigint, running bigint, failed bigint, succeeded_1h bigint, lag_seconds numeric, unclaimable bigint, paused boolean)
+CREATE FUNCTION pgqueue.queue_stats_rows() RETURNS TABLE(queue text, ready bigint, scheduled bigint, running bigint, failed bigint, succeeded_1h bigint, lag_seconds numeric, unclaimable bigint, paused boolean, blocked bigint, concurrency_limit integer, rate_limit integer, rate_period double precision)
     LANGUAGE sql STABLE
     SET jit TO 'off'
     AS $$
@@ -177,21 +419,27 @@ SELECT
     s.succeeded_1h,
     round(COALESCE(extract(epoch FROM now() - l.oldest_ready), 0)::numeric, 3) AS lag_seconds,
     COALESCE(l.unclaimable, 0)::bigint AS unclaimable,
-    q.paused
+    q.paused,
+    COALESCE(l.blocked, 0)::bigint AS blocked,
+    q.concurrency_limit,
+    q.rate_limit,
+    q.rate_period
 FROM pgqueue.queues q
 LEFT JOIN LATERAL (
     SELECT
-        sum(t.n) FILTER (WHERE t.due) AS ready,
-        sum(t.n) FILTER (WHERE NOT t.due) AS scheduled,
-        min(t.oldest) FILTER (WHERE t.due) AS oldest_ready,
-        sum(t.n) FILTER (WHERE t.due AND NOT EXISTS (
+        sum(t.n) FILTER (WHERE t.due AND NOT t.blocked) AS ready,
+        sum(t.n) FILTER (WHERE NOT t.due AND NOT t.blocked) AS scheduled,
+        sum(t.n) FILTER (WHERE t.blocked) AS blocked,
+        min(t.oldest) FILTER (WHERE t.due AND NOT t.blocked) AS oldest_ready,
+        sum(t.n) FILTER (WHERE t.due AND NOT t.blocked AND NOT EXISTS (
             SELECT 1 FROM pgqueue.workers w
             WHERE q.name = ANY (w.queues) AND t.task = ANY (w.tasks))) AS unclaimable
     FROM (
-        SELECT j.task, j.run_at <= now() AS due, count(*) AS n, min(j.run_at) AS oldest
+        SELECT j.task, j.run_at <= now() AS due, j.blocked IS NOT NULL AS blocked,
+               count(*) AS n, min(j.run_at) AS oldest
         FROM pgqueue.jobs j
         WHERE j.queue = q.name AND j.state = 'queued'
-        GROUP BY 1, 2
+        GROUP BY 1, 2, 3
     ) t
 ) l ON true
 CROSS JOIN LATERAL (
@@ -277,6 +525,158 @@ CREATE FUNCTION pgqueue.retry_jobs(ids bigint[]) RETURNS SETOF bigint
     RETURNING j.id
 $$;
 
+CREATE FUNCTION pgqueue.seal_batch(batch_id bigint) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE pgqueue.job_batches b SET sealed_at = now()
+    WHERE b.id = seal_batch.batch_id AND b.sealed_at IS NULL;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pgqueue.settle_batches(ARRAY[seal_batch.batch_id]);
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION pgqueue.set_concurrency_limit(queue text, concurrency integer) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO pgqueue.queues AS q (name, concurrency_limit)
+    VALUES (set_concurrency_limit.queue, set_concurrency_limit.concurrency)
+    ON CONFLICT (name) DO UPDATE SET concurrency_limit = EXCLUDED.concurrency_limit;
+    PERFORM pg_notify('pgqueue_jobs', set_concurrency_limit.queue);
+END
+$$;
+
+CREATE FUNCTION pgqueue.set_rate_limit(queue text, rate integer, period_seconds double precision) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF (set_rate_limit.rate IS NULL) <> (set_rate_limit.period_seconds IS NULL) THEN
+        RAISE EXCEPTION 'pgqueue.set_rate_limit: give both rate and period_seconds, or neither'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pgqueue.queues AS q (name, rate_limit, rate_period)
+    VALUES (set_rate_limit.queue, set_rate_limit.rate, set_rate_limit.period_seconds)
+    ON CONFLICT (name) DO UPDATE
+        SET rate_limit = EXCLUDED.rate_limit, rate_period = EXCLUDED.rate_period;
+    IF set_rate_limit.rate IS NULL THEN
+        DELETE FROM pgqueue.queue_starts s WHERE s.queue = set_rate_limit.queue;
+    END IF;
+    PERFORM pg_notify('pgqueue_jobs', set_rate_limit.queue);
+END
+$$;
+
+CREATE FUNCTION pgqueue.settle_batches(batch_ids bigint[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    b pgqueue.job_batches;
+    bid bigint;
+    callback_id bigint;
+BEGIN
+    FOREACH bid IN ARRAY ARRAY(SELECT DISTINCT x FROM unnest(settle_batches.batch_ids) AS x
+                               WHERE x IS NOT NULL ORDER BY x) LOOP
+        PERFORM 1 FROM pgqueue.job_batches jb
+        WHERE jb.id = bid AND jb.finished_at IS NULL AND jb.sealed_at IS NOT NULL
+        FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
+        SELECT * INTO b FROM pgqueue.job_batches jb WHERE jb.id = bid;
+        CONTINUE WHEN b.finished_at IS NOT NULL
+                   OR EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = bid);
+        callback_id := NULL;
+        IF b.callback_task IS NOT NULL THEN
+            callback_id := pgqueue.enqueue(
+                task => b.callback_task,
+                args => COALESCE(b.callback_args, '{}'::jsonb)
+                        || jsonb_build_object('batch_id', bid),
+                queue => COALESCE(b.callback_queue, 'default'));
+        END IF;
+        UPDATE pgqueue.job_batches jb SET finished_at = now(), callback_job_id = callback_id
+        WHERE jb.id = bid;
+        PERFORM pg_notify('pgqueue_finished', 'batch:' || bid);
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION pgqueue.settle_blocked(job_ids bigint[]) RETURNS bigint[]
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    todo bigint[] := settle_blocked.job_ids;
+    ready bigint[];
+    doomed bigint[];
+    reasons text[];
+    woken text[];
+    gone bigint[];
+    all_gone bigint[] := '{}';
+BEGIN
+    WHILE cardinality(todo) > 0 LOOP
+        -- Lock the blocked jobs (two settlers never act on one job twice), then
+        -- judge them in a statement of their own, with a fresh snapshot.
+        PERFORM 1 FROM pgqueue.jobs j WHERE j.id = ANY (todo) AND j.blocked
+        ORDER BY j.id FOR UPDATE;
+        SELECT array_agg(v.id) FILTER (WHERE v.bad_dep IS NULL),
+               array_agg(v.id) FILTER (WHERE v.bad_dep IS NOT NULL),
+               array_agg('dependency ' || v.bad_dep || ' ended ' || v.bad_state)
+                   FILTER (WHERE v.bad_dep IS NOT NULL)
+        INTO ready, doomed, reasons
+        FROM (
+            SELECT j.id, b.id AS bad_dep, b.state AS bad_state
+            FROM pgqueue.jobs j
+            LEFT JOIN LATERAL (
+                SELECT h.id, h.state FROM pgqueue.finished_jobs h
+                WHERE h.id = ANY (j.depends_on) AND h.state <> 'succeeded'
+                ORDER BY h.id LIMIT 1
+            ) b ON true
+            WHERE j.id = ANY (todo) AND j.blocked
+              AND NOT EXISTS (SELECT 1 FROM pgqueue.jobs d WHERE d.id = ANY (j.depends_on))
+        ) v;
+        IF ready IS NOT NULL THEN
+            WITH freed AS (
+                UPDATE pgqueue.jobs j SET blocked = NULL
+                WHERE j.id = ANY (ready)
+                RETURNING j.queue
+            )
+            SELECT array_agg(DISTINCT f.queue::text) INTO woken FROM freed f;
+            PERFORM pg_notify('pgqueue_jobs', q) FROM unnest(woken) AS q;
+        END IF;
+        IF doomed IS NULL THEN
+            EXIT;
+        END IF;
+        gone := pgqueue.cancel_queued(doomed, reasons);
+        all_gone := all_gone || gone;
+        todo := ARRAY(SELECT j.id FROM pgqueue.jobs j
+                      WHERE j.blocked AND j.depends_on && gone ORDER BY j.id);
+    END LOOP;
+    RETURN all_gone;
+END
+$$;
+
+CREATE FUNCTION pgqueue.settle_pending(max_items integer DEFAULT 1000) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    cancelled bigint[];
+BEGIN
+    cancelled := pgqueue.settle_blocked(ARRAY(
+        SELECT j.id FROM pgqueue.jobs j
+        WHERE j.blocked
+          AND NOT EXISTS (SELECT 1 FROM pgqueue.jobs d WHERE d.id = ANY (j.depends_on))
+        ORDER BY j.id LIMIT settle_pending.max_items));
+    PERFORM pgqueue.settle_batches(ARRAY(
+        SELECT h.batch_id FROM pgqueue.finished_jobs h
+        WHERE h.id = ANY (cancelled) AND h.batch_id IS NOT NULL
+        UNION ALL
+        SELECT b.id FROM pgqueue.job_batches b
+        WHERE b.finished_at IS NULL AND b.sealed_at IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = b.id)
+        LIMIT settle_pending.max_items));
+END
+$$;
+
 CREATE TABLE pgqueue.finished_jobs (
     id bigint NOT NULL,
     queue text NOT NULL,
@@ -329,8 +729,13 @@ CREATE TABLE pgqueue.jobs (
     depends_on bigint[],
     batch_id bigint,
     concurrency_key text,
+    blocked boolean,
+    has_dependents boolean,
     CONSTRAINT jobs_args_object CHECK ((jsonb_typeof(args) = 'object'::text)),
     CONSTRAINT jobs_attempt_range CHECK ((attempt >= 0)),
+    CONSTRAINT jobs_blocked_queued CHECK (((blocked IS NULL) OR ((state = 'queued'::pgqueue.job_state) AND (depends_on IS NOT NULL)))),
+    CONSTRAINT jobs_blocked_true CHECK (blocked),
+    CONSTRAINT jobs_concurrency_key_length CHECK (((length(concurrency_key) >= 1) AND (length(concurrency_key) <= 255))),
     CONSTRAINT jobs_errors_array CHECK ((jsonb_typeof(errors) = 'array'::text)),
     CONSTRAINT jobs_live_state CHECK ((state = ANY (ARRAY['queued'::pgqueue.job_state, 'running'::pgqueue.job_state]))),
     CONSTRAINT jobs_max_attempts_range CHECK ((max_attempts >= 1)),
@@ -383,6 +788,49 @@ UNION ALL
     h.result
    FROM pgqueue.finished_jobs h;
 
+CREATE TABLE pgqueue.job_batches (
+    id bigint NOT NULL,
+    name text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sealed_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    callback_task pgqueue.task_name,
+    callback_queue pgqueue.queue_name,
+    callback_args jsonb,
+    callback_job_id bigint,
+    CONSTRAINT job_batches_callback_args_object CHECK ((jsonb_typeof(callback_args) = 'object'::text)),
+    CONSTRAINT job_batches_finished_sealed CHECK (((finished_at IS NULL) OR (sealed_at IS NOT NULL))),
+    CONSTRAINT job_batches_name_length CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+);
+
+CREATE VIEW pgqueue.batches AS
+ SELECT b.id,
+    b.name,
+    (((l.pending + f.succeeded) + f.failed) + f.cancelled) AS total,
+    f.succeeded,
+    f.failed,
+    f.cancelled,
+    l.pending,
+    l.running,
+    b.created_at,
+    LEAST(l.first_started_at, f.first_started_at) AS started_at,
+    b.sealed_at,
+    b.finished_at,
+    (b.callback_task)::text AS callback_task,
+    b.callback_job_id
+   FROM ((pgqueue.job_batches b
+     CROSS JOIN LATERAL ( SELECT count(*) AS pending,
+            count(*) FILTER (WHERE (j.state = 'running'::pgqueue.job_state)) AS running,
+            min(j.started_at) AS first_started_at
+           FROM pgqueue.jobs j
+          WHERE (j.batch_id = b.id)) l)
+     CROSS JOIN LATERAL ( SELECT count(*) FILTER (WHERE (h.state = 'succeeded'::pgqueue.job_state)) AS succeeded,
+            count(*) FILTER (WHERE (h.state = 'failed'::pgqueue.job_state)) AS failed,
+            count(*) FILTER (WHERE (h.state = 'cancelled'::pgqueue.job_state)) AS cancelled,
+            min(h.started_at) AS first_started_at
+           FROM pgqueue.finished_jobs h
+          WHERE (h.batch_id = b.id)) f);
+
 CREATE VIEW pgqueue.failed_jobs AS
  SELECT h.id,
     h.queue,
@@ -396,6 +844,15 @@ CREATE VIEW pgqueue.failed_jobs AS
     h.worker_id
    FROM pgqueue.finished_jobs h
   WHERE (h.state = 'failed'::pgqueue.job_state);
+
+ALTER TABLE pgqueue.job_batches ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
+    SEQUENCE NAME pgqueue.job_batches_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 ALTER TABLE pgqueue.jobs ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
     SEQUENCE NAME pgqueue.jobs_id_seq
@@ -433,6 +890,11 @@ CREATE TABLE pgqueue.periodic (
     CONSTRAINT periodic_on_missed_check CHECK ((on_missed = ANY (ARRAY['skip'::text, 'run_once'::text])))
 );
 
+CREATE TABLE pgqueue.queue_starts (
+    queue text NOT NULL,
+    started_at timestamp with time zone NOT NULL
+);
+
 CREATE VIEW pgqueue.queue_stats AS
  SELECT queue_stats_rows.queue,
     queue_stats_rows.ready,
@@ -442,14 +904,25 @@ CREATE VIEW pgqueue.queue_stats AS
     queue_stats_rows.succeeded_1h,
     queue_stats_rows.lag_seconds,
     queue_stats_rows.unclaimable,
-    queue_stats_rows.paused
-   FROM pgqueue.queue_stats_rows() queue_stats_rows(queue, ready, scheduled, running, failed, succeeded_1h, lag_seconds, unclaimable, paused);
+    queue_stats_rows.paused,
+    queue_stats_rows.blocked,
+    queue_stats_rows.concurrency_limit,
+    queue_stats_rows.rate_limit,
+    queue_stats_rows.rate_period
+   FROM pgqueue.queue_stats_rows() queue_stats_rows(queue, ready, scheduled, running, failed, succeeded_1h, lag_seconds, unclaimable, paused, blocked, concurrency_limit, rate_limit, rate_period);
 
 CREATE TABLE pgqueue.queues (
     name pgqueue.queue_name NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     paused boolean DEFAULT false NOT NULL,
-    paused_at timestamp with time zone
+    paused_at timestamp with time zone,
+    concurrency_limit integer,
+    rate_limit integer,
+    rate_period double precision,
+    CONSTRAINT queues_concurrency_limit_range CHECK ((concurrency_limit >= 1)),
+    CONSTRAINT queues_rate_complete CHECK (((rate_limit IS NULL) = (rate_period IS NULL))),
+    CONSTRAINT queues_rate_limit_range CHECK ((rate_limit >= 1)),
+    CONSTRAINT queues_rate_period_range CHECK ((rate_period > (0)::double precision))
 );
 
 CREATE VIEW pgqueue.recent_throughput AS
@@ -507,6 +980,9 @@ CREATE VIEW pgqueue.scheduled_jobs AS
 ALTER TABLE ONLY pgqueue.finished_jobs
     ADD CONSTRAINT finished_jobs_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY pgqueue.job_batches
+    ADD CONSTRAINT job_batches_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY pgqueue.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
 
@@ -525,18 +1001,32 @@ ALTER TABLE ONLY pgqueue.queues
 ALTER TABLE ONLY pgqueue.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
 
+CREATE INDEX finished_jobs_batch_idx ON pgqueue.finished_jobs USING btree (batch_id, state) WHERE (batch_id IS NOT NULL);
+
 CREATE INDEX finished_jobs_finished_at_idx ON pgqueue.finished_jobs USING brin (finished_at);
 
 CREATE INDEX finished_jobs_queue_state_id_idx ON pgqueue.finished_jobs USING btree (queue, state, id);
 
 CREATE INDEX finished_jobs_queue_state_idx ON pgqueue.finished_jobs USING btree (queue, state, finished_at);
 
-CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, priority DESC, run_at, id) WHERE (state = 'queued'::pgqueue.job_state);
+CREATE INDEX job_batches_open_idx ON pgqueue.job_batches USING btree (id) WHERE (finished_at IS NULL);
+
+CREATE INDEX jobs_batch_idx ON pgqueue.jobs USING btree (batch_id) WHERE (batch_id IS NOT NULL);
+
+CREATE INDEX jobs_blocked_depends_idx ON pgqueue.jobs USING gin (depends_on) WHERE blocked;
+
+CREATE INDEX jobs_blocked_idx ON pgqueue.jobs USING btree (id) WHERE blocked;
+
+CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, priority DESC, run_at, id) WHERE ((state = 'queued'::pgqueue.job_state) AND (blocked IS NULL));
 
 CREATE INDEX jobs_expires_at_idx ON pgqueue.jobs USING btree (expires_at) WHERE ((expires_at IS NOT NULL) AND (state = 'queued'::pgqueue.job_state));
 
 CREATE INDEX jobs_running_idx ON pgqueue.jobs USING btree (worker_id) WHERE (state = 'running'::pgqueue.job_state);
 
+CREATE INDEX jobs_running_key_idx ON pgqueue.jobs USING btree (concurrency_key) WHERE ((state = 'running'::pgqueue.job_state) AND (concurrency_key IS NOT NULL));
+
 CREATE UNIQUE INDEX jobs_unique_key_idx ON pgqueue.jobs USING btree (unique_key) WHERE (unique_key IS NOT NULL);
+
+CREATE INDEX queue_starts_queue_idx ON pgqueue.queue_starts USING btree (queue, started_at);
 
 CREATE TRIGGER jobs_after_insert AFTER INSERT ON pgqueue.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.jobs_after_insert();

@@ -4,6 +4,11 @@ Invariant: every write is fenced on (job id, attempt, worker id, state running)
 in SQL; an outcome the database did not apply is reported as lost, never
 retried as another write. Outcomes stay pending (and heartbeated) until
 written; a failed write is retried after a pause.
+
+Jobs that finish with dependents or in a batch are settled (job_after_finish)
+after their outcome commits, in a statement of its own: it must see every
+transaction that committed before, such as a dependent enqueued while the job
+was finishing. If that second step fails, the leader's sweep settles them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,14 @@ import asyncio
 import json
 from collections.abc import Callable
 
-from ..events import ConnectionLost, ConnectionRestored, Event, JobFinished, JobLost
+from ..events import (
+    ConnectionLost,
+    ConnectionRestored,
+    Event,
+    JobFinished,
+    JobLost,
+    ServiceError,
+)
 from .executor import Outcome
 from .session import Session, is_connection_error
 
@@ -34,6 +46,7 @@ class Completer:
         self._idle.set()
         self._closing = False
         self._failing = False
+        self._follow_up: list[int] = []
 
     @property
     def pending_ids(self) -> list[int]:
@@ -85,6 +98,8 @@ class Completer:
             backoff = 0.1
             del self._pending[: len(batch)]
             self._report(batch, applied)
+            if self._follow_up:
+                await self._settle()
 
     async def write(self, batch: list[Outcome]) -> set[int]:
         rows = await self._session.fetch("job_complete_many", {
@@ -96,7 +111,18 @@ class Completer:
             "results": [o.result_json for o in batch],
             "worker_id": self._worker_id,
         })
+        self._follow_up.extend(row[0] for row in rows if row[1])
         return {row[0] for row in rows}
+
+    async def _settle(self) -> None:
+        ids, self._follow_up = self._follow_up, []
+        try:
+            await self._session.fetch("job_after_finish", {"ids": ids})
+        except Exception as exc:  # the outcomes stand; the leader's sweep settles these
+            if is_connection_error(exc):
+                self._emit(ConnectionLost(self._worker_id, "completer", str(exc).strip()))
+            else:
+                self._emit(ServiceError(self._worker_id, "completer", repr(exc)))
 
     def _report(self, batch: list[Outcome], applied: set[int]) -> None:
         for o in batch:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from .._params import validate_queue
 from ..errors import InvalidJobError, PgQueueError
 
-__all__ = ["ConfigError", "WorkerConfig"]
+__all__ = ["ConfigError", "WorkerConfig", "parse_queues"]
 
 DEFAULT_CONCURRENCY = 10
 DEFAULT_POLL_INTERVAL = 5.0
@@ -26,7 +27,10 @@ class WorkerConfig:
     """How a worker runs.
 
     - ``queues``: queues to claim from (None: every queue the registry's tasks use).
-    - ``concurrency``: jobs run at once (default 10).
+    - ``queue_slots``: at most this many jobs of a queue run at once on this
+      worker (``--queues email=10,payment=2``); queues not named share the rest.
+    - ``concurrency``: jobs run at once (default 10; with a slot count for every
+      queue, their sum).
     - ``poll_interval``: seconds between claims when no notification comes (5).
     - ``heartbeat_interval``: seconds between heartbeats (5).
     - ``stall_timeout``: a running job whose heartbeat is older is reclaimed (60);
@@ -36,6 +40,7 @@ class WorkerConfig:
 
     queues: tuple[str, ...] | None = None
     concurrency: int = DEFAULT_CONCURRENCY
+    queue_slots: Mapping[str, int] = field(default_factory=dict)
     poll_interval: float = DEFAULT_POLL_INTERVAL
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
@@ -50,6 +55,11 @@ class WorkerConfig:
                     validate_queue(queue, field="queue")
                 except InvalidJobError as exc:
                     raise ConfigError(str(exc)) from None
+        for queue, slots in self.queue_slots.items():
+            if self.queues is None or queue not in self.queues:
+                raise ConfigError(f"queue_slots names {queue!r}, which is not in queues")
+            if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= 10_000:
+                raise ConfigError(f"slots for queue {queue!r} must be 1 to 10000, got {slots!r}")
         if not isinstance(self.concurrency, int) or not 1 <= self.concurrency <= 10_000:
             raise ConfigError(f"concurrency must be 1 to 10000, got {self.concurrency!r}")
         for name in ("poll_interval", "heartbeat_interval", "stall_timeout", "shutdown_timeout"):
@@ -68,3 +78,37 @@ class WorkerConfig:
     def reaper_interval(self) -> float:
         """How often the leader looks for stalled jobs."""
         return min(30.0, max(0.5, self.stall_timeout / 4))
+
+
+def parse_queues(queues: Iterable[str] | Mapping[str, int] | None
+                 ) -> tuple[tuple[str, ...] | None, dict[str, int]]:
+    """Split queue specs into names and local slot caps.
+
+    Accepts names (``["email", "payment"]``), ``name=slots`` specs
+    (``["email=10", "payment=2"]``, as ``--queues email=10,payment=2`` gives)
+    or a mapping ``{"email": 10, "payment": 2}``. Raises ConfigError.
+    """
+    if queues is None:
+        return None, {}
+    if isinstance(queues, str):
+        raise ConfigError("queues must be a list of queue names, not a single string")
+    if isinstance(queues, Mapping):
+        return tuple(queues), dict(queues)
+    names: list[str] = []
+    slots: dict[str, int] = {}
+    for spec in queues:
+        if not isinstance(spec, str):
+            raise ConfigError(f"a queue must be a string, got {type(spec).__name__}")
+        name, sep, count = spec.partition("=")
+        name = name.strip()
+        if name in names:
+            raise ConfigError(f"queue {name!r} is named twice")
+        names.append(name)
+        if sep:
+            try:
+                slots[name] = int(count)
+            except ValueError:
+                raise ConfigError(
+                    f"queue spec {spec!r}: the slot count after '=' must be an integer "
+                    "(syntax: name or name=slots, e.g. email=10)") from None
+    return tuple(names), slots

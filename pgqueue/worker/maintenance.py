@@ -7,7 +7,8 @@
   expires and the next worker to try takes over.
 - reaper (leader only): :meth:`Maintenance.reap_once` returns stalled running
   jobs to the queue (or fails them on their last attempt), removes dead worker
-  rows and ends expired queued jobs.
+  rows and ends expired queued jobs; then settles what depended on the jobs it
+  ended, and sweeps up dependents and batches a crashed worker left unsettled.
 - scheduler (leader only): :meth:`Maintenance.schedule_once` enqueues each due
   periodic tick exactly once (pgqueue.periodic_fire).
 """
@@ -72,9 +73,13 @@ class Maintenance:
         stall = {"stall_seconds": self._config.stall_timeout}
         rows = await self._session.fetch("job_reclaim_stalled", stall)
         await self._session.fetch("worker_remove_dead", stall)
-        await self._session.fetch("job_expire")
+        expired = await self._session.fetch("job_expire")
         requeued = [r[0] for r in rows if r[4] == "queued"]
         failed = [r[0] for r in rows if r[4] == "failed"]
+        finished = failed + [r[0] for r in expired]
+        if finished:
+            await self._session.fetch("job_after_finish", {"ids": finished})
+        await self._session.fetch("job_settle_pending")
         if rows:
             jobs = tuple(ReclaimedJob(*row) for row in rows)
             self._emit(JobsReclaimed(self._worker_id, tuple(requeued), tuple(failed), jobs))

@@ -28,7 +28,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +50,7 @@ from ..migrate import latest_version
 from ..tasks import Registry
 from ..types import Job, JobContext
 from .completer import Completer
-from .config import WorkerConfig
+from .config import DEFAULT_CONCURRENCY, WorkerConfig, parse_queues
 from .executor import Outcome, cancelled, run_attempt
 from .listener import Listener
 from .maintenance import Maintenance
@@ -85,7 +85,8 @@ class Worker:
     """
 
     def __init__(self, registry: Registry, *, dsn: str | None = None,
-                 queues: Iterable[str] | None = None, concurrency: int = 10,
+                 queues: Iterable[str] | Mapping[str, int] | None = None,
+                 concurrency: int | None = None,
                  poll_interval: float = 5.0, heartbeat_interval: float = 5.0,
                  stall_timeout: float = 60.0, shutdown_timeout: float = 30.0,
                  worker_id: str | None = None, log_events: bool = True,
@@ -99,11 +100,18 @@ class Worker:
             raise TaskError("the registry has no tasks: nothing to run")
         self.registry = registry
         self.dsn = resolved
+        names, slots = parse_queues(queues)
+        if concurrency is None:
+            covered = names is not None and set(slots) == set(names)
+            concurrency = sum(slots.values()) if covered else DEFAULT_CONCURRENCY
         self.config = WorkerConfig(
-            queues=tuple(queues) if queues is not None else None, concurrency=concurrency,
+            queues=names, concurrency=concurrency, queue_slots=slots,
             poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout)
         self.queues = list(self.config.queues or registry.queues)
+        capped = [t for t in registry if t.concurrency_per_key is not None]
+        self._key_tasks = [t.name for t in capped]
+        self._key_caps = [t.concurrency_per_key for t in capped]
         self.id = worker_id or str(uuid.uuid4())
         self._rng = rng
         self._subscribers: list[Subscriber] = []
@@ -125,6 +133,10 @@ class Worker:
         self._run_attempt = traced_attempts(run_attempt, enabled=tracing)
         self._running: dict[int, _Running] = {}
         self._ready: collections.deque[Job] = collections.deque()
+        # Per-queue counts, kept only for queues with local slots.
+        self._held_in: collections.Counter[str] = collections.Counter()
+        self._running_in: collections.Counter[str] = collections.Counter()
+        self._recheck = _RECHECK_SECONDS
         self._average_seconds: float | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -240,6 +252,8 @@ class Worker:
                 try:
                     jobs = await self._claim(claim, room)
                     self._more = len(jobs) == room
+                    if jobs:
+                        self._recheck = _RECHECK_SECONDS
                     if not self._more:
                         await self._schedule_next_due(claim)
                 except Exception as exc:
@@ -295,8 +309,22 @@ class Worker:
         assert self._threads is not None and self._stop is not None
         if self._stop.is_set() and not claimed_now:
             return
+        caps = self.config.queue_slots
+        if not caps:
+            while self._ready and len(self._running) < self.config.concurrency:
+                self._start(self._ready.popleft(), self._threads)
+            return
+        # Local slots: a job whose queue is full waits; later jobs may pass it.
+        waiting: collections.deque[Job] = collections.deque()
         while self._ready and len(self._running) < self.config.concurrency:
-            self._start(self._ready.popleft(), self._threads)
+            job = self._ready.popleft()
+            cap = caps.get(job.queue)
+            if cap is not None and self._running_in[job.queue] >= cap:
+                waiting.append(job)
+            else:
+                self._start(job, self._threads)
+        waiting.extend(self._ready)
+        self._ready = waiting
 
     async def _sleep(self, timeout: float) -> None:
         assert self._wake is not None
@@ -310,19 +338,40 @@ class Worker:
 
     async def _claim(self, claim: Session, limit: int) -> list[Job]:
         rows = await claim.fetch("job_claim", {
-            "queues": self.queues, "tasks": self.registry.names, "limit": limit,
-            "worker_id": self.id,
+            "queues": self.queues, "slots": self._rooms(limit), "tasks": self.registry.names,
+            "limit": limit, "worker_id": self.id, "key_tasks": self._key_tasks,
+            "key_caps": self._key_caps,
         })
-        return [Job(*row) for row in rows]
+        jobs = [Job(*row) for row in rows]
+        if self.config.queue_slots:
+            self._held_in.update(j.queue for j in jobs if j.queue in self.config.queue_slots)
+        return jobs
+
+    def _rooms(self, limit: int) -> list[int]:
+        """Room per queue: its free local slots (prefetch included), else ``limit``."""
+        caps = self.config.queue_slots
+        if not caps:
+            return [limit] * len(self.queues)
+        factor = _PREFETCH_FACTOR if self._prefetching() else 1
+        return [max(0, min(limit, caps[q] * factor - self._held_in[q])) if q in caps else limit
+                for q in self.queues]
 
     async def _schedule_next_due(self, claim: Session) -> None:
-        rows = await claim.fetch("job_next_run_at", {"queues": self.queues,
+        queues = [q for q, room in zip(self.queues, self._rooms(1), strict=True) if room]
+        if not queues:
+            return  # every queue at its local slots: a finishing job wakes the fetcher
+        rows = await claim.fetch("job_next_run_at", {"queues": queues,
                                                      "tasks": self.registry.names})
         seconds = rows[0][0] if rows else None
-        if seconds is not None:
-            # Due now yet not claimed (another claim held it for a moment): look
-            # again shortly rather than sleeping until the poll deadline.
-            self._retry_scheduled(max(seconds, _RECHECK_SECONDS))
+        if seconds is None:
+            return
+        if seconds <= 0:
+            # Due now yet not claimed: another claim held it for a moment, or a
+            # per-key cap holds it back. Look again soon, then less and less
+            # often; a finishing job of a capped key wakes workers by NOTIFY.
+            seconds = self._recheck
+            self._recheck = min(self._recheck * 2, self.config.poll_interval)
+        self._retry_scheduled(max(seconds, _RECHECK_SECONDS))
 
     def _retry_scheduled(self, delay_seconds: float) -> None:
         due = time.monotonic() + max(0.0, delay_seconds)
@@ -347,6 +396,8 @@ class Worker:
             waiting = next((j for j in self._ready if j.id == job_id), None)
             if waiting is not None and self._completer is not None:
                 self._ready.remove(waiting)
+                if waiting.queue in self.config.queue_slots:
+                    self._held_in[waiting.queue] -= 1
                 self._completer.submit(cancelled(waiting, 0.0))
                 continue
             item = self._running.get(job_id)
@@ -374,6 +425,8 @@ class Worker:
         runner = asyncio.create_task(self._run_job(task, job, ctx, threads),
                                      name=f"pgqueue-job-{job.id}")
         self._running[job.id] = _Running(job, ctx, runner)
+        if job.queue in self.config.queue_slots:
+            self._running_in[job.queue] += 1
         self._emit(JobStarted(self.id, job))
 
     async def _run_job(self, task: Any, job: Job, ctx: JobContext,
@@ -388,6 +441,10 @@ class Worker:
             outcome = cancelled(job, time.perf_counter() - started)
         finally:
             self._running.pop(job.id, None)
+            if job.queue in self.config.queue_slots:
+                self._running_in[job.queue] -= 1
+                self._held_in[job.queue] -= 1
+                self._look = True  # its queue has a free slot again
             if outcome is not None:
                 self._record_duration(outcome.duration_seconds)
                 if self._completer is not None:

@@ -7,7 +7,12 @@
 -- Parameters, arrays of equal length: ids, attempts, outcomes (text), delays
 --   (seconds, for retried), errors (jsonb or NULL), results (jsonb or NULL);
 --   and worker_id.
--- Returns: the ids whose outcome was applied.
+-- Returns: the ids whose outcome was applied, each with `follow_up`: true when
+--   the job finished and has dependents or a batch (the worker then runs
+--   job_after_finish once this statement has committed).
+-- Notifies: pgqueue_finished with the finished ids (comma-separated; '*' when
+--   too long for a payload), for result waiters; pgqueue_jobs for the queues
+--   where a concurrency limit or key cap may have freed a slot.
 WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outcomes)s::text[],
@@ -55,8 +60,29 @@ retried AS (
     WHERE j.id = o.id AND j.attempt = o.attempt
       AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
       AND o.outcome = 'retried'
-    RETURNING j.id
+    RETURNING j.id, j.queue, j.concurrency_key
+),
+freed AS (
+    SELECT pg_notify('pgqueue_jobs', q)
+    FROM (
+        SELECT DISTINCT x.queue::text
+        FROM (SELECT f.queue, f.concurrency_key FROM finished f
+              UNION ALL
+              SELECT r.queue, r.concurrency_key FROM retried r) x
+        LEFT JOIN pgqueue.queues pq ON pq.name = x.queue
+        WHERE pq.concurrency_limit IS NOT NULL OR x.concurrency_key IS NOT NULL
+    ) AS s(q)
+),
+announced AS (
+    SELECT pg_notify('pgqueue_finished',
+                     CASE WHEN length(s.ids) <= 7900 THEN s.ids ELSE '*' END)
+    FROM (SELECT string_agg(a.id::text, ',') FROM archived a) AS s(ids)
+    WHERE s.ids IS NOT NULL
 )
-SELECT id FROM archived
+-- A SELECT in WITH runs only if referenced: the always-true counts make the
+-- notifications happen.
+SELECT f.id, (f.has_dependents IS TRUE OR f.batch_id IS NOT NULL) AS follow_up
+FROM finished f
+WHERE (SELECT count(*) FROM freed) >= 0 AND (SELECT count(*) FROM announced) >= 0
 UNION ALL
-SELECT id FROM retried
+SELECT r.id, false FROM retried r

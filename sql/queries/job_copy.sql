@@ -4,8 +4,9 @@
 -- from job_ids_reserve_now, run_at, created_at and expires_at are computed from
 -- its now(). Columns, in order: id bigint, queue text, task text, args jsonb,
 --   priority int, run_at timestamptz, created_at timestamptz, max_attempts int,
---   trace_context text, expires_at timestamptz.
+--   trace_context text, expires_at timestamptz, depends_on bigint[], blocked bool
+--   (true when depends_on is set, else NULL), concurrency_key text, batch_id bigint.
 -- Fires the statement trigger once (COPY is one statement): one NOTIFY per queue.
 COPY pgqueue.jobs (id, queue, task, args, priority, run_at, created_at, max_attempts,
-                   trace_context, expires_at)
+                   trace_context, expires_at, depends_on, blocked, concurrency_key, batch_id)
 FROM STDIN (FORMAT BINARY)

@@ -2,7 +2,8 @@
 -- defines what a job row is. Returns the new id, or the id of the live job that
 -- already holds unique_key.
 -- Parameters: task, args (JSON text), queue, priority, run_at, max_attempts,
---   unique_key, delay_seconds, trace_context, expires_at, ttl_seconds.
+--   unique_key, delay_seconds, trace_context, expires_at, ttl_seconds,
+--   depends_on (bigint[] text), concurrency_key, batch_id.
 -- Locks: the inserted row; waits on a concurrent insert of the same unique_key.
 SELECT pgqueue.enqueue(
     task => %(task)s,
@@ -15,5 +16,8 @@ SELECT pgqueue.enqueue(
     delay_seconds => %(delay_seconds)s,
     trace_context => %(trace_context)s,
     expires_at => %(expires_at)s,
-    ttl_seconds => %(ttl_seconds)s
+    ttl_seconds => %(ttl_seconds)s,
+    depends_on => %(depends_on)s::bigint[],
+    concurrency_key => %(concurrency_key)s,
+    batch_id => %(batch_id)s
 )

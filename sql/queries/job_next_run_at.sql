@@ -1,14 +1,8 @@
--- job_next_run_at: seconds until the earliest claimable queued job of these
--- queues and tasks is due (by the database clock; <= 0 means one is due now
--- but was not claimed, e.g. locked by another worker's claim at that moment),
--- so an idle worker sleeps exactly until then. NULL when nothing is queued.
--- Same filters as job_claim: paused queues and expired jobs do not count.
+-- job_next_run_at: seconds until this worker should look for jobs again
+-- (pgqueue.next_claim_in): the earliest run_at of a claimable job, or when a
+-- rate-limited queue's window next has room. <= 0 means one is due now but was
+-- not claimed (locked by another claim at that moment, or held back by a
+-- per-key cap). NULL when nothing is waiting; a queue at its concurrency limit
+-- is woken by NOTIFY when one of its jobs finishes.
 -- Parameters: queues (text[]), tasks (text[]).
-SELECT extract(epoch FROM min(j.run_at) - now())::float8
-FROM pgqueue.jobs j
-LEFT JOIN pgqueue.queues pq ON pq.name = j.queue
-WHERE j.state = 'queued'
-  AND j.queue = ANY (%(queues)s::text[])
-  AND j.task = ANY (%(tasks)s::text[])
-  AND (j.expires_at IS NULL OR j.expires_at > now())
-  AND pq.paused IS NOT TRUE
+SELECT pgqueue.next_claim_in(%(queues)s::text[], %(tasks)s::text[])

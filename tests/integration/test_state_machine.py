@@ -81,8 +81,9 @@ class JobStates(RuleBasedStateMachine):
     @rule(worker=st.sampled_from(WORKERS), limit=st.integers(1, 4))
     def claim(self, worker: str, limit: int) -> None:
         queued = [j for j in self.jobs.values() if j.state == "queued"]
-        rows = self.run("job_claim", {"queues": [QUEUE], "tasks": [TASK], "limit": limit,
-                                      "worker_id": worker})
+        rows = self.run("job_claim", {"queues": [QUEUE], "slots": [limit], "tasks": [TASK],
+                                      "limit": limit, "worker_id": worker, "key_tasks": [],
+                                      "key_caps": []})
         assert len(rows) == min(limit, len(queued))
         for row in rows:
             job = self.jobs[row[0]]
