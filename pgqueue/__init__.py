@@ -14,12 +14,18 @@ from . import events
 from .backoff import RetryPolicy
 from .control import (
     CancelResult,
+    QueueLimits,
     cancel,
     cancel_async,
+    get_queue_limits,
     pause_queue,
     pause_queue_async,
     resume_queue,
     resume_queue_async,
+    set_concurrency_limit,
+    set_concurrency_limit_async,
+    set_rate_limit,
+    set_rate_limit_async,
 )
 from .errors import (
     DatabaseUnavailableError,
@@ -51,6 +57,7 @@ __all__ = [
     "MigrationError",
     "PermanentError",
     "PgQueueError",
+    "QueueLimits",
     "Registry",
     "Retry",
     "RetryPolicy",
@@ -65,12 +72,17 @@ __all__ = [
     "enqueue_many",
     "enqueue_many_async",
     "events",
+    "get_queue_limits",
     "migrate",
     "migration_sql",
     "pause_queue",
     "pause_queue_async",
     "resume_queue",
     "resume_queue_async",
+    "set_concurrency_limit",
+    "set_concurrency_limit_async",
+    "set_rate_limit",
+    "set_rate_limit_async",
 ]
 
 # Operating a queue: inspect, retry, prune (pgqueue.admin).

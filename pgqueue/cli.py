@@ -153,9 +153,12 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--app", required=True, envvar="PGQUEUE_APP",
               help="The task registry, as module:attribute (e.g. myapp.jobs:tasks).")
 @click.option("--queues", envvar="PGQUEUE_QUEUES", callback=_queue_list,
-              help="Comma-separated queues; default: every queue the registry's tasks use.")
+              help="Comma-separated queues, each optionally with its local slots "
+                   "(email=10,payment=2: at most 2 payment jobs at once in this process); "
+                   "default: every queue the registry's tasks use.")
 @click.option("--concurrency", envvar="PGQUEUE_CONCURRENCY", type=click.IntRange(1, 10_000),
-              default=10, show_default=True, help="Jobs run at once per process.")
+              default=None, help="Jobs run at once per process [default: 10, or the sum of "
+                                 "the slots when every queue has some].")
 @click.option("--processes", envvar="PGQUEUE_PROCESSES", type=click.IntRange(1, 256),
               default=1, show_default=True, help="Worker processes under one supervisor.")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
@@ -178,7 +181,7 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               show_default=True, type=click.Choice(["off", "jobs", "all"]),
               help="OpenTelemetry spans for psycopg statements: of handlers (jobs), "
                    "also of the worker's own claims and outcome writes (all).")
-def worker(app: str, queues: list[str] | None, concurrency: int, processes: int,
+def worker(app: str, queues: list[str] | None, concurrency: int | None, processes: int,
            dsn: str | None, poll_interval: float, heartbeat_interval: float,
            stall_timeout: float, shutdown_timeout: float, log_level: str,
            log_format: str, metrics_port: int, otel_psycopg: str) -> None:
@@ -258,7 +261,7 @@ def cancel(job_ids: tuple[int, ...], reason: str, dsn: str | None) -> None:
 
 @main.group()
 def queue() -> None:
-    """Pause and resume queues."""
+    """Pause, resume and limit queues."""
 
 
 @queue.command("pause")
@@ -283,6 +286,89 @@ def queue_resume(name: str, dsn: str | None) -> None:
     with _dsn.connect(_require_dsn(dsn)) as conn:
         changed = resume_queue(conn, name)
     click.echo(f"queue {name} resumed" if changed else f"queue {name} was not paused")
+
+
+_PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _rate_spec(ctx: click.Context, param: click.Parameter,
+               value: str | None) -> tuple[int | None, float | None] | None:
+    """'100/1m', '10/s', '5/30s' or 'none' → (limit, period seconds)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return (None, None)
+    count, sep, period = value.strip().partition("/")
+    unit = period[-1:].lower()
+    number = period[:-1] or "1"
+    try:
+        if not sep or unit not in _PERIOD_UNITS:
+            raise ValueError
+        return (int(count), float(number) * _PERIOD_UNITS[unit])
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: write JOBS/PERIOD, e.g. 100/1m, 10/s, 5/30s, 1000/1h, or none"
+        ) from None
+
+
+def _concurrency_spec(ctx: click.Context, param: click.Parameter,
+                      value: str | None) -> tuple[int | None] | None:
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return (None,)
+    try:
+        return (int(value),)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a number of jobs, or none") from None
+
+
+@queue.command("limit")
+@click.argument("name")
+@click.option("--concurrency", callback=_concurrency_spec, metavar="N|none",
+              help="At most N jobs of the queue run at once, across all workers.")
+@click.option("--rate", callback=_rate_spec, metavar="N/PERIOD|none",
+              help="At most N job starts in any window of PERIOD (e.g. 100/1m, 10/s).")
+@click.option("--json", "as_json", is_flag=True, help="Print the limits as JSON.")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
+def queue_limit(name: str, concurrency: tuple[int | None] | None,
+                rate: tuple[int | None, float | None] | None, as_json: bool,
+                dsn: str | None) -> None:
+    """Set or show a queue's limits across all workers.
+
+    Without options, shows them. 'none' removes a limit. Examples:
+    pgqueue queue limit payment --concurrency 3;
+    pgqueue queue limit partner-api --rate 100/1m.
+    """
+    from .control import get_queue_limits, set_concurrency_limit, set_rate_limit
+    from .errors import InvalidJobError
+
+    with _dsn.connect(_require_dsn(dsn)) as conn:
+        try:
+            if concurrency is not None:
+                set_concurrency_limit(conn, name, concurrency[0])
+            if rate is not None:
+                set_rate_limit(conn, name, rate[0], rate[1])
+        except InvalidJobError as exc:
+            raise click.UsageError(str(exc)) from None
+        conn.commit()
+        limits = get_queue_limits(conn, name)
+    if as_json:
+        click.echo(json.dumps(None if limits is None else {
+            "queue": name, "concurrency_limit": limits.concurrency_limit,
+            "running": limits.running, "rate_limit": limits.rate_limit,
+            "rate_period_seconds": limits.rate_period_seconds,
+            "claims_in_window": limits.claims_in_window}))
+        return
+    if limits is None:
+        click.echo(f"queue {name}: unknown (no job or setting yet); no limits")
+        return
+    conc = ("none" if limits.concurrency_limit is None
+            else f"{limits.concurrency_limit} (running now: {limits.running})")
+    rate_text = ("none" if limits.rate_limit is None else
+                 f"{limits.rate_limit} per {limits.rate_period_seconds:g} s "
+                 f"(claims in the current window: {limits.claims_in_window})")
+    click.echo(f"queue {name}: concurrency limit {conc}; rate limit {rate_text}")
 
 
 @main.group()

@@ -1,4 +1,4 @@
-"""Controls over jobs and queues: cancel a job, pause and resume a queue.
+"""Controls over jobs and queues: cancel a job, pause and resume a queue, limit it.
 
 Like enqueue, each call runs one statement on the caller's connection and never
 commits: the effect (and the NOTIFY that tells workers) happens at the caller's
@@ -7,6 +7,9 @@ commit.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -20,12 +23,18 @@ from .producer_async import run_steps_async
 
 __all__ = [
     "CancelResult",
+    "QueueLimits",
     "cancel",
     "cancel_async",
+    "get_queue_limits",
     "pause_queue",
     "pause_queue_async",
     "resume_queue",
     "resume_queue_async",
+    "set_concurrency_limit",
+    "set_concurrency_limit_async",
+    "set_rate_limit",
+    "set_rate_limit_async",
 ]
 
 Conn = psycopg.Connection[Any] | psycopg.Cursor[Any]
@@ -101,3 +110,99 @@ def _queue_call(conn: Conn, name: str, queue: str) -> bool:
 
 async def _queue_call_async(conn: AsyncConn, name: str, queue: str) -> bool:
     return bool(await run_steps_async(conn, _value(name, {"queue": validate_queue(queue)})))
+
+
+# --- limits across all workers ---------------------------------------------------------
+
+_LIMIT_MAX = 1_000_000
+_PERIOD_MAX = 366 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """A queue's limits (None: no limit) and what they count right now."""
+
+    concurrency_limit: int | None
+    running: int
+    rate_limit: int | None
+    rate_period_seconds: float | None
+    claims_in_window: int
+
+
+def set_concurrency_limit(conn: Conn, queue: str, limit: int | None) -> None:
+    """At most ``limit`` jobs of ``queue`` run at once, across every worker (None: no limit).
+
+    Enforced when jobs are claimed, so it is never exceeded; lowering it stops
+    no running job, new ones start once the queue is under it. Takes effect at
+    the caller's commit and wakes the queue's workers.
+    """
+    run_steps(conn, _value("queue_set_concurrency_limit", _concurrency_params(queue, limit)))
+
+
+async def set_concurrency_limit_async(conn: AsyncConn, queue: str, limit: int | None) -> None:
+    """:func:`set_concurrency_limit` for an AsyncConnection."""
+    await run_steps_async(conn, _value("queue_set_concurrency_limit",
+                                       _concurrency_params(queue, limit)))
+
+
+def set_rate_limit(conn: Conn, queue: str, limit: int | None,
+                   per: timedelta | float | None = None) -> None:
+    """At most ``limit`` jobs of ``queue`` start in any window of ``per`` (seconds or a
+    timedelta), across every worker; ``limit=None`` removes the limit.
+
+    Jobs over the limit wait queued; they do not fail. Example, a third-party
+    API's quota of 100 calls a minute: ``set_rate_limit(conn, "api", 100, per=60)``.
+    """
+    run_steps(conn, _value("queue_set_rate_limit", _rate_params(queue, limit, per)))
+
+
+async def set_rate_limit_async(conn: AsyncConn, queue: str, limit: int | None,
+                               per: timedelta | float | None = None) -> None:
+    """:func:`set_rate_limit` for an AsyncConnection."""
+    await run_steps_async(conn, _value("queue_set_rate_limit", _rate_params(queue, limit, per)))
+
+
+def get_queue_limits(conn: Conn, queue: str) -> QueueLimits | None:
+    """The queue's limits and current counts; None for a queue never used."""
+    rows = run_steps(conn, _rows("queue_limits_get", {"queue": validate_queue(queue)}))
+    if not rows:
+        return None
+    concurrency, running, rate, period, claims = rows[0]
+    return QueueLimits(concurrency, int(running), rate, period, int(claims or 0))
+
+
+def _rows(name: str, params: dict[str, Any]) -> Steps:
+    rows = yield query(name), params
+    return rows
+
+
+def _limit(value: object, field: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _LIMIT_MAX:
+        raise InvalidJobError(f"{field} must be an int from 1 to {_LIMIT_MAX}, or None, "
+                              f"got {value!r}")
+    return value
+
+
+def _concurrency_params(queue: str, limit: object) -> dict[str, Any]:
+    return {"queue": validate_queue(queue), "concurrency": _limit(limit, "concurrency limit")}
+
+
+def _rate_params(queue: str, limit: object, per: object) -> dict[str, Any]:
+    rate = _limit(limit, "rate limit")
+    if rate is None:
+        if per is not None:
+            raise InvalidJobError("per is only meaningful with a rate limit")
+        return {"queue": validate_queue(queue), "rate": None, "period_seconds": None}
+    if isinstance(per, timedelta):
+        seconds = per.total_seconds()
+    elif isinstance(per, int | float) and not isinstance(per, bool):
+        seconds = float(per)
+    else:
+        raise InvalidJobError(
+            f"per must be a number of seconds or a timedelta, got {type(per).__name__}")
+    if not math.isfinite(seconds) or not 0 < seconds <= _PERIOD_MAX:
+        raise InvalidJobError(f"per must be more than 0 seconds and at most a year, "
+                              f"got {seconds}")
+    return {"queue": validate_queue(queue), "rate": rate, "period_seconds": seconds}
