@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import events
 from .backoff import RetryPolicy
+from .chains import chain, chain_async
 from .control import (
     CancelResult,
     QueueLimits,
@@ -67,6 +68,8 @@ __all__ = [
     "Worker",
     "cancel",
     "cancel_async",
+    "chain",
+    "chain_async",
     "enqueue",
     "enqueue_async",
     "enqueue_many",
