@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks {enqueue,drain,latency,backlog,bloat,all,peers}``.
+"""Command line: ``python -m benchmarks {enqueue,drain,latency,backlog,stats,bloat,all,peers}``.
 
 ``all`` runs pgqueue's own scenarios; ``peers`` runs pgqueue's bulk enqueue,
 drain and latency side by side with the peers of the optional ``bench`` extra
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import backlog, bloat, drain, enqueue, latency, peers
+from . import backlog, bloat, drain, enqueue, latency, peers, stats
 from .harness import DEFAULT_DSN, DEFAULT_OUT, Results, Sizes, server_facts, sizes_for
 
 Scenario = Callable[[str, Sizes, Results], None]
@@ -30,10 +30,11 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "drain": [drain.run, drain.run_processes],
     "latency": [latency.run],
     "backlog": [backlog.run],
+    "stats": [stats.run],
     "bloat": [bloat.run],
     "peers": [peers.run],
 }
-ORDER = ["enqueue", "drain", "latency", "backlog", "bloat"]
+ORDER = ["enqueue", "drain", "latency", "backlog", "stats", "bloat"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -73,21 +73,22 @@ class Sizes:
     backlog_drain: int
     peers_drain: int
     bloat: int
+    stats_history: int
 
 
 _SIZES = {
     "full": Sizes("full", bulk_enqueue=100_000, single_enqueue=10_000, drain=20_000,
                   processes=20_000, latency=200, backlog_small=1_000,
                   backlog_large=1_000_000, backlog_drain=5_000, peers_drain=20_000,
-                  bloat=1_000_000),
+                  bloat=1_000_000, stats_history=10_000_000),
     "quick": Sizes("quick", bulk_enqueue=20_000, single_enqueue=2_000, drain=5_000,
                    processes=5_000, latency=50, backlog_small=1_000,
                    backlog_large=100_000, backlog_drain=5_000, peers_drain=2_000,
-                   bloat=50_000),
+                   bloat=50_000, stats_history=200_000),
     "smoke": Sizes("smoke", bulk_enqueue=300, single_enqueue=200, drain=300,
                    processes=300, latency=10, backlog_small=400,
                    backlog_large=2_000, backlog_drain=200, peers_drain=200,
-                   bloat=300),
+                   bloat=300, stats_history=20_000),
 }
 
 
@@ -113,10 +114,15 @@ class Figure:
 
 @dataclass(slots=True)
 class Results:
-    """Figures of one run: printed as they come, summarised and saved at the end."""
+    """Figures of one run: printed as they come, summarised and saved at the end.
+
+    ``details`` holds what is not a number, such as a query plan's summary; it is
+    saved under ``"details"`` in the result file, never printed in the table.
+    """
 
     mode: str
     figures: list[Figure] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     load_at_start: tuple[float, ...] = field(default_factory=_load)
 
@@ -151,6 +157,7 @@ class Results:
             },
             "figures": {f.name: {"value": f.value, "unit": f.unit, "note": f.note}
                         for f in self.figures},
+            "details": self.details,
         }
 
     def write(self, path: Path, server: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ FIGURES = [
     "drain_processes1_c50", "drain_processes2_c50", "drain_processes_ratio",
     "latency_p50", "latency_p95", "latency_p99",
     "backlog_small", "backlog_large", "backlog_ratio",
+    "stats_queue_stats", "stats_history_size",
     "bloat_table_empty", "bloat_table_after", "bloat_table_vacuumed", "bloat_indexes_after",
 ]
 
@@ -48,4 +49,6 @@ def test_quick_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path) ->
         assert figures[name]["unit"]
         # One printed line per figure: "name value unit".
         assert any(line.startswith(f"{name} ") for line in proc.stdout.splitlines()), name
-
+    # The queue_stats plan is summarised in the result file, down to its scans.
+    plan = result["details"]["stats_plan"]
+    assert plan["node_types"] and plan["statements"], plan
