@@ -12,6 +12,16 @@ from __future__ import annotations
 
 from . import events
 from .backoff import RetryPolicy
+from .batches import (
+    AsyncBatch,
+    Batch,
+    BatchInfo,
+    batch,
+    batch_async,
+    get_batch,
+    get_batch_async,
+    list_batches,
+)
 from .chains import chain, chain_async
 from .control import (
     CancelResult,
@@ -31,9 +41,12 @@ from .control import (
 from .errors import (
     DatabaseUnavailableError,
     InvalidJobError,
+    JobFailedError,
+    JobNotFoundError,
     MigrationError,
     PermanentError,
     PgQueueError,
+    ResultNotReadyError,
     Retry,
     SchemaNotReadyError,
     TaskError,
@@ -41,6 +54,7 @@ from .errors import (
 from .migrate import migrate, migration_sql
 from .producer import JobSpec, enqueue, enqueue_many
 from .producer_async import enqueue_async, enqueue_many_async
+from .results import result, result_async, wait_for_result, wait_for_result_async
 from .tasks import Registry, Task
 from .types import Job, JobContext, JobState
 from .worker import Worker
@@ -111,4 +125,23 @@ __all__ += [
     "prune",
     "retry",
     "retry_failed",
+]
+
+# Results and batches (pgqueue.results, pgqueue.batches).
+__all__ += [
+    "AsyncBatch",
+    "Batch",
+    "BatchInfo",
+    "JobFailedError",
+    "JobNotFoundError",
+    "ResultNotReadyError",
+    "batch",
+    "batch_async",
+    "get_batch",
+    "get_batch_async",
+    "list_batches",
+    "result",
+    "result_async",
+    "wait_for_result",
+    "wait_for_result_async",
 ]

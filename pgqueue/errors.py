@@ -10,8 +10,11 @@ from __future__ import annotations
 __all__ = [
     "DatabaseUnavailableError",
     "InvalidJobError",
+    "JobFailedError",
+    "JobNotFoundError",
     "MigrationError",
     "PgQueueError",
+    "ResultNotReadyError",
     "SchemaNotReadyError",
     "TaskError",
 ]
@@ -46,6 +49,44 @@ class TaskError(PgQueueError, ValueError):
 
 class DatabaseUnavailableError(PgQueueError):
     """The database could not be reached (bad DSN, server down, network cut)."""
+
+
+class JobNotFoundError(PgQueueError, LookupError):
+    """No job has this id: never enqueued, not committed yet, or pruned from history."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job has id {job_id} (never enqueued, its transaction has not "
+                         "committed, or it was pruned from history)")
+        self.job_id = job_id
+
+
+class ResultNotReadyError(PgQueueError):
+    """The job is still live (``queued`` or ``running``): it has no result yet.
+
+    ``state`` says which. :func:`pgqueue.wait_for_result` waits for it instead.
+    """
+
+    def __init__(self, job_id: int, state: str) -> None:
+        super().__init__(f"job {job_id} has no result yet: it is {state}")
+        self.job_id = job_id
+        self.state = state
+
+
+class JobFailedError(PgQueueError):
+    """The job finished without a result: it ``failed`` for good, or was ``cancelled``.
+
+    ``state`` is ``failed`` or ``cancelled``; ``last_error`` is the last error
+    message (for a cancelled job, the reason); ``attempts`` the attempts made.
+    """
+
+    def __init__(self, job_id: int, state: str, last_error: str | None, attempts: int) -> None:
+        detail = f": {last_error}" if last_error else ""
+        super().__init__(f"job {job_id} ended {state} after {attempts} "
+                         f"attempt{'s' if attempts != 1 else ''}{detail}")
+        self.job_id = job_id
+        self.state = state
+        self.last_error = last_error
+        self.attempts = attempts
 
 
 class Retry(Exception):

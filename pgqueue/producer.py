@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -29,6 +29,9 @@ from ._params import DEFAULT_QUEUE, NewJob
 from ._sql import query
 from .errors import InvalidJobError, PgQueueError, SchemaNotReadyError
 from .observability.enqueue import observe_enqueue
+
+if TYPE_CHECKING:
+    from .batches import BatchBase
 
 __all__ = ["JobSpec", "enqueue", "enqueue_many"]
 
@@ -102,6 +105,7 @@ def enqueue(
     ttl: timedelta | float | None = None,
     depends_on: Iterable[int] | None = None,
     concurrency_key: str | None = None,
+    batch: BatchBase | None = None,
 ) -> int:
     """Insert one job in the caller's transaction and return its id.
 
@@ -126,6 +130,8 @@ def enqueue(
             transaction may be named.
         concurrency_key: a key (for example a customer id) shared by jobs that a
             task's ``concurrency_per_key`` limits running at once.
+        batch: an open batch from :func:`pgqueue.batch`; the job joins it (the
+            same as ``batch.enqueue(...)``).
 
     Raises:
         InvalidJobError: bad input; nothing was executed.
@@ -142,13 +148,15 @@ def enqueue(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
         expires_at=expires_at, ttl=ttl, depends_on=depends_on, concurrency_key=concurrency_key,
+        batch_id=batch_id_of(batch),
     )
     with observe_enqueue([job]) as scope:  # producer span, trace context, count
         return scope.done(run_steps(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
 
 
 def enqueue_many(
-    conn: psycopg.Connection[Any] | psycopg.Cursor[Any], jobs: Iterable[JobSpec]
+    conn: psycopg.Connection[Any] | psycopg.Cursor[Any], jobs: Iterable[JobSpec], *,
+    batch: BatchBase | None = None,
 ) -> list[int]:
     """Insert many jobs in a few round trips; return their ids in input order.
 
@@ -156,16 +164,31 @@ def enqueue_many(
     A job whose ``unique_key`` a live job holds (or an earlier job of the same
     call) gets that job's id. All jobs are validated before anything runs; one
     bad job raises InvalidJobError naming its index, and nothing is inserted.
+    With ``batch`` (an open batch from :func:`pgqueue.batch`) every job joins it.
     """
     _check_sync(conn)
-    with observe_enqueue(to_new_jobs(jobs)) as scope:
+    with observe_enqueue(to_new_jobs(jobs, batch_id_of(batch))) as scope:
         return scope.done(run_steps(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 
 # --- shared with producer_async -------------------------------------------------
 
 
-def to_new_jobs(jobs: Iterable[JobSpec]) -> list[NewJob]:
+def batch_id_of(batch: object) -> int | None:
+    """The id of an open batch for new jobs, or None; InvalidJobError for anything else."""
+    if batch is None:
+        return None
+    from .batches import BatchBase  # batches builds on this module
+
+    if not isinstance(batch, BatchBase):
+        raise InvalidJobError("batch must be a batch opened with pgqueue.batch(...), "
+                              f"got {type(batch).__name__}")
+    if batch.sealed:
+        raise InvalidJobError(f"batch {batch.id} is sealed: no more jobs can join it")
+    return batch.id
+
+
+def to_new_jobs(jobs: Iterable[JobSpec], batch_id: int | None = None) -> list[NewJob]:
     """Validate every job spec; the error names the index of the bad one."""
     if isinstance(jobs, Mapping | str | bytes):
         raise InvalidJobError("jobs must be an iterable of job mappings, not a single value")
@@ -179,7 +202,7 @@ def to_new_jobs(jobs: Iterable[JobSpec]) -> list[NewJob]:
         if "task" not in spec:
             raise InvalidJobError(f"jobs[{index}] has no 'task'")
         try:
-            result.append(_params.new_job(**spec))
+            result.append(_params.new_job(**spec, batch_id=batch_id))
         except InvalidJobError as exc:
             raise InvalidJobError(f"jobs[{index}]: {exc}") from None
     return result

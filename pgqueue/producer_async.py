@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -18,12 +18,16 @@ from .producer import (
     CopyRows,
     JobSpec,
     Steps,
+    batch_id_of,
     copy_cursor_setup,
     enqueue_many_steps,
     enqueue_steps,
     to_new_jobs,
     translate_error,
 )
+
+if TYPE_CHECKING:
+    from .batches import BatchBase
 
 __all__ = ["enqueue_async", "enqueue_many_async"]
 
@@ -43,6 +47,7 @@ async def enqueue_async(
     ttl: timedelta | float | None = None,
     depends_on: Iterable[int] | None = None,
     concurrency_key: str | None = None,
+    batch: BatchBase | None = None,
 ) -> int:
     """:func:`pgqueue.enqueue` for an ``AsyncConnection``; same arguments and errors."""
     _check_async(conn)
@@ -50,17 +55,19 @@ async def enqueue_async(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
         expires_at=expires_at, ttl=ttl, depends_on=depends_on, concurrency_key=concurrency_key,
+        batch_id=batch_id_of(batch),
     )
     with observe_enqueue([job]) as scope:
         return scope.done(await run_steps_async(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
 
 
 async def enqueue_many_async(
-    conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any], jobs: Iterable[JobSpec]
+    conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any], jobs: Iterable[JobSpec], *,
+    batch: BatchBase | None = None,
 ) -> list[int]:
     """:func:`pgqueue.enqueue_many` for an ``AsyncConnection``."""
     _check_async(conn)
-    with observe_enqueue(to_new_jobs(jobs)) as scope:
+    with observe_enqueue(to_new_jobs(jobs, batch_id_of(batch))) as scope:
         return scope.done(await run_steps_async(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 

@@ -205,7 +205,8 @@ END
 $$;
 
 CREATE FUNCTION pgqueue.create_batch(name text DEFAULT NULL::text, callback_task text DEFAULT NULL::text, callback_args jsonb DEFAULT NULL::jsonb, callback_queue text DEFAULT NULL::text) RETURNS bigint
-    LANGUAGE sql
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 INSERT INTO pgqueue.job_batches (name, callback_task, callback_args, callback_queue)
 VALUES (create_batch.name, create_batch.callback_task, create_batch.callback_args,
@@ -526,7 +527,8 @@ CREATE FUNCTION pgqueue.retry_jobs(ids bigint[]) RETURNS SETOF bigint
 $$;
 
 CREATE FUNCTION pgqueue.seal_batch(batch_id bigint) RETURNS boolean
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     UPDATE pgqueue.job_batches b SET sealed_at = now()
@@ -580,11 +582,11 @@ BEGIN
     FOREACH bid IN ARRAY ARRAY(SELECT DISTINCT x FROM unnest(settle_batches.batch_ids) AS x
                                WHERE x IS NOT NULL ORDER BY x) LOOP
         PERFORM 1 FROM pgqueue.job_batches jb
-        WHERE jb.id = bid AND jb.finished_at IS NULL AND jb.sealed_at IS NOT NULL
+        WHERE jb.id = bid AND jb.finished_at IS NULL
         FOR UPDATE;
         CONTINUE WHEN NOT FOUND;
         SELECT * INTO b FROM pgqueue.job_batches jb WHERE jb.id = bid;
-        CONTINUE WHEN b.finished_at IS NOT NULL
+        CONTINUE WHEN b.finished_at IS NOT NULL OR b.sealed_at IS NULL
                    OR EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = bid);
         callback_id := NULL;
         IF b.callback_task IS NOT NULL THEN

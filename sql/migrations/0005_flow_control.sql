@@ -378,6 +378,10 @@ $$;
 -- Finish the sealed batches among batch_ids that have no live job left: set
 -- finished_at and enqueue the callback, exactly once (the batch row is locked,
 -- then re-read and judged in statements of their own).
+-- The lock is taken whether or not the batch is sealed yet: a transaction that
+-- is sealing it holds the row, so a job finishing meanwhile waits for that
+-- commit and then sees the seal, rather than skipping a batch it cannot see
+-- sealed while the sealer could not yet see the job finished.
 CREATE FUNCTION pgqueue.settle_batches(batch_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql AS $$
@@ -389,11 +393,11 @@ BEGIN
     FOREACH bid IN ARRAY ARRAY(SELECT DISTINCT x FROM unnest(settle_batches.batch_ids) AS x
                                WHERE x IS NOT NULL ORDER BY x) LOOP
         PERFORM 1 FROM pgqueue.job_batches jb
-        WHERE jb.id = bid AND jb.finished_at IS NULL AND jb.sealed_at IS NOT NULL
+        WHERE jb.id = bid AND jb.finished_at IS NULL
         FOR UPDATE;
         CONTINUE WHEN NOT FOUND;
         SELECT * INTO b FROM pgqueue.job_batches jb WHERE jb.id = bid;
-        CONTINUE WHEN b.finished_at IS NOT NULL
+        CONTINUE WHEN b.finished_at IS NOT NULL OR b.sealed_at IS NULL
                    OR EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = bid);
         callback_id := NULL;
         IF b.callback_task IS NOT NULL THEN
@@ -502,11 +506,15 @@ LIMIT 1
 $$;
 
 -- --- Batches: create and seal -------------------------------------------------------
+-- Both are SECURITY DEFINER (with a fixed search_path), like link_dependencies:
+-- a producer role that may only insert jobs can run a whole batch (the callback
+-- is enqueued as the schema owner when sealing finishes the batch at once).
+-- The callback, if any, receives callback_args plus "batch_id".
 CREATE FUNCTION pgqueue.create_batch(name text DEFAULT NULL, callback_task text DEFAULT NULL,
                                      callback_args jsonb DEFAULT NULL,
                                      callback_queue text DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 INSERT INTO pgqueue.job_batches (name, callback_task, callback_args, callback_queue)
 VALUES (create_batch.name, create_batch.callback_task, create_batch.callback_args,
         create_batch.callback_queue)
@@ -517,7 +525,7 @@ $$;
 -- (at once if none is). Returns false if it was already sealed or is unknown.
 CREATE FUNCTION pgqueue.seal_batch(batch_id bigint)
 RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE pgqueue.job_batches b SET sealed_at = now()
     WHERE b.id = seal_batch.batch_id AND b.sealed_at IS NULL;

@@ -1,0 +1,2 @@
+-- job_finished_unlisten: stop the subscription of job_finished_listen.
+UNLISTEN pgqueue_finished
