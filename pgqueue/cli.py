@@ -427,3 +427,8 @@ def demo(dsn: str | None, jobs: int, failure_rate: float, concurrency: int) -> N
 from .cli_admin import register  # noqa: E402
 
 register(main)
+
+# --- pgqueue batch: create from CSV, status, list, export ------------------------------
+from .cli_batch import register as register_batch  # noqa: E402
+
+register_batch(main)
