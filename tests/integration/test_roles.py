@@ -45,6 +45,9 @@ GRANT INSERT ON pgqueue.jobs TO {producer};
 GRANT SELECT (id, unique_key) ON pgqueue.jobs TO {producer};
 GRANT USAGE ON SEQUENCE pgqueue.jobs_id_seq TO {producer};
 GRANT SELECT, INSERT ON pgqueue.queues TO {producer};
+-- Batches: pgqueue.create_batch and seal_batch are SECURITY DEFINER; the SQL
+-- enqueue checks that the batch a job joins is still open.
+GRANT SELECT (id, sealed_at) ON pgqueue.job_batches TO {producer};
 
 -- Worker: reads and writes rows, owns nothing, so it cannot alter the schema.
 GRANT USAGE ON SCHEMA pgqueue TO {worker};
@@ -153,6 +156,40 @@ def test_worker_role_runs_jobs_but_cannot_alter_the_schema(roles: Roles) -> None
     with psycopg.connect(worker, autocommit=True) as conn, pytest.raises(psycopg.Error):
         # Migrating needs the owner: the worker role cannot take over the schema.
         conn.execute("CREATE SCHEMA pgqueue_other")
+
+
+def test_producer_role_runs_batches_and_the_worker_role_finishes_them(roles: Roles) -> None:
+    producer = roles.as_role(roles.producer)
+    with psycopg.connect(producer) as conn, \
+            pgqueue.batch(conn, name="roles", callback="roles.report",
+                          callback_args={"to": "ops"}) as b:
+        b.enqueue("roles.double", {"n": 1})                                 # SQL function
+        b.enqueue_many([{"task": "roles.double", "args": {"n": n}} for n in (2, 3)])  # COPY
+        b.enqueue_many([{"task": "roles.double", "args": {"n": 4}, "unique_key": "r4"}])
+    with psycopg.connect(producer) as conn, pgqueue.batch(conn, callback="roles.report") as e:
+        pass  # empty: sealing finishes it and enqueues the callback at once
+    assert refused(producer, "SELECT * FROM pgqueue.batches")
+    assert refused(producer, "SELECT name FROM pgqueue.job_batches")
+    assert refused(producer, "UPDATE pgqueue.job_batches SET finished_at = now()")
+
+    tasks = pgqueue.Registry()
+    reports: list[dict[str, Any]] = []
+
+    @tasks.task(name="roles.double")
+    def double(n: int) -> int:
+        return n * 2
+
+    @tasks.task(name="roles.report")
+    def report(**args: Any) -> None:
+        reports.append(args)
+
+    with running_worker(roles.as_role(roles.worker), tasks):
+        wait_until(lambda: len(reports) == 2, timeout=30, message="both callbacks")
+    assert sorted(reports, key=lambda r: r["batch_id"]) == [
+        {"to": "ops", "batch_id": b.id}, {"batch_id": e.id}]
+    with psycopg.connect(roles.as_role(roles.worker)) as conn:
+        done = pgqueue.get_batch(conn, b.id)
+    assert done is not None and (done.total, done.succeeded, done.finished) == (4, 4, True)
 
 
 # --- secrets in the CLI's output ---------------------------------------------------------------
