@@ -209,6 +209,10 @@ def to_new_jobs(jobs: Iterable[JobSpec], batch_id: int | None = None) -> list[Ne
 
 
 def enqueue_steps(job: NewJob) -> Steps:
+    if job.unique_key is None and not job.depends_on and job.batch_id is None:
+        # Nothing can conflict: a plain INSERT, without the SQL function's call.
+        rows = yield query("job_insert_one"), _job_params(job)
+        return rows[0][0]
     if job.depends_on:
         yield from _check_dependencies([job], [])
     rows = yield query("job_enqueue"), _job_params(job)  # links dependencies itself
