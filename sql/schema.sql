@@ -581,6 +581,7 @@ DECLARE
 BEGIN
     FOREACH bid IN ARRAY ARRAY(SELECT DISTINCT x FROM unnest(settle_batches.batch_ids) AS x
                                WHERE x IS NOT NULL ORDER BY x) LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = bid);
         PERFORM 1 FROM pgqueue.job_batches jb
         WHERE jb.id = bid AND jb.finished_at IS NULL
         FOR UPDATE;
