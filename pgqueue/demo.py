@@ -384,4 +384,4 @@ def _stats_table(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 def _cell(value: object) -> str:
-    return "" if value is None else str(value)
+    return "-" if value is None else str(value)  # None: no limit set
