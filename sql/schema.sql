@@ -86,7 +86,7 @@ archived AS (
 SELECT COALESCE(array_agg(id), '{}') FROM archived
 $$;
 
-CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[]) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text)
+CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -98,6 +98,9 @@ DECLARE
     keys text[];
     caps integer[];
 BEGIN
+    IF claim.async_commit THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
     IF EXISTS (SELECT 1 FROM pgqueue.queues q
                WHERE q.name = ANY (claim.queues) AND NOT q.paused
                  AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)) THEN

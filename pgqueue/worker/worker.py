@@ -341,6 +341,10 @@ class Worker:
             "queues": self.queues, "slots": self._rooms(limit), "tasks": self.registry.names,
             "limit": limit, "worker_id": self.id, "key_tasks": self._key_tasks,
             "key_caps": self._key_caps,
+            # Idle: the claim's commit need not wait for the WAL flush (it is
+            # the wake-up latency). Busy: claims overlap running jobs anyway,
+            # and a synchronous commit lets hint bits be set at once.
+            "async_commit": not self._running and not self._ready,
         })
         jobs = [Job(*row) for row in rows]
         if self.config.queue_slots:

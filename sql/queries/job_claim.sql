@@ -2,8 +2,9 @@
 -- function pgqueue.claim (migration 0005), which applies queue limits, rate
 -- limits, per-key caps, pauses, dependencies and expiry in one transaction.
 -- Parameters: queues (text[]), slots (int[], room per queue), tasks (text[]),
---   limit, worker_id, key_tasks (text[]), key_caps (int[]).
+--   limit, worker_id, key_tasks (text[]), key_caps (int[]), async_commit (bool:
+--   the worker was idle; commit without waiting for the WAL flush).
 -- Returns the claimed jobs in claim order (priority, run_at, id).
 SELECT * FROM pgqueue.claim(%(queues)s::text[], %(slots)s::int[], %(tasks)s::text[],
                             %(limit)s, %(worker_id)s::uuid, %(key_tasks)s::text[],
-                            %(key_caps)s::int[])
+                            %(key_caps)s::int[], %(async_commit)s)
