@@ -60,7 +60,7 @@ def result(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], job_id: int) -> 
             total = pgqueue.result(conn, job_id)["total"]
     """
     if not isinstance(conn, psycopg.Connection | psycopg.Cursor):
-        raise TypeError(_wrong_type(conn, "result_async"))
+        raise TypeError(_wrong_type(conn, "a psycopg Connection or Cursor", "result_async"))
     return _judge(job_id, run_steps(conn, _lookup(_check_job_id(job_id))))
 
 
@@ -68,7 +68,7 @@ async def result_async(conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[
                        job_id: int) -> Any:
     """:func:`result` for an AsyncConnection."""
     if not isinstance(conn, psycopg.AsyncConnection | psycopg.AsyncCursor):
-        raise TypeError(_wrong_type(conn, "result", want="AsyncConnection"))
+        raise TypeError(_wrong_type(conn, "a psycopg AsyncConnection or AsyncCursor", "result"))
     return _judge(job_id, await run_steps_async(conn, _lookup(_check_job_id(job_id))))
 
 
@@ -97,7 +97,7 @@ def wait_for_result(conn: psycopg.Connection[Any], job_id: int, *,
     """
     _check_wait_args(job_id, timeout, poll_interval)
     if not isinstance(conn, psycopg.Connection):
-        raise TypeError(_wrong_type(conn, "wait_for_result_async", cursor=False))
+        raise TypeError(_wrong_type(conn, "a psycopg Connection", "wait_for_result_async"))
     _check_listening_conn(conn.autocommit, conn.info.transaction_status)
     deadline = time.monotonic() + timeout
     conn.execute(query("job_finished_listen"))
@@ -124,8 +124,7 @@ async def wait_for_result_async(conn: psycopg.AsyncConnection[Any], job_id: int,
     """:func:`wait_for_result` for an AsyncConnection (autocommit, no transaction open)."""
     _check_wait_args(job_id, timeout, poll_interval)
     if not isinstance(conn, psycopg.AsyncConnection):
-        raise TypeError(_wrong_type(conn, "wait_for_result", want="AsyncConnection",
-                                    cursor=False))
+        raise TypeError(_wrong_type(conn, "a psycopg AsyncConnection", "wait_for_result"))
     _check_listening_conn(conn.autocommit, conn.info.transaction_status)
     deadline = time.monotonic() + timeout
     await conn.execute(query("job_finished_listen"))
@@ -212,9 +211,5 @@ def _check_listening_conn(autocommit: bool, status: psycopg.pq.TransactionStatus
             "'with conn.transaction()'")
 
 
-def _wrong_type(conn: object, other: str, want: str = "Connection",
-                cursor: bool = True) -> str:
-    kinds = f"a psycopg {want}" + (" or Cursor" if cursor else "")
-    if cursor and want == "AsyncConnection":
-        kinds = "a psycopg AsyncConnection or AsyncCursor"
-    return f"conn must be {kinds}, got {type(conn).__name__}; see pgqueue.{other}"
+def _wrong_type(conn: object, expected: str, other: str) -> str:
+    return f"conn must be {expected}, got {type(conn).__name__}; see pgqueue.{other}"
