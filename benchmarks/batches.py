@@ -8,8 +8,11 @@ Each round, in a fresh database each time: N async no-op jobs are enqueued with
 ``pgqueue.batch``; then one in-process worker drains them. The drain figure is N
 over first start to N-th outcome written, as in ``benchmarks.drain``. Rounds
 alternate plain and batch so drift on the machine hits both alike; the median of
-each is printed with the ratio, plus the bulk enqueue rate and how long after
-the last outcome the batch was marked finished.
+each is printed with the ratio, plus the bulk enqueue rate, how long after the
+last outcome the batch was marked finished, and the database time spent in
+``pgqueue.after_finish`` (the settling a batch adds to each outcome write) per
+job, from ``pg_stat_user_functions``: a figure that, unlike throughput, hardly
+moves with other load on the machine.
 
 ``--history N`` first fills ``pgqueue.finished_jobs`` with N old rows and
 analyzes it, as in a database that has run for a while: on a fresh database
@@ -25,10 +28,17 @@ import sys
 import time
 
 import psycopg
+from psycopg import sql
 
 import pgqueue
 
-from .harness import DEFAULT_DSN, BenchmarkError, WorkerRun, scratch_database
+from .harness import (
+    DEFAULT_DSN,
+    BenchmarkError,
+    WorkerRun,
+    scratch_database,
+    wait_sessions_closed,
+)
 
 TASK = "bench.noop_async"
 
@@ -58,6 +68,8 @@ def one_round(server_dsn: str, n: int, concurrency: int, batched: bool,
         enqueue_seconds = time.perf_counter() - started
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE pgqueue.jobs")
+            conn.execute(sql.SQL("ALTER DATABASE {} SET track_functions = 'pl'").format(
+                sql.Identifier(conn.info.dbname)))
         run = WorkerRun(tasks, dsn, target=n, concurrency=concurrency)
         run.start()
         try:
@@ -68,7 +80,18 @@ def one_round(server_dsn: str, n: int, concurrency: int, batched: bool,
         finally:
             run.stop()
         _verify(dsn, n)
+        figures["after_finish_us"] = _after_finish_seconds(dsn) / n * 1e6
         return figures
+
+
+def _after_finish_seconds(dsn: str) -> float:
+    """Database time in pgqueue.after_finish so far (statistics of closed sessions)."""
+    wait_sessions_closed(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT COALESCE(sum(total_time), 0) FROM pg_stat_user_functions "
+                           "WHERE schemaname = 'pgqueue' AND funcname = 'after_finish'"
+                           ).fetchone()
+    return float(row[0]) / 1000 if row else 0.0
 
 
 def _verify(dsn: str, n: int) -> None:
@@ -140,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({b_drain / p_drain:.2f}x)")
     print(f"enqueue plain {p_enq:,.0f} jobs/s   in a batch {b_enq:,.0f} jobs/s   "
           f"({b_enq / p_enq:.2f}x)")
+    print(f"pgqueue.after_finish: {median(batched, 'after_finish_us'):.1f} us of database time "
+          f"per job in a batch ({median(plain, 'after_finish_us'):.1f} for plain jobs)")
     print(f"batch marked finished {median(batched, 'finish_lag_ms'):.1f} ms after its last job")
     return 0
 
