@@ -153,6 +153,14 @@ BEGIN
               AND j.run_at <= at
               AND j.task = ANY (claim.tasks)
               AND (j.expires_at IS NULL OR j.expires_at > at)
+              -- A key already at its cap (as far as this snapshot knows) is
+              -- skipped here, so it cannot fill the claim and hold back other
+              -- keys; the exact check follows under the key's lock.
+              AND (j.concurrency_key IS NULL
+                   OR NOT (j.task = ANY (claim.key_tasks))
+                   OR (SELECT count(*) FROM pgqueue.jobs x
+                       WHERE x.state = 'running' AND x.concurrency_key = j.concurrency_key)
+                      < claim.key_caps[array_position(claim.key_tasks, j.task::text)])
             ORDER BY j.priority DESC, j.run_at, j.id
             LIMIT u.room
             FOR UPDATE SKIP LOCKED

@@ -216,10 +216,6 @@ def test_key_cap_with_worker_processes(clean_db: str, tmp_path: Any) -> None:
     assert scalar(clean_db, "SELECT count(DISTINCT worker_id) FROM pgqueue.finished_jobs") > 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pgqueue.claim takes its candidates before applying key caps: when the first "
-    "`room` ready jobs all hold one full key, the claim returns nothing and jobs of "
-    "other keys further back wait until that key's backlog is shorter than a claim"))
 def test_a_full_key_does_not_hold_back_other_keys(clean_db: str) -> None:
     inflight = Inflight()
     tasks = registry(1, inflight, pause=0.05)
