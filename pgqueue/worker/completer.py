@@ -102,6 +102,10 @@ class Completer:
                 await self._settle()
 
     async def write(self, batch: list[Outcome]) -> set[int]:
+        # In id order: the statement finds each row by primary key in array order,
+        # so it locks rows in ascending ids, as pgqueue.link_dependencies does;
+        # a producer naming two jobs of one batch cannot deadlock with it.
+        batch = sorted(batch, key=lambda o: o.job.id)
         rows = await self._session.fetch("job_complete_many", {
             "ids": [o.job.id for o in batch],
             "attempts": [o.job.attempt for o in batch],
