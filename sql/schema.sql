@@ -25,7 +25,10 @@ BEGIN
         WHERE j.blocked AND j.depends_on && after_finish.job_ids ORDER BY j.id));
     PERFORM pgqueue.settle_batches(ARRAY(
         SELECT h.batch_id FROM pgqueue.finished_jobs h
-        WHERE h.id = ANY (after_finish.job_ids || cancelled) AND h.batch_id IS NOT NULL));
+        -- No "batch_id IS NOT NULL" here: it invites the planner to read every
+        -- finished row of the batch through finished_jobs_batch_idx instead of
+        -- looking the ids up (settle_batches skips NULLs itself).
+        WHERE h.id = ANY (after_finish.job_ids || cancelled)));
 END
 $$;
 
@@ -682,7 +685,7 @@ BEGIN
         ORDER BY j.id LIMIT settle_pending.max_items));
     PERFORM pgqueue.settle_batches(ARRAY(
         SELECT h.batch_id FROM pgqueue.finished_jobs h
-        WHERE h.id = ANY (cancelled) AND h.batch_id IS NOT NULL
+        WHERE h.id = ANY (cancelled)
         UNION ALL
         SELECT b.id FROM pgqueue.job_batches b
         WHERE b.finished_at IS NULL AND b.sealed_at IS NOT NULL
