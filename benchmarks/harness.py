@@ -79,7 +79,7 @@ class Sizes:
 _SIZES = {
     "full": Sizes("full", bulk_enqueue=100_000, single_enqueue=10_000, drain=20_000,
                   processes=20_000, latency=200, backlog_small=1_000,
-                  backlog_large=1_000_000, backlog_drain=5_000, peers_drain=20_000,
+                  backlog_large=1_000_000, backlog_drain=20_000, peers_drain=20_000,
                   bloat=1_000_000, stats_history=10_000_000),
     "quick": Sizes("quick", bulk_enqueue=20_000, single_enqueue=2_000, drain=5_000,
                    processes=5_000, latency=50, backlog_small=1_000,
