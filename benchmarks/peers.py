@@ -1,4 +1,4 @@
-"""Peers side by side: ``python -m benchmarks peers [--quick]``.
+"""Peers side by side: ``python -m benchmarks peers [--quick] [--smoke]``.
 
 Runs pgqueue and the Python peers installed from the optional ``bench`` extra
 (``pip install -e '.[bench]'``) on the same server, with the same job counts:
@@ -22,7 +22,13 @@ Settings are each peer's documented ones for throughput: procrastinate with
 ``max_concurrent_tasks=c`` and ``batch_size=c // 2`` (the largest it accepts for
 that cap), in ``drain`` mode. A figure counts only after the peer's own tables
 show all N jobs finished successfully and none left (:class:`BenchmarkError`
-otherwise). A peer that is not installed is skipped with a line saying so.
+otherwise); the result file keeps, per peer and measurement, how many jobs were
+made and how many the check found (``details.peers_verified``). A peer that is
+not installed is skipped with a line saying so (``details.peers_skipped``), one
+that fails loses its figures (``details.peers_failed``) without voiding the others.
+
+``--smoke`` (for tests, about half a minute) drains 100 jobs and takes 3 latency
+samples per system: its figures only show that every peer runs end to end.
 
 Then ``ratio_<figure>_<peer>`` lines give pgqueue / peer for each figure
 (throughput: higher is better; latency: lower is better).
@@ -31,12 +37,13 @@ Then ``ratio_<figure>_<peer>`` lines give pgqueue / peer for each figure
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import conninfo
@@ -47,6 +54,7 @@ from .harness import BenchmarkError, Results, Sizes, scratch_database
 __all__ = ["PEERS", "run"]
 
 TASK = "bench_noop"
+_T = TypeVar("_T")
 LATENCY_PAUSE_SECONDS = 0.02
 
 
@@ -71,13 +79,18 @@ class _Probe:
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """One peer: a module to import and the three measurements."""
+    """One peer: a module to import and the three measurements.
+
+    Each measurement returns its figure and the number of jobs it found in the
+    peer's own tables in the expected end state (it raises BenchmarkError when
+    that is not every job it made).
+    """
 
     name: str
     module: str
-    bulk: Callable[[str, int], Awaitable[float]]
-    drain: Callable[[str, int, int], Awaitable[float]]
-    latency: Callable[[str, int], Awaitable[list[float]]]
+    bulk: Callable[[str, int], Coroutine[Any, Any, tuple[float, int]]]
+    drain: Callable[[str, int, int], Coroutine[Any, Any, tuple[float, int]]]
+    latency: Callable[[str, int], Coroutine[Any, Any, tuple[list[float], int]]]
 
 
 # --- procrastinate -----------------------------------------------------------------
@@ -114,15 +127,17 @@ async def _procrastinate_defer(app: Any, n: int, offset: int = 0) -> None:
     await app.tasks[TASK].batch_defer_async(*({"n": offset + i} for i in range(n)))
 
 
-def _procrastinate_verify(dsn: str, n: int) -> None:
+def _procrastinate_verify(dsn: str, n: int) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = dict(conn.execute("SELECT status::text, count(*) FROM procrastinate_jobs "
-                                 "GROUP BY 1").fetchall())
+        rows: dict[str, int] = dict(conn.execute(
+            "SELECT status::text, count(*) FROM procrastinate_jobs "
+            "GROUP BY 1").fetchall())
     if rows.get("succeeded") != n or sum(rows.values()) != n:
         raise BenchmarkError(f"procrastinate: expected {n} succeeded jobs, found {rows}")
+    return int(rows["succeeded"])
 
 
-async def _procrastinate_bulk(dsn: str, n: int) -> float:
+async def _procrastinate_bulk(dsn: str, n: int) -> tuple[float, int]:
     await _procrastinate_install(dsn)
     app, opened = await _procrastinate_open(dsn, _Probe())
     try:
@@ -136,10 +151,10 @@ async def _procrastinate_bulk(dsn: str, n: int) -> float:
                            ).fetchone()
     if not row or row[0] != n:
         raise BenchmarkError(f"procrastinate bulk enqueue of {n} stored {row}")
-    return n / elapsed
+    return n / elapsed, int(row[0])
 
 
-async def _procrastinate_drain(dsn: str, n: int, concurrency: int) -> float:
+async def _procrastinate_drain(dsn: str, n: int, concurrency: int) -> tuple[float, int]:
     await _procrastinate_install(dsn)
     probe = _Probe(target=n)
     app, opened = await _procrastinate_open(dsn, probe)
@@ -150,12 +165,12 @@ async def _procrastinate_drain(dsn: str, n: int, concurrency: int) -> float:
         finished = time.perf_counter()
     finally:
         await opened.__aexit__(None, None, None)
-    _procrastinate_verify(dsn, n)
+    verified = _procrastinate_verify(dsn, n)
     assert probe.first_start is not None
-    return n / (finished - probe.first_start)
+    return n / (finished - probe.first_start), verified
 
 
-async def _procrastinate_latency(dsn: str, n: int) -> list[float]:
+async def _procrastinate_latency(dsn: str, n: int) -> tuple[list[float], int]:
     await _procrastinate_install(dsn)
     probe = _Probe()
     app, opened = await _procrastinate_open(dsn, probe)
@@ -168,8 +183,8 @@ async def _procrastinate_latency(dsn: str, n: int) -> list[float]:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
         await opened.__aexit__(None, None, None)
-    await _wait_verified(lambda: _procrastinate_verify(dsn, n + 1))
-    return samples
+    verified = await _wait_verified(lambda: _procrastinate_verify(dsn, n + 1))
+    return samples, verified
 
 
 # --- pgqueuer ----------------------------------------------------------------------
@@ -207,15 +222,16 @@ async def _pgqueuer_enqueue(driver: Any, n: int) -> None:
     await Queries(driver).enqueue([TASK] * n, [str(i).encode() for i in range(n)], [0] * n)
 
 
-def _pgqueuer_verify(dsn: str, n: int) -> None:
+def _pgqueuer_verify(dsn: str, n: int) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         live = conn.execute("SELECT count(*) FROM pgqueuer").fetchone()
-        rows = dict(conn.execute("SELECT status::text, count(*) FROM pgqueuer_log "
-                                 "WHERE status <> 'queued' AND status <> 'picked' "
-                                 "GROUP BY 1").fetchall())
+        rows: dict[str, int] = dict(conn.execute(
+            "SELECT status::text, count(*) FROM pgqueuer_log "
+            "WHERE status <> 'queued' AND status <> 'picked' GROUP BY 1").fetchall())
     if not live or live[0] or rows.get("successful") != n or sum(rows.values()) != n:
         raise BenchmarkError(f"pgqueuer: expected {n} successful jobs and none live, "
                              f"found {rows} and {live} live")
+    return int(rows["successful"])
 
 
 def _pgqueuer_manager(driver: Any, probe: _Probe) -> Any:
@@ -230,8 +246,8 @@ def _pgqueuer_manager(driver: Any, probe: _Probe) -> Any:
     return qm
 
 
-def _pgqueuer_bulk(kind: str) -> Callable[[str, int], Awaitable[float]]:
-    async def bulk(dsn: str, n: int) -> float:
+def _pgqueuer_bulk(kind: str) -> Callable[[str, int], Coroutine[Any, Any, tuple[float, int]]]:
+    async def bulk(dsn: str, n: int) -> tuple[float, int]:
         await _pgqueuer_install(dsn, kind)
         driver, close = await _pgqueuer_driver(dsn, kind)
         try:
@@ -244,13 +260,13 @@ def _pgqueuer_bulk(kind: str) -> Callable[[str, int], Awaitable[float]]:
             row = conn.execute("SELECT count(*) FROM pgqueuer").fetchone()
         if not row or row[0] != n:
             raise BenchmarkError(f"pgqueuer bulk enqueue of {n} stored {row}")
-        return n / elapsed
+        return n / elapsed, int(row[0])
 
     return bulk
 
 
-def _pgqueuer_drain(kind: str) -> Callable[[str, int, int], Awaitable[float]]:
-    async def drain_(dsn: str, n: int, concurrency: int) -> float:
+def _pgqueuer_drain(kind: str) -> Callable[[str, int, int], Coroutine[Any, Any, tuple[float, int]]]:
+    async def drain_(dsn: str, n: int, concurrency: int) -> tuple[float, int]:
         from pgqueuer.types import QueueExecutionMode
 
         await _pgqueuer_install(dsn, kind)
@@ -264,15 +280,16 @@ def _pgqueuer_drain(kind: str) -> Callable[[str, int, int], Awaitable[float]]:
             finished = time.perf_counter()
         finally:
             await close()
-        _pgqueuer_verify(dsn, n)
+        verified = _pgqueuer_verify(dsn, n)
         assert probe.first_start is not None
-        return n / (finished - probe.first_start)
+        return n / (finished - probe.first_start), verified
 
     return drain_
 
 
-def _pgqueuer_latency(kind: str) -> Callable[[str, int], Awaitable[list[float]]]:
-    async def latency_(dsn: str, n: int) -> list[float]:
+def _pgqueuer_latency(
+        kind: str) -> Callable[[str, int], Coroutine[Any, Any, tuple[list[float], int]]]:
+    async def latency_(dsn: str, n: int) -> tuple[list[float], int]:
         await _pgqueuer_install(dsn, kind)
         driver, close = await _pgqueuer_driver(dsn, kind)
         producer, close_producer = await _pgqueuer_driver(dsn, kind)
@@ -286,8 +303,8 @@ def _pgqueuer_latency(kind: str) -> Callable[[str, int], Awaitable[list[float]]]
             await asyncio.gather(worker, return_exceptions=True)
             await close_producer()
             await close()
-        await _wait_verified(lambda: _pgqueuer_verify(dsn, n + 1))
-        return samples
+        verified = await _wait_verified(lambda: _pgqueuer_verify(dsn, n + 1))
+        return samples, verified
 
     return latency_
 
@@ -313,13 +330,12 @@ async def _latency_loop(n: int, probe: _Probe,
     return samples
 
 
-async def _wait_verified(check: Callable[[], None], timeout: float = 10.0) -> None:
+async def _wait_verified(check: Callable[[], int], timeout: float = 10.0) -> int:
     """Status writes may trail the handler a little: retry the check for a while."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            check()
-            return
+            return check()
         except BenchmarkError:
             if time.monotonic() > deadline:
                 raise
@@ -344,7 +360,7 @@ def _installed(peer: Peer) -> bool:
 
 
 def _in_fresh_db(server_dsn: str, label: str,
-                 body: Callable[[str], Awaitable[Any]]) -> Any:
+                 body: Callable[[str], Coroutine[Any, Any, _T]]) -> _T:
     with scratch_database(server_dsn, label, migrate=False) as dsn:
         return asyncio.run(body(dsn))
 
@@ -354,22 +370,37 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
             for label, share in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))}
 
 
+def _drain_body(peer: Peer, n: int, concurrency: int,
+                ) -> Callable[[str], Coroutine[Any, Any, tuple[float, int]]]:
+    return lambda dsn: peer.drain(dsn, n, concurrency)
+
+
 def run_peer(server_dsn: str, peer: Peer, sizes: Sizes, results: Results) -> dict[str, float]:
     figures: dict[str, float] = {}
-    rate = _in_fresh_db(server_dsn, "peer", lambda dsn: peer.bulk(dsn, sizes.bulk_enqueue))
+    # Jobs each measurement made, and how many its check found finished as expected;
+    # saved as details.peers_verified.<peer> in the result file.
+    verified: dict[str, dict[str, int]] = {}
+    results.details.setdefault("peers_verified", {})[peer.name] = verified
+    rate, count = _in_fresh_db(server_dsn, "peer",
+                               lambda dsn: peer.bulk(dsn, sizes.bulk_enqueue))
+    verified["enqueue_bulk"] = {"jobs": sizes.bulk_enqueue, "verified": count}
     figures["enqueue_bulk"] = results.add(f"{peer.name}_enqueue_bulk", rate, "jobs/s",
                                           f"{sizes.bulk_enqueue:,} jobs, one batch call").value
     for c in CONCURRENCIES:
-        rate = _in_fresh_db(server_dsn, "peer",
-                            lambda dsn, c=c: peer.drain(dsn, sizes.peers_drain, c))  # type: ignore[misc]
+        rate, count = _in_fresh_db(server_dsn, "peer",
+                                   _drain_body(peer, sizes.peers_drain, c))
+        verified[f"drain_c{c}"] = {"jobs": sizes.peers_drain, "verified": count}
         figures[f"drain_c{c}"] = results.add(
             f"{peer.name}_drain_c{c}", rate, "jobs/s",
             f"{sizes.peers_drain:,} async no-op jobs, 1 worker").value
-    samples = _in_fresh_db(server_dsn, "peer", lambda dsn: peer.latency(dsn, sizes.latency))
+    samples, count = _in_fresh_db(server_dsn, "peer",
+                                  lambda dsn: peer.latency(dsn, sizes.peers_latency))
+    # The latency run makes one warm-up job before the measured ones.
+    verified["latency"] = {"jobs": sizes.peers_latency + 1, "verified": count}
     for label, value in _percentiles(samples).items():
         figures[f"latency_{label}"] = results.add(
             f"{peer.name}_latency_{label}", value, "ms",
-            f"{sizes.latency} jobs, idle worker").value
+            f"{sizes.peers_latency} jobs, idle worker").value
     results.add(f"{peer.name}_latency_mean", statistics.fmean(samples), "ms", "")
     return figures
 
@@ -379,7 +410,8 @@ def run_pgqueue(server_dsn: str, sizes: Sizes, results: Results) -> dict[str, fl
     enqueue.bench_bulk(server_dsn, sizes, results)
     for c in CONCURRENCIES:
         drain.drain_once(server_dsn, "async", c, sizes.peers_drain, results)
-    latency.run(server_dsn, sizes, results)
+    # The same number of latency samples as each peer's.
+    latency.run(server_dsn, dataclasses.replace(sizes, latency=sizes.peers_latency), results)
     by_name = {f.name: f.value for f in results.figures}
     ours = {"enqueue_bulk": by_name["enqueue_bulk"]}
     for c in CONCURRENCIES:
@@ -396,11 +428,13 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
         if not _installed(peer):
             print(f"# {peer.name}: not installed (pip install -e '.[bench]'); skipped",
                   flush=True)
+            results.details.setdefault("peers_skipped", []).append(peer.name)
             continue
         try:
             theirs[peer.name] = run_peer(server_dsn, peer, sizes, results)
         except Exception as exc:  # one peer failing must not void the others' figures
             print(f"# {peer.name}: failed, no figures: {exc!r}", flush=True)
+            results.details.setdefault("peers_failed", {})[peer.name] = repr(exc)
     for name, figures in theirs.items():
         for key, value in figures.items():
             if key in ours and value > 0:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,16 +29,40 @@ FIGURES = [
 ]
 
 
-@pytest.mark.timeout(120)
-def test_quick_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
+# What `python -m benchmarks peers` reports for each peer, and for pgqueue beside them.
+PEERS = ["procrastinate", "pgqueuer_psycopg", "pgqueuer_asyncpg"]
+PEER_FIGURES = ["enqueue_bulk", "drain_c10", "drain_c50",
+                "latency_p50", "latency_p95", "latency_p99", "latency_mean"]
+PEER_CHECKS = ["enqueue_bulk", "drain_c10", "drain_c50", "latency"]
+RATIOS = ["enqueue_bulk", "drain_c10", "drain_c50", "latency_p50", "latency_p95", "latency_p99"]
+# The `bench` extra's modules the peers need.
+PEER_MODULES = ["procrastinate", "pgqueuer", "asyncpg"]
+
+
+def _run_benchmarks(args: list[str], admin_dsn: str, out: Path,
+                    timeout: float) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "all", "--quick", "--smoke",
-         "--dsn", admin_dsn, "--out", str(out)],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+        [sys.executable, "-m", "benchmarks", *args, "--dsn", admin_dsn, "--out", str(out)],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _check_figure(figures: dict[str, Any], name: str, stdout: str) -> None:
+    assert name in figures, f"figure {name} missing from the result file"
+    value = figures[name]["value"]
+    assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, value)
+    assert figures[name]["unit"], name
+    # One printed line per figure: "name value unit".
+    assert any(line.startswith(f"{name} ") for line in stdout.splitlines()), name
+
+
+@pytest.mark.timeout(120)
+def test_quick_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = _run_benchmarks(["all", "--quick", "--smoke"], admin_dsn, out, timeout=110)
 
     result = json.loads(out.read_text())
     assert result["mode"] == "smoke"
@@ -44,11 +70,41 @@ def test_quick_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path) ->
     missing = [name for name in FIGURES if name not in figures]
     assert not missing, f"figures missing from the result file: {missing}"
     for name in FIGURES:
-        value = figures[name]["value"]
-        assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, value)
-        assert figures[name]["unit"]
-        # One printed line per figure: "name value unit".
-        assert any(line.startswith(f"{name} ") for line in proc.stdout.splitlines()), name
+        _check_figure(figures, name, proc.stdout)
     # The queue_stats plan is summarised in the result file, down to its scans.
     plan = result["details"]["stats_plan"]
     assert plan["node_types"] and plan["statements"], plan
+
+
+@pytest.mark.timeout(90)
+def test_peers_smoke_run_reports_every_peer_figure(admin_dsn: str, tmp_path: Path) -> None:
+    missing = [m for m in PEER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        message = (f"the bench extra's peers are not importable ({', '.join(missing)}): "
+                   "pip install -e '.[bench]'")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    out = tmp_path / "results.json"
+    proc = _run_benchmarks(["peers", "--quick", "--smoke"], admin_dsn, out, timeout=80)
+
+    result = json.loads(out.read_text())
+    assert result["mode"] == "smoke"
+    details = result["details"]
+    assert not details.get("peers_failed"), details.get("peers_failed")
+    assert not details.get("peers_skipped"), details.get("peers_skipped")
+    figures = result["figures"]
+    ours = ["enqueue_bulk", "drain_async_c10", "drain_async_c50",
+            "latency_p50", "latency_p95", "latency_p99"]
+    for name in ours:
+        _check_figure(figures, name, proc.stdout)
+    for peer in PEERS:
+        for figure in PEER_FIGURES:
+            _check_figure(figures, f"{peer}_{figure}", proc.stdout)
+        for figure in RATIOS:
+            _check_figure(figures, f"ratio_{figure}_{peer}", proc.stdout)
+        # Every measurement found all the jobs it made finished in the peer's own tables.
+        checks = details["peers_verified"][peer]
+        assert sorted(checks) == sorted(PEER_CHECKS), (peer, checks)
+        for name, check in checks.items():
+            assert check["jobs"] > 0 and check["verified"] == check["jobs"], (peer, name, check)
