@@ -59,7 +59,7 @@ def scratch_database(server_dsn: str) -> Iterator[str]:
     params = conninfo.conninfo_to_dict(server_dsn)
     params["dbname"] = name
     try:
-        yield conninfo.make_conninfo(**params)
+        yield conninfo.make_conninfo("", **params)
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -166,8 +166,9 @@ def retention(conn: psycopg.Connection[Any]) -> None:
     started = time.perf_counter()
     dropped = 0
     for name in old:
-        n = conn.execute(f"SELECT count(*) FROM {name} WHERE finished_at >= %s", [cutoff])
-        whole = n.fetchone() == (0,)
+        later = conn.execute(f"SELECT count(*) FROM {name} WHERE finished_at >= %s",
+                             [cutoff])
+        whole = later.fetchone() == (0,)
         if whole:
             count = conn.execute(f"SELECT count(*) FROM {name}").fetchone()
             dropped += count[0] if count else 0
