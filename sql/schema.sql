@@ -91,6 +91,7 @@ $$;
 
 CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text)
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -348,6 +349,7 @@ $$;
 
 CREATE FUNCTION pgqueue.next_claim_in(queues text[], tasks text[]) RETURNS double precision
     LANGUAGE sql STABLE
+    SET jit TO 'off'
     AS $$
 SELECT extract(epoch FROM min(GREATEST(w.first_run_at, w.window_opens_at)) - now())::float8
 FROM (
@@ -1019,6 +1021,8 @@ ALTER TABLE ONLY pgqueue.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
 
 CREATE INDEX finished_jobs_batch_idx ON pgqueue.finished_jobs USING btree (batch_id, state) WHERE (batch_id IS NOT NULL);
+
+CREATE INDEX finished_jobs_failed_idx ON pgqueue.finished_jobs USING btree (queue) WHERE (state = 'failed'::pgqueue.job_state);
 
 CREATE INDEX finished_jobs_finished_at_idx ON pgqueue.finished_jobs USING brin (finished_at);
 

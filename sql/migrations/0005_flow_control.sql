@@ -108,7 +108,10 @@ RETURNS TABLE (id bigint, queue text, task text, args jsonb, priority integer,
                attempt integer, max_attempts integer, run_at timestamptz,
                created_at timestamptz, started_at timestamptz,
                timeout_seconds double precision, trace_context text)
-LANGUAGE plpgsql AS $$
+-- jit = off: the cached plan cannot know the per-queue LIMIT, so with a large
+-- backlog its cost estimate passes the JIT thresholds and every claim spent
+-- 0.5-1.3 s compiling a query that runs in 0.5 ms (1,000,000 jobs waiting).
+LANGUAGE plpgsql SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     rooms integer[] := claim.slots;
@@ -242,7 +245,7 @@ $$;
 -- nothing is waiting. <= 0 means due now.
 CREATE FUNCTION pgqueue.next_claim_in(queues text[], tasks text[])
 RETURNS double precision
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET jit = off AS $$
 SELECT extract(epoch FROM min(GREATEST(w.first_run_at, w.window_opens_at)) - now())::float8
 FROM (
     SELECT
@@ -697,6 +700,11 @@ BEGIN
         USING ERRCODE = 'serialization_failure';
 END
 $$;
+
+-- queue_stats counts every failed job kept in history: through this small
+-- partial index (queue only) rather than the wide (queue, state, id) one, the
+-- count over 10,000,000 finished jobs (5 % failed) took 31 ms instead of 64 ms.
+CREATE INDEX finished_jobs_failed_idx ON pgqueue.finished_jobs (queue) WHERE state = 'failed';
 
 -- --- queue_stats gains the limits and the blocked count ------------------------------
 DROP VIEW pgqueue.queue_stats;
