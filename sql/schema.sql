@@ -178,6 +178,9 @@ BEGIN
         RETURN;
     END IF;
 
+    -- (cardinality first, a plain expression: claims of workers without capped
+    -- tasks run no query here.)
+    IF cardinality(claim.key_tasks) > 0 THEN
     IF EXISTS (SELECT 1 FROM unnest(caps) AS k(cap) WHERE k.cap IS NOT NULL) THEN
         -- Capped keys: lock each key, then count its running jobs afresh.
         PERFORM pg_advisory_xact_lock(hashtextextended('pgqueue.key:' || k.key, 0))
@@ -195,6 +198,7 @@ BEGIN
         IF ids IS NULL THEN
             RETURN;
         END IF;
+    END IF;
     END IF;
 
     RETURN QUERY

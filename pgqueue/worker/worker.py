@@ -254,6 +254,10 @@ class Worker:
                     self._more = len(jobs) == room
                     if jobs:
                         self._recheck = _RECHECK_SECONDS
+                        # Start them before anything else: the next-due look-up
+                        # below is one more round trip.
+                        self._ready.extend(jobs)
+                        self._fill(claimed_now=True)
                     if not self._more:
                         await self._schedule_next_due(claim)
                 except Exception as exc:
@@ -270,8 +274,6 @@ class Worker:
                     failing = False
                     self._emit(ConnectionRestored(self.id, "fetcher"))
                 backoff = 0.1
-                self._ready.extend(jobs)
-                self._fill(claimed_now=True)
                 if jobs:
                     continue
             timeout = poll_deadline - time.monotonic()
