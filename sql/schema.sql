@@ -601,14 +601,16 @@ DECLARE
 BEGIN
     FOREACH bid IN ARRAY ARRAY(SELECT DISTINCT x FROM unnest(settle_batches.batch_ids) AS x
                                WHERE x IS NOT NULL ORDER BY x) LOOP
-        CONTINUE WHEN EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = bid);
+        CONTINUE WHEN (SELECT j.id FROM pgqueue.jobs j WHERE j.batch_id = bid
+                              ORDER BY j.id DESC LIMIT 1) IS NOT NULL;
         PERFORM 1 FROM pgqueue.job_batches jb
         WHERE jb.id = bid AND jb.finished_at IS NULL
         FOR UPDATE;
         CONTINUE WHEN NOT FOUND;
         SELECT * INTO b FROM pgqueue.job_batches jb WHERE jb.id = bid;
         CONTINUE WHEN b.finished_at IS NOT NULL OR b.sealed_at IS NULL
-                   OR EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = bid);
+                   OR (SELECT j.id FROM pgqueue.jobs j WHERE j.batch_id = bid
+                              ORDER BY j.id DESC LIMIT 1) IS NOT NULL;
         callback_id := NULL;
         IF b.callback_task IS NOT NULL THEN
             callback_id := pgqueue.enqueue(
@@ -1036,7 +1038,7 @@ CREATE INDEX finished_jobs_queue_state_idx ON pgqueue.finished_jobs USING btree 
 
 CREATE INDEX job_batches_open_idx ON pgqueue.job_batches USING btree (id) WHERE (finished_at IS NULL);
 
-CREATE INDEX jobs_batch_idx ON pgqueue.jobs USING btree (batch_id) WHERE (batch_id IS NOT NULL);
+CREATE INDEX jobs_batch_idx ON pgqueue.jobs USING btree (batch_id, id) WHERE (batch_id IS NOT NULL);
 
 CREATE INDEX jobs_blocked_depends_idx ON pgqueue.jobs USING gin (depends_on) WHERE blocked;
 

@@ -77,7 +77,10 @@ CREATE TABLE pgqueue.job_batches (
     CONSTRAINT job_batches_finished_sealed CHECK (finished_at IS NULL OR sealed_at IS NOT NULL)
 );
 CREATE INDEX job_batches_open_idx ON pgqueue.job_batches (id) WHERE finished_at IS NULL;
-CREATE INDEX jobs_batch_idx ON pgqueue.jobs (batch_id) WHERE batch_id IS NOT NULL;
+-- (batch_id, id): "is any job of the batch still live?" reads it backwards from
+-- the newest id, which is among the last to finish, instead of stepping over the
+-- dead entries of the jobs finished so far (a cost that grew with the batch).
+CREATE INDEX jobs_batch_idx ON pgqueue.jobs (batch_id, id) WHERE batch_id IS NOT NULL;
 CREATE INDEX finished_jobs_batch_idx ON pgqueue.finished_jobs (batch_id, state)
     WHERE batch_id IS NOT NULL;
 
@@ -419,14 +422,16 @@ DECLARE
 BEGIN
     FOREACH bid IN ARRAY ARRAY(SELECT DISTINCT x FROM unnest(settle_batches.batch_ids) AS x
                                WHERE x IS NOT NULL ORDER BY x) LOOP
-        CONTINUE WHEN EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = bid);
+        CONTINUE WHEN (SELECT j.id FROM pgqueue.jobs j WHERE j.batch_id = bid
+                              ORDER BY j.id DESC LIMIT 1) IS NOT NULL;
         PERFORM 1 FROM pgqueue.job_batches jb
         WHERE jb.id = bid AND jb.finished_at IS NULL
         FOR UPDATE;
         CONTINUE WHEN NOT FOUND;
         SELECT * INTO b FROM pgqueue.job_batches jb WHERE jb.id = bid;
         CONTINUE WHEN b.finished_at IS NOT NULL OR b.sealed_at IS NULL
-                   OR EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = bid);
+                   OR (SELECT j.id FROM pgqueue.jobs j WHERE j.batch_id = bid
+                              ORDER BY j.id DESC LIMIT 1) IS NOT NULL;
         callback_id := NULL;
         IF b.callback_task IS NOT NULL THEN
             callback_id := pgqueue.enqueue(
