@@ -1028,7 +1028,7 @@ ALTER TABLE ONLY pgqueue.workers
 
 CREATE INDEX finished_jobs_batch_idx ON pgqueue.finished_jobs USING btree (batch_id, state) WHERE (batch_id IS NOT NULL);
 
-CREATE INDEX finished_jobs_failed_idx ON pgqueue.finished_jobs USING btree (queue) WHERE (state = 'failed'::pgqueue.job_state);
+CREATE INDEX finished_jobs_failed_idx ON pgqueue.finished_jobs USING btree (queue, id) WHERE (state = 'failed'::pgqueue.job_state);
 
 CREATE INDEX finished_jobs_finished_at_idx ON pgqueue.finished_jobs USING brin (finished_at);
 

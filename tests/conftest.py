@@ -96,7 +96,7 @@ def clean_db(dsn: str) -> str:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE pgqueue.jobs, pgqueue.finished_jobs, pgqueue.workers, pgqueue.queues, "
-            "pgqueue.queue_starts, pgqueue.job_batches"
+            "pgqueue.queue_starts, pgqueue.job_batches, pgqueue.leader"
         )
     return dsn
 
