@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -80,3 +81,53 @@ def running_worker(dsn: str, registry: pgqueue.Registry, **options: Any) -> Iter
         assert not thread.is_alive(), "worker did not stop"
         if errors:
             raise errors[0]
+
+
+class Inflight:
+    """Handlers running right now in this process, by a label, and the peaks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now: Counter[str | None] = Counter()
+        self.peak: Counter[str | None] = Counter()
+
+    def enter(self, label: str | None) -> None:
+        with self._lock:
+            self.now[label] += 1
+            self.peak[label] = max(self.peak[label], self.now[label])
+
+    def leave(self, label: str | None) -> None:
+        with self._lock:
+            self.now[label] -= 1
+
+
+class RunningSampler:
+    """Samples running jobs grouped by ``column`` (queue or concurrency_key) from the
+    database until stopped; ``peak`` holds the most seen at once per value."""
+
+    def __init__(self, dsn: str, column: str, interval: float = 0.005) -> None:
+        self.peak: Counter[str | None] = Counter()
+        self.samples = 0
+        expression = {"queue": "queue::text", "concurrency_key": "concurrency_key"}[column]
+        self._sql = (f"SELECT {expression}, count(*) FROM pgqueue.jobs "
+                     "WHERE state = 'running' GROUP BY 1")
+        self._dsn = dsn
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            while not self._stop.is_set():
+                for value, n in conn.execute(self._sql).fetchall():
+                    self.peak[value] = max(self.peak[value], n)
+                self.samples += 1
+                time.sleep(self._interval)
+
+    def __enter__(self) -> RunningSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)

@@ -19,55 +19,7 @@ import psycopg
 import pytest
 
 import pgqueue
-from tests.support import fetch, running_worker, scalar, wait_until
-
-
-class KeySampler:
-    """Samples running jobs per concurrency key from the database until stopped."""
-
-    def __init__(self, dsn: str, interval: float = 0.003) -> None:
-        self.peak: Counter[str | None] = Counter()
-        self.samples = 0
-        self._dsn = dsn
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with psycopg.connect(self._dsn, autocommit=True) as conn:
-            while not self._stop.is_set():
-                rows = conn.execute("SELECT concurrency_key, count(*) FROM pgqueue.jobs "
-                                    "WHERE state = 'running' GROUP BY 1").fetchall()
-                for key, n in rows:
-                    self.peak[key] = max(self.peak[key], n)
-                self.samples += 1
-                time.sleep(self._interval)
-
-    def __enter__(self) -> KeySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
-class Inflight:
-    """Handlers running right now in this process, per key, and the peaks."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.now: Counter[str | None] = Counter()
-        self.peak: Counter[str | None] = Counter()
-
-    def enter(self, key: str | None) -> None:
-        with self._lock:
-            self.now[key] += 1
-            self.peak[key] = max(self.peak[key], self.now[key])
-
-    def leave(self, key: str | None) -> None:
-        with self._lock:
-            self.now[key] -= 1
+from tests.support import Inflight, RunningSampler, fetch, running_worker, scalar, wait_until
 
 
 def registry(cap: int, inflight: Inflight, pause: float = 0.02) -> pgqueue.Registry:
@@ -116,7 +68,7 @@ def test_the_cap_per_key_holds_across_four_workers(clean_db: str, cap: int) -> N
     tasks = registry(cap, inflight)
     keys: list[str | None] = [f"customer-{i}" for i in range(5)]
     ids = enqueue_keyed(clean_db, "capped", keys, per_key=30)
-    with KeySampler(clean_db) as sampler:
+    with RunningSampler(clean_db, "concurrency_key", interval=0.003) as sampler:
         run_workers(clean_db, tasks, workers=4, concurrency=10)
     assert states(clean_db, ids) == {"succeeded": len(ids)}
     assert sampler.samples > 100
@@ -133,7 +85,7 @@ def test_jobs_without_a_key_and_keyed_jobs_of_uncapped_tasks_are_not_limited(
     tasks = registry(1, inflight, pause=0.1)
     unkeyed = enqueue_keyed(clean_db, "capped", [None], per_key=30)
     uncapped = enqueue_keyed(clean_db, "free", ["k-free"], per_key=30)
-    with KeySampler(clean_db) as sampler:
+    with RunningSampler(clean_db, "concurrency_key", interval=0.003) as sampler:
         run_workers(clean_db, tasks, workers=3, concurrency=10)
     assert states(clean_db, unkeyed + uncapped) == {"succeeded": 60}
     assert sampler.peak[None] > 3 and inflight.peak[None] > 3, sampler.peak
@@ -198,7 +150,7 @@ def test_key_cap_with_worker_processes(clean_db: str, tmp_path: Any) -> None:
     ids = enqueue_keyed(clean_db, "keyed", keys, per_key=25)
     with psycopg.connect(clean_db, autocommit=True) as conn:
         conn.execute("UPDATE pgqueue.jobs SET args = '{}'")
-    with KeySampler(clean_db) as sampler:
+    with RunningSampler(clean_db, "concurrency_key", interval=0.003) as sampler:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pgqueue", "worker", "--app", "keyapp:tasks",
              "--dsn", clean_db, "--processes", "3", "--concurrency", "10",

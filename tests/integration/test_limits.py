@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -19,55 +18,7 @@ import psycopg
 import pytest
 
 import pgqueue
-from tests.support import fetch, running_worker, scalar, wait_until
-
-
-class Inflight:
-    """Handlers running right now in this process, per queue, and the peaks."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.now: Counter[str] = Counter()
-        self.peak: Counter[str] = Counter()
-
-    def enter(self, queue: str) -> None:
-        with self._lock:
-            self.now[queue] += 1
-            self.peak[queue] = max(self.peak[queue], self.now[queue])
-
-    def leave(self, queue: str) -> None:
-        with self._lock:
-            self.now[queue] -= 1
-
-
-class Sampler:
-    """Samples running jobs per queue from the database until stopped."""
-
-    def __init__(self, dsn: str, interval: float = 0.005) -> None:
-        self.peak: Counter[str] = Counter()
-        self.samples = 0
-        self._dsn = dsn
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with psycopg.connect(self._dsn, autocommit=True) as conn:
-            while not self._stop.is_set():
-                rows = conn.execute("SELECT queue::text, count(*) FROM pgqueue.jobs "
-                                    "WHERE state = 'running' GROUP BY 1").fetchall()
-                for queue, n in rows:
-                    self.peak[queue] = max(self.peak[queue], n)
-                self.samples += 1
-                time.sleep(self._interval)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+from tests.support import Inflight, RunningSampler, fetch, running_worker, scalar, wait_until
 
 
 def enqueue_many(dsn: str, task: str, n: int, queue: str, **kw: Any) -> list[int]:
@@ -102,7 +53,7 @@ def test_a_concurrency_limit_of_3_holds_across_8_workers(clean_db: str) -> None:
         pgqueue.set_concurrency_limit(conn, "payment", 3)
     pay_ids = enqueue_many(clean_db, "pay", 150, "payment")
     mail_ids = enqueue_many(clean_db, "mail", 150, "email")
-    with Sampler(clean_db) as sampler, ExitStack() as stack:
+    with RunningSampler(clean_db, "queue") as sampler, ExitStack() as stack:
         for _ in range(8):
             stack.enter_context(running_worker(clean_db, tasks, concurrency=5))
         wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0,
