@@ -97,6 +97,7 @@ CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n in
 DECLARE
     rooms integer[] := claim.slots;
     rated text[] := '{}';
+    limited boolean;
     at timestamptz;
     ids bigint[];
     keys text[];
@@ -105,17 +106,16 @@ BEGIN
     IF claim.async_commit THEN
         PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
-    IF EXISTS (SELECT 1 FROM pgqueue.queues q
-               WHERE q.name = ANY (claim.queues) AND NOT q.paused
-                 AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)) THEN
-        PERFORM 1 FROM pgqueue.queues q
-        WHERE q.name = ANY (claim.queues) AND NOT q.paused
-          AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)
-        ORDER BY q.name
-        FOR NO KEY UPDATE;
-        -- After the locks: claims of a limited queue take turns, so their clock
-        -- readings (and started_at) are in claim order.
-        at := clock_timestamp();
+    PERFORM 1 FROM pgqueue.queues q
+    WHERE q.name = ANY (claim.queues) AND NOT q.paused
+      AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)
+    ORDER BY q.name
+    FOR NO KEY UPDATE;
+    limited := FOUND;
+    -- After the locks: claims of a limited queue take turns, so their clock
+    -- readings (and started_at) are in claim order.
+    at := clock_timestamp();
+    IF limited THEN
         DELETE FROM pgqueue.queue_starts s
         USING pgqueue.queues q
         WHERE s.queue = q.name AND q.name = ANY (claim.queues) AND q.rate_limit IS NOT NULL
@@ -134,8 +134,6 @@ BEGIN
         INTO rooms, rated
         FROM unnest(claim.queues, claim.slots) WITH ORDINALITY AS u(name, slot, ord)
         LEFT JOIN pgqueue.queues q ON q.name = u.name;
-    ELSE
-        at := clock_timestamp();
     END IF;
 
     SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id),
@@ -178,10 +176,8 @@ BEGIN
         RETURN;
     END IF;
 
-    -- (cardinality first, a plain expression: claims of workers without capped
-    -- tasks run no query here.)
-    IF cardinality(claim.key_tasks) > 0 THEN
-    IF EXISTS (SELECT 1 FROM unnest(caps) AS k(cap) WHERE k.cap IS NOT NULL) THEN
+    -- (A plain expression, no query: claims without capped keys pay nothing here.)
+    IF cardinality(array_remove(caps, NULL)) > 0 THEN
         -- Capped keys: lock each key, then count its running jobs afresh.
         PERFORM pg_advisory_xact_lock(hashtextextended('pgqueue.key:' || k.key, 0))
         FROM (SELECT DISTINCT k.key FROM unnest(keys, caps) AS k(key, cap)
@@ -198,7 +194,6 @@ BEGIN
         IF ids IS NULL THEN
             RETURN;
         END IF;
-    END IF;
     END IF;
 
     RETURN QUERY
