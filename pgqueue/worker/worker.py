@@ -133,9 +133,6 @@ class Worker:
         self._run_attempt = traced_attempts(run_attempt, enabled=tracing)
         self._running: dict[int, _Running] = {}
         self._ready: collections.deque[Job] = collections.deque()
-        # Per-queue counts, kept only for queues with local slots.
-        self._held_in: collections.Counter[str] = collections.Counter()
-        self._running_in: collections.Counter[str] = collections.Counter()
         self._recheck = _RECHECK_SECONDS
         self._average_seconds: float | None = None
         self._threads: ThreadPoolExecutor | None = None
@@ -317,13 +314,15 @@ class Worker:
                 self._start(self._ready.popleft(), self._threads)
             return
         # Local slots: a job whose queue is full waits; later jobs may pass it.
+        running_in = collections.Counter(r.job.queue for r in self._running.values())
         waiting: collections.deque[Job] = collections.deque()
         while self._ready and len(self._running) < self.config.concurrency:
             job = self._ready.popleft()
             cap = caps.get(job.queue)
-            if cap is not None and self._running_in[job.queue] >= cap:
+            if cap is not None and running_in[job.queue] >= cap:
                 waiting.append(job)
             else:
+                running_in[job.queue] += 1
                 self._start(job, self._threads)
         waiting.extend(self._ready)
         self._ready = waiting
@@ -348,10 +347,7 @@ class Worker:
             # and a synchronous commit lets hint bits be set at once.
             "async_commit": not self._running and not self._ready,
         })
-        jobs = [Job(*row) for row in rows]
-        if self.config.queue_slots:
-            self._held_in.update(j.queue for j in jobs if j.queue in self.config.queue_slots)
-        return jobs
+        return [Job(*row) for row in rows]
 
     def _rooms(self, limit: int) -> list[int]:
         """Room per queue: its free local slots (prefetch included), else ``limit``."""
@@ -359,7 +355,9 @@ class Worker:
         if not caps:
             return [limit] * len(self.queues)
         factor = _PREFETCH_FACTOR if self._prefetching() else 1
-        return [max(0, min(limit, caps[q] * factor - self._held_in[q])) if q in caps else limit
+        held = collections.Counter(r.job.queue for r in self._running.values())
+        held.update(j.queue for j in self._ready)
+        return [max(0, min(limit, caps[q] * factor - held[q])) if q in caps else limit
                 for q in self.queues]
 
     async def _schedule_next_due(self, claim: Session) -> None:
@@ -402,8 +400,6 @@ class Worker:
             waiting = next((j for j in self._ready if j.id == job_id), None)
             if waiting is not None and self._completer is not None:
                 self._ready.remove(waiting)
-                if waiting.queue in self.config.queue_slots:
-                    self._held_in[waiting.queue] -= 1
                 self._completer.submit(cancelled(waiting, 0.0))
                 continue
             item = self._running.get(job_id)
@@ -431,8 +427,6 @@ class Worker:
         runner = asyncio.create_task(self._run_job(task, job, ctx, threads),
                                      name=f"pgqueue-job-{job.id}")
         self._running[job.id] = _Running(job, ctx, runner)
-        if job.queue in self.config.queue_slots:
-            self._running_in[job.queue] += 1
         self._emit(JobStarted(self.id, job))
 
     async def _run_job(self, task: Any, job: Job, ctx: JobContext,
@@ -448,8 +442,6 @@ class Worker:
         finally:
             self._running.pop(job.id, None)
             if job.queue in self.config.queue_slots:
-                self._running_in[job.queue] -= 1
-                self._held_in[job.queue] -= 1
                 self._look = True  # its queue has a free slot again
             if outcome is not None:
                 self._record_duration(outcome.duration_seconds)
