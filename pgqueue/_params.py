@@ -23,6 +23,7 @@ __all__ = [
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "NewJob",
+    "duration_seconds",
     "new_job",
     "validate_queue",
     "validate_task",
@@ -128,7 +129,7 @@ def new_job(
         raise InvalidJobError("give run_at or delay, not both")
     if expires_at is not None and ttl is not None:
         raise InvalidJobError("give expires_at or ttl, not both")
-    ttl_seconds = _delay_seconds(ttl, field="ttl")
+    ttl_seconds = duration_seconds(ttl, field="ttl")
     if ttl_seconds == 0:
         raise InvalidJobError("ttl must be more than 0 seconds")
     return NewJob(
@@ -137,7 +138,7 @@ def new_job(
         queue=queue,  # type: ignore[arg-type]
         priority=_priority(priority),
         run_at=_run_at(run_at),
-        delay_seconds=_delay_seconds(delay),
+        delay_seconds=duration_seconds(delay),
         max_attempts=_max_attempts(max_attempts),
         unique_key=_unique_key(unique_key),
         trace_context=trace_context,
@@ -292,7 +293,7 @@ def _run_at(run_at: object, field: str = "run_at") -> datetime | None:
     return run_at
 
 
-def _delay_seconds(delay: object, field: str = "delay") -> float | None:
+def duration_seconds(delay: object, field: str = "delay") -> float | None:
     if delay is None:
         return None
     if isinstance(delay, timedelta):

@@ -7,7 +7,6 @@ commit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -15,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from ._params import validate_queue
+from ._params import duration_seconds, validate_queue
 from ._sql import query
 from .errors import InvalidJobError
 from .producer import Steps, run_steps
@@ -195,14 +194,8 @@ def _rate_params(queue: str, limit: object, per: object) -> dict[str, Any]:
         if per is not None:
             raise InvalidJobError("per is only meaningful with a rate limit")
         return {"queue": validate_queue(queue), "rate": None, "period_seconds": None}
-    if isinstance(per, timedelta):
-        seconds = per.total_seconds()
-    elif isinstance(per, int | float) and not isinstance(per, bool):
-        seconds = float(per)
-    else:
-        raise InvalidJobError(
-            f"per must be a number of seconds or a timedelta, got {type(per).__name__}")
-    if not math.isfinite(seconds) or not 0 < seconds <= _PERIOD_MAX:
+    seconds = duration_seconds(per, field="per")  # a timedelta or a finite number >= 0
+    if seconds is None or not 0 < seconds <= _PERIOD_MAX:
         raise InvalidJobError(f"per must be more than 0 seconds and at most a year, "
-                              f"got {seconds}")
+                              f"got {per!r}")
     return {"queue": validate_queue(queue), "rate": rate, "period_seconds": seconds}
