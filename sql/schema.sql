@@ -9,10 +9,10 @@ CREATE TYPE pgqueue.job_state AS ENUM (
 );
 
 CREATE DOMAIN pgqueue.queue_name AS text
-	CONSTRAINT queue_name_check CHECK ((VALUE ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'::text));
+	CONSTRAINT queue_name_check CHECK (((VALUE ~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$'::text) AND (length(VALUE) <= 64)));
 
 CREATE DOMAIN pgqueue.task_name AS text
-	CONSTRAINT task_name_check CHECK ((VALUE ~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$'::text));
+	CONSTRAINT task_name_check CHECK (((VALUE ~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]*$'::text) AND (length(VALUE) <= 200)));
 
 CREATE FUNCTION pgqueue.after_finish(job_ids bigint[]) RETURNS void
     LANGUAGE plpgsql
