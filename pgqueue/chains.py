@@ -92,7 +92,7 @@ def chain_steps(jobs: list[NewJob]) -> Steps:
     if not jobs:
         return []
     rows = yield query("job_ids_reserve"), {"n": len(jobs)}
-    ids = [row[0] for row in rows]
+    ids = rows[0][0]
     linked = [jobs[0]] + [
         dataclasses.replace(job, depends_on=tuple(sorted({*(job.depends_on or ()), before})))
         for job, before in zip(jobs[1:], ids, strict=False)

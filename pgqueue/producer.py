@@ -196,8 +196,8 @@ def to_new_jobs(jobs: Iterable[JobSpec], batch_id: int | None = None) -> list[Ne
     for index, spec in enumerate(jobs):
         if not isinstance(spec, Mapping):
             raise InvalidJobError(f"jobs[{index}] must be a mapping, got {type(spec).__name__}")
-        unknown = set(spec) - _SPEC_KEYS
-        if unknown:
+        if not spec.keys() <= _SPEC_KEYS:
+            unknown = set(spec) - _SPEC_KEYS
             raise InvalidJobError(f"jobs[{index}] has unknown keys: {sorted(unknown, key=repr)}")
         if "task" not in spec:
             raise InvalidJobError(f"jobs[{index}] has no 'task'")
@@ -244,7 +244,7 @@ def enqueue_many_steps(jobs: list[NewJob], ids: list[int] | None = None) -> Step
         return (yield from _copy_steps(jobs, ids, has_deps))
     if ids is None:
         rows = yield query("job_ids_reserve"), {"n": len(jobs)}
-        ids = [row[0] for row in rows]
+        ids = rows[0][0]
     if has_deps:
         yield from _check_dependencies(jobs, ids)
     rows = yield query("job_insert_many"), {
@@ -296,7 +296,7 @@ def _copy_steps(jobs: list[NewJob], ids: list[int] | None, has_deps: bool) -> St
     """
     if ids is None:
         rows = yield query("job_ids_reserve_now"), {"n": len(jobs)}
-        ids = [row[0] for row in rows]
+        ids = rows[0][0]
     else:
         rows = yield query("clock_now"), {}
     now: datetime = rows[0][1]

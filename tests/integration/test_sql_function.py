@@ -92,7 +92,11 @@ GOOD = {"task": "t", "args": "{}", "queue": "q", "priority": 0, "state": "queued
         pytest.param({"args": '"text"'}, "jobs_args_object", id="args-string"),
         pytest.param({"queue": "has space"}, "queue_name_check", id="queue-space"),
         pytest.param({"queue": ""}, "queue_name_check", id="queue-empty"),
+        pytest.param({"queue": "q" * 65}, "queue_name_check", id="queue-long"),
+        pytest.param({"queue": "-q"}, "queue_name_check", id="queue-dash-first"),
         pytest.param({"task": "x" * 201}, "task_name_check", id="task-long"),
+        pytest.param({"task": ""}, "task_name_check", id="task-empty"),
+        pytest.param({"task": "a b"}, "task_name_check", id="task-space"),
         pytest.param({"priority": 1001}, "jobs_priority_range", id="priority-high"),
         pytest.param({"priority": -1001}, "jobs_priority_range", id="priority-low"),
         pytest.param({"state": "succeeded"}, "jobs_live_state", id="succeeded-live"),
@@ -110,6 +114,12 @@ def test_check_constraints_reject_hand_written_rows(
 def test_the_good_hand_written_row_is_accepted(conn: psycopg.Connection[Any]) -> None:
     conn.execute(INSERT, GOOD)
     assert one(conn, "SELECT count(*) FROM pgqueue.jobs") == 1
+
+
+def test_names_of_the_longest_allowed_length_are_accepted(conn: psycopg.Connection[Any]) -> None:
+    longest = {"queue": "Q" + "q._-" * 15 + "q9-", "task": "_" + "t.:-" * 49 + "t9-"}
+    conn.execute(INSERT, {**GOOD, **longest})
+    assert one(conn, "SELECT length(queue) || '/' || length(task) FROM pgqueue.jobs") == "64/200"
 
 
 def test_finished_jobs_reject_live_states(conn: psycopg.Connection[Any]) -> None:
