@@ -355,8 +355,13 @@ class WorkerRun:
                 raise BenchmarkError("the worker did not stop within 60 s")
         self._raise()
 
-    def run_in_main_thread(self, timeout: float) -> None:
-        """Run the worker on this thread until ``target`` outcomes (for profilers)."""
+    def run_in_main_thread(self, timeout: float,
+                           before_stop: Callable[[], None] | None = None) -> None:
+        """Run the worker on this thread until ``target`` outcomes (for profilers).
+
+        ``before_stop`` runs once the target is reached, while the worker's
+        sessions are still open (to read their backends' counters).
+        """
         async def main() -> None:
             runner = asyncio.create_task(self.worker.run_async())
             deadline = time.monotonic() + timeout
@@ -364,6 +369,8 @@ class WorkerRun:
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.01)
+            if before_stop is not None:
+                before_stop()
             self.worker.stop()
             await runner
 

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 from .drain import KINDS, tasks
-from .harness import DEFAULT_DSN, WorkerRun, insert_ready_jobs, scratch_database, verify_drained
+from .harness import (
+    DEFAULT_DSN,
+    WorkerRun,
+    backend_cpu_seconds,
+    insert_ready_jobs,
+    scratch_database,
+    verify_drained,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,9 +39,20 @@ def main(argv: list[str] | None = None) -> None:
         insert_ready_jobs(dsn, KINDS["async"], args.jobs)
         run = WorkerRun(tasks, dsn, target=args.jobs, concurrency=args.concurrency)
         if args.no_profiler:
-            run.run_in_main_thread(timeout=600)
+            cpu: dict[str, float | None] = {}
+            cpu_before = time.process_time()
+
+            def read_cpu() -> None:
+                cpu["python"] = time.process_time() - cpu_before
+                cpu["pg"] = backend_cpu_seconds(dsn)
+
+            run.run_in_main_thread(timeout=600, before_stop=read_cpu)
+            cpu_python, cpu_pg = cpu["python"] or 0.0, cpu["pg"]
             verify_drained(dsn, args.jobs)
-            print(f"drain: {run.jobs_per_second():,.0f} jobs/s")
+            per_job = 1e6 / args.jobs
+            pg = "n/a" if cpu_pg is None else f"{cpu_pg * per_job:.1f}"
+            print(f"drain: {run.jobs_per_second():,.0f} jobs/s; CPU per job: "
+                  f"Python {cpu_python * per_job:.1f} us, PostgreSQL {pg} us")
             return
         from pyinstrument import Profiler
 
