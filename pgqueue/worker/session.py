@@ -7,16 +7,27 @@ The service's loop decides how long to back off.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
+from psycopg.types.json import set_json_loads
 
 from .._sql import query
 
 __all__ = ["Session", "is_connection_error"]
 
 Conn = psycopg.AsyncConnection[TupleRow]
+
+
+_decode = json.JSONDecoder().decode
+
+
+def _loads(data: str | bytes) -> Any:
+    # Job args arrive as UTF-8 bytes: json.loads(bytes) first sniffs the
+    # encoding; decoding here saves about 1 µs a job.
+    return _decode(data if isinstance(data, str) else data.decode())
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -35,10 +46,17 @@ class Session:
 
     async def connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
+            conn = await psycopg.AsyncConnection.connect(
                 self.dsn, autocommit=True, connect_timeout=int(self._connect_timeout),
                 application_name=f"pgqueue-{self.name}",
             )
+            set_json_loads(_loads, conn)
+            try:
+                await conn.execute(query("session_setup"))
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     async def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[TupleRow]:
