@@ -56,3 +56,27 @@ def test_valid_args_round_trip_through_jsonb(clean_db: str) -> None:
             check()
         finally:
             conn.rollback()
+
+
+def test_args_reach_the_handler_unchanged(clean_db: str) -> None:
+    """The worker's sessions decode args themselves (UTF-8, then JSON): check the
+    handler sees exactly what was enqueued, non-ASCII and escapes included."""
+    from pgqueue import events
+    from tests.support import running_worker, wait_until
+
+    tasks = pgqueue.Registry()
+    seen: list[dict[str, Any]] = []
+
+    @tasks.task(name="echo.args")
+    async def echo(**args: Any) -> None:
+        seen.append(args)
+
+    sent = [{"text": "☃ ünïcödé 𝄞 漢字", "quote": '"\\', "nested": {"list": [1, 2.5, None, True]}},
+            {"empty": "", "newline": "a\nb", "rtl": "\u202e x"}, {}]
+    with psycopg.connect(clean_db) as conn:
+        for args in sent:
+            pgqueue.enqueue(conn, "echo.args", args)
+    with running_worker(clean_db, tasks) as w:
+        wait_until(lambda: len(seen) == len(sent), timeout=20, message="all handled")
+        assert not w.of(events.ServiceError)
+    assert sorted(seen, key=repr) == sorted(sent, key=repr)
