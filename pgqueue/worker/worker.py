@@ -9,8 +9,9 @@ Invariants:
 - claims take at most the room the worker has, in one statement (job_claim.sql).
   While recent jobs are short (average under ``_PREFETCH_MAX_SECONDS``) claims
   are pipelined: the worker holds up to ``2 × concurrency`` claimed jobs
-  (running, plus a FIFO waiting for a slot) and claims again once half a batch
-  of room is free, so the claim round trip overlaps running jobs. With longer
+  (``4 ×`` while they average under 5 ms), running plus a FIFO waiting for a
+  slot, and claims again once a quarter of that is free, so the claim round
+  trip overlaps running jobs and claims stay large. With longer
   jobs it holds no more than its free slots, so it never hoards jobs that an
   idle worker elsewhere could start. A claimed job waiting for a slot is
   heartbeated and handed back on stop like a running one;
@@ -61,10 +62,11 @@ __all__ = ["Worker"]
 logger = logging.getLogger("pgqueue.worker")
 
 _RECHECK_SECONDS = 0.02
-# Claimed jobs a worker may hold, as a multiple of its concurrency, while the
-# recent average job is shorter than _PREFETCH_MAX_SECONDS (a moving average).
-_PREFETCH_FACTOR = 2
-_PREFETCH_MAX_SECONDS = 0.05
+# Claimed jobs a worker may hold, as a multiple of its concurrency, by the
+# recent average job duration (a moving average): (shorter than, factor), first
+# match wins; longer jobs: factor 1, no prefetch.
+_PREFETCH = ((0.005, 4), (0.05, 2))
+_PREFETCH_MAX_SECONDS = _PREFETCH[-1][0]
 _AVERAGE_WEIGHT = 0.1
 
 
@@ -278,20 +280,25 @@ class Worker:
                 timeout = min(timeout, self._next_due - time.monotonic())
             await self._sleep(max(0.0, timeout))
 
-    def _prefetching(self) -> bool:
-        return self._average_seconds is not None and \
-            self._average_seconds < _PREFETCH_MAX_SECONDS
+    def _prefetch_factor(self) -> int:
+        average = self._average_seconds
+        if average is not None:
+            for shorter_than, factor in _PREFETCH:
+                if average < shorter_than:
+                    return factor
+        return 1
 
     def _capacity(self) -> int:
         """How many claimed jobs this worker may hold now."""
-        factor = _PREFETCH_FACTOR if self._prefetching() else 1
-        return factor * self.config.concurrency
+        return self._prefetch_factor() * self.config.concurrency
 
     def _claim_min(self) -> int:
-        """Room needed before claiming: half a batch while prefetching, else one slot."""
-        if not self._prefetching() or (not self._running and not self._ready):
+        """Room needed before claiming: a quarter of what it may hold while
+        prefetching (so claims stay large), else one slot."""
+        factor = self._prefetch_factor()
+        if factor == 1 or (not self._running and not self._ready):
             return 1
-        return max(1, self.config.concurrency // 2)
+        return max(1, factor * self.config.concurrency // 4)
 
     def _record_duration(self, seconds: float) -> None:
         average = self._average_seconds
@@ -354,7 +361,7 @@ class Worker:
         caps = self.config.queue_slots
         if not caps:
             return [limit] * len(self.queues)
-        factor = _PREFETCH_FACTOR if self._prefetching() else 1
+        factor = self._prefetch_factor()
         held = collections.Counter(r.job.queue for r in self._running.values())
         held.update(j.queue for j in self._ready)
         return [max(0, min(limit, caps[q] * factor - held[q])) if q in caps else limit
