@@ -218,6 +218,25 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.compact_failed_counts() RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH folded AS (
+        DELETE FROM pgqueue.failed_counts c
+        WHERE c.queue IN (SELECT f.queue FROM pgqueue.failed_counts f
+                          GROUP BY f.queue HAVING count(*) > 1)
+        RETURNING c.queue, c.n
+    ),
+    summed AS (
+        INSERT INTO pgqueue.failed_counts (queue, n)
+        SELECT f.queue, sum(f.n) FROM folded f
+        GROUP BY f.queue
+        HAVING sum(f.n) <> 0
+    )
+    SELECT count(*) FROM folded
+$$;
+
 CREATE FUNCTION pgqueue.create_batch(name text DEFAULT NULL::text, callback_task text DEFAULT NULL::text, callback_args jsonb DEFAULT NULL::jsonb, callback_queue text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -289,6 +308,52 @@ BEGIN
     END LOOP;
     RAISE EXCEPTION 'pgqueue.enqueue: unique_key % kept changing hands', enqueue.unique_key
         USING ERRCODE = 'serialization_failure';
+END
+$$;
+
+CREATE FUNCTION pgqueue.failed_counts_add() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    INSERT INTO pgqueue.failed_counts (queue, n) VALUES (NEW.queue, 1);
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION pgqueue.failed_counts_track() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO pgqueue.failed_counts (queue, n)
+        SELECT r.queue, -count(*) FROM deleted_rows r
+        WHERE r.state = 'failed'
+        GROUP BY r.queue;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO pgqueue.failed_counts (queue, n)
+        SELECT d.queue, sum(d.n)
+        FROM (SELECT r.queue, 1 FROM new_rows r WHERE r.state = 'failed'
+              UNION ALL
+              SELECT r.queue, -1 FROM old_rows r WHERE r.state = 'failed') AS d(queue, n)
+        GROUP BY d.queue
+        HAVING sum(d.n) <> 0;
+    ELSIF TG_OP = 'TRUNCATE' THEN
+        -- TRUNCATE, not DELETE: like the TRUNCATE that fired it, it waits for
+        -- everyone using the table (a compaction under way) and then removes
+        -- every row, also those this transaction's snapshot does not see
+        -- (REPEATABLE READ). The table is in use when the same statement
+        -- truncates it too (TRUNCATE pgqueue.finished_jobs, pgqueue.failed_counts):
+        -- then it is empty already, and the DELETE finds nothing.
+        BEGIN
+            TRUNCATE pgqueue.failed_counts;
+        EXCEPTION WHEN object_in_use THEN
+            LOCK TABLE pgqueue.failed_counts IN EXCLUSIVE MODE;
+            DELETE FROM pgqueue.failed_counts;
+        END;
+    END IF;
+    RETURN NULL;
 END
 $$;
 
@@ -431,7 +496,7 @@ SELECT
     COALESCE(l.ready, 0)::bigint AS ready,
     COALESCE(l.scheduled, 0)::bigint AS scheduled,
     r.running,
-    f.failed,
+    COALESCE(f.failed, 0)::bigint AS failed,
     s.succeeded_1h,
     round(COALESCE(extract(epoch FROM now() - l.oldest_ready), 0)::numeric, 3) AS lag_seconds,
     COALESCE(l.unclaimable, 0)::bigint AS unclaimable,
@@ -463,14 +528,14 @@ CROSS JOIN LATERAL (
     WHERE j.queue = q.name AND j.state = 'running'
 ) r
 CROSS JOIN LATERAL (
-    SELECT count(*) AS failed FROM pgqueue.finished_jobs h
-    WHERE h.queue = q.name AND h.state = 'failed'
-) f
-CROSS JOIN LATERAL (
     SELECT count(*) AS succeeded_1h FROM pgqueue.finished_jobs h
     WHERE h.queue = q.name AND h.state = 'succeeded'
       AND h.finished_at > now() - interval '1 hour'
-) s;
+) s
+LEFT JOIN (
+    SELECT c.queue, sum(c.n) AS failed FROM pgqueue.failed_counts c
+    GROUP BY c.queue
+) f ON f.queue = q.name;
 $$;
 
 CREATE FUNCTION pgqueue.resume_queue(queue text) RETURNS boolean
@@ -851,6 +916,11 @@ CREATE VIEW pgqueue.batches AS
            FROM pgqueue.finished_jobs h
           WHERE (h.batch_id = b.id)) f);
 
+CREATE TABLE pgqueue.failed_counts (
+    queue text NOT NULL,
+    n bigint NOT NULL
+);
+
 CREATE VIEW pgqueue.failed_jobs AS
  SELECT h.id,
     h.queue,
@@ -1050,5 +1120,13 @@ CREATE INDEX jobs_running_key_idx ON pgqueue.jobs USING btree (concurrency_key) 
 CREATE UNIQUE INDEX jobs_unique_key_idx ON pgqueue.jobs USING btree (unique_key) WHERE (unique_key IS NOT NULL);
 
 CREATE INDEX queue_starts_queue_idx ON pgqueue.queue_starts USING btree (queue, started_at);
+
+CREATE TRIGGER finished_jobs_count_deleted AFTER DELETE ON pgqueue.finished_jobs REFERENCING OLD TABLE AS deleted_rows FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.failed_counts_track();
+
+CREATE TRIGGER finished_jobs_count_inserted AFTER INSERT ON pgqueue.finished_jobs FOR EACH ROW WHEN ((new.state = 'failed'::pgqueue.job_state)) EXECUTE FUNCTION pgqueue.failed_counts_add();
+
+CREATE TRIGGER finished_jobs_count_truncated AFTER TRUNCATE ON pgqueue.finished_jobs FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.failed_counts_track();
+
+CREATE TRIGGER finished_jobs_count_updated AFTER UPDATE ON pgqueue.finished_jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.failed_counts_track();
 
 CREATE TRIGGER jobs_after_insert AFTER INSERT ON pgqueue.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.jobs_after_insert();

@@ -95,8 +95,8 @@ def clean_db(dsn: str) -> str:
     """The session database with every pgqueue table emptied."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE pgqueue.jobs, pgqueue.finished_jobs, pgqueue.workers, pgqueue.queues, "
-            "pgqueue.queue_starts, pgqueue.job_batches, pgqueue.leader"
+            "TRUNCATE pgqueue.jobs, pgqueue.finished_jobs, pgqueue.failed_counts, pgqueue.workers, "
+            "pgqueue.queues, pgqueue.queue_starts, pgqueue.job_batches, pgqueue.leader"
         )
     return dsn
 

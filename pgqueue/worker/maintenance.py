@@ -9,6 +9,8 @@
   jobs to the queue (or fails them on their last attempt), removes dead worker
   rows and ends expired queued jobs; then settles what depended on the jobs it
   ended, and sweeps up dependents and batches a crashed worker left unsettled.
+- counts (leader only, after each reap): :meth:`Maintenance.compact_once` folds
+  the failed-count deltas that queue_stats sums into one row per queue.
 - scheduler (leader only): :meth:`Maintenance.schedule_once` enqueues each due
   periodic tick exactly once (pgqueue.periodic_fire).
 """
@@ -85,6 +87,11 @@ class Maintenance:
             self._emit(JobsReclaimed(self._worker_id, tuple(requeued), tuple(failed), jobs))
         return requeued, failed
 
+    async def compact_once(self) -> int:
+        """Fold the failed-count deltas (pgqueue.failed_counts); return how many rows."""
+        rows = await self._session.fetch("failed_counts_compact")
+        return int(rows[0][0])
+
     async def schedule_once(self) -> list[int]:
         """Handle every due periodic tick once; return the ids of jobs enqueued."""
         if not self._schedules:
@@ -154,6 +161,7 @@ class Maintenance:
                     if time.monotonic() >= next_reap:
                         next_reap = time.monotonic() + self._config.reaper_interval
                         await self.reap_once()
+                        await self.compact_once()
                     await self.schedule_once()
                 else:
                     self._synced_schedules = False
