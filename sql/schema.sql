@@ -92,6 +92,7 @@ $$;
 CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text)
     LANGUAGE plpgsql
     SET jit TO 'off'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -134,6 +135,66 @@ BEGIN
         INTO rooms, rated
         FROM unnest(claim.queues, claim.slots) WITH ORDINALITY AS u(name, slot, ord)
         LEFT JOIN pgqueue.queues q ON q.name = u.name;
+    END IF;
+
+    IF cardinality(claim.key_tasks) = 0 THEN
+        -- No capped key can apply: pick and claim in one statement. (The
+        -- candidate query is the one below, word for word; its key-cap filter
+        -- is a no-op here.)
+        RETURN QUERY
+        WITH picked AS MATERIALIZED (
+            SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap
+            FROM unnest(claim.queues, rooms) AS u(name, room)
+            LEFT JOIN pgqueue.queues pq ON pq.name = u.name
+            CROSS JOIN LATERAL (
+                SELECT j.id, j.priority, j.run_at, j.concurrency_key,
+                       CASE WHEN j.concurrency_key IS NOT NULL
+                            THEN claim.key_caps[array_position(claim.key_tasks, j.task::text)]
+                       END AS cap
+                FROM pgqueue.jobs j
+                WHERE j.state = 'queued' AND j.blocked IS NULL
+                  AND j.queue = u.name
+                  AND j.run_at <= at
+                  AND j.task = ANY (claim.tasks)
+                  AND (j.expires_at IS NULL OR j.expires_at > at)
+                  -- A key already at its cap (as far as this snapshot knows) is
+                  -- skipped here, so it cannot fill the claim and hold back other
+                  -- keys; the exact check follows under the key's lock.
+                  AND (j.concurrency_key IS NULL
+                       OR NOT (j.task = ANY (claim.key_tasks))
+                       OR (SELECT count(*) FROM pgqueue.jobs x
+                           WHERE x.state = 'running' AND x.concurrency_key = j.concurrency_key)
+                          < claim.key_caps[array_position(claim.key_tasks, j.task::text)])
+                ORDER BY j.priority DESC, j.run_at, j.id
+                LIMIT u.room
+                FOR UPDATE SKIP LOCKED
+            ) c
+            WHERE pq.paused IS NOT TRUE AND u.room > 0
+            ORDER BY c.priority DESC, c.run_at, c.id
+            LIMIT claim.n
+        ),
+        claimed AS (
+            UPDATE pgqueue.jobs j
+            SET state = 'running',
+                attempt = j.attempt + 1,
+                started_at = at,
+                heartbeat_at = at,
+                worker_id = claim.worker_id
+            -- An id array, not a join with picked: a join may be planned as a
+            -- hash join over a scan of every queued job.
+            WHERE j.id = ANY (ARRAY(SELECT p.id FROM picked p))
+            RETURNING j.*
+        ),
+        logged AS (
+            INSERT INTO pgqueue.queue_starts (queue, started_at)
+            SELECT c.queue, at FROM claimed c WHERE c.queue = ANY (rated)
+        )
+        SELECT c.id, c.queue::text, c.task::text, c.args, c.priority, c.attempt,
+               c.max_attempts, c.run_at, c.created_at, c.started_at, c.timeout_seconds,
+               c.trace_context
+        FROM claimed c
+        ORDER BY c.priority DESC, c.run_at, c.id;
+        RETURN;
     END IF;
 
     SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id),
@@ -412,31 +473,36 @@ LIMIT 1
 $$;
 
 CREATE FUNCTION pgqueue.next_claim_in(queues text[], tasks text[]) RETURNS double precision
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET jit TO 'off'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-SELECT extract(epoch FROM min(GREATEST(w.first_run_at, w.window_opens_at)) - now())::float8
-FROM (
-    SELECT
-        (SELECT min(j.run_at) FROM pgqueue.jobs j
-         WHERE j.state = 'queued' AND j.blocked IS NULL AND j.queue = u.name
-           AND j.task = ANY (next_claim_in.tasks)
-           AND (j.expires_at IS NULL OR j.expires_at > now())) AS first_run_at,
-        CASE WHEN q.rate_limit IS NOT NULL THEN (
-            SELECT s.started_at + q.rate_period * interval '1 second'
-            FROM pgqueue.queue_starts s
-            WHERE s.queue = u.name
-              AND s.started_at > now() - q.rate_period * interval '1 second'
-            ORDER BY s.started_at DESC
-            OFFSET q.rate_limit - 1 LIMIT 1)
-        END AS window_opens_at
-    FROM unnest(next_claim_in.queues) AS u(name)
-    LEFT JOIN pgqueue.queues q ON q.name = u.name
-    WHERE q.paused IS NOT TRUE
-      AND (q.concurrency_limit IS NULL OR q.concurrency_limit > (
-               SELECT count(*) FROM pgqueue.jobs r
-               WHERE r.state = 'running' AND r.queue = u.name))
-) w
+BEGIN
+    RETURN (
+    SELECT extract(epoch FROM min(GREATEST(w.first_run_at, w.window_opens_at)) - now())::float8
+    FROM (
+        SELECT
+            (SELECT min(j.run_at) FROM pgqueue.jobs j
+             WHERE j.state = 'queued' AND j.blocked IS NULL AND j.queue = u.name
+               AND j.task = ANY (next_claim_in.tasks)
+               AND (j.expires_at IS NULL OR j.expires_at > now())) AS first_run_at,
+            CASE WHEN q.rate_limit IS NOT NULL THEN (
+                SELECT s.started_at + q.rate_period * interval '1 second'
+                FROM pgqueue.queue_starts s
+                WHERE s.queue = u.name
+                  AND s.started_at > now() - q.rate_period * interval '1 second'
+                ORDER BY s.started_at DESC
+                OFFSET q.rate_limit - 1 LIMIT 1)
+            END AS window_opens_at
+        FROM unnest(next_claim_in.queues) AS u(name)
+        LEFT JOIN pgqueue.queues q ON q.name = u.name
+        WHERE q.paused IS NOT TRUE
+          AND (q.concurrency_limit IS NULL OR q.concurrency_limit > (
+                   SELECT count(*) FROM pgqueue.jobs r
+                   WHERE r.state = 'running' AND r.queue = u.name))
+    ) w
+    );
+END
 $$;
 
 CREATE FUNCTION pgqueue.pause_queue(queue text) RETURNS boolean
