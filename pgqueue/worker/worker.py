@@ -258,6 +258,10 @@ class Worker:
                         self._ready.extend(jobs)
                         self._fill(claimed_now=True)
                     if not self._more:
+                        if jobs:
+                            # Let the jobs just started run their first step
+                            # before this loop builds and sends the look-up.
+                            await asyncio.sleep(0)
                         await self._schedule_next_due(claim)
                 except Exception as exc:
                     if not is_connection_error(exc):
