@@ -40,6 +40,9 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 def log_event(event: Event) -> None:
     """Log one worker event (job starts are not logged: they are metrics' business)."""
+    if isinstance(event, JobFinished) and event.outcome == "succeeded" \
+            and not logger.isEnabledFor(logging.INFO):
+        return  # the most frequent event, most often filtered out: skip building it
     base: dict[str, Any] = {"worker_id": event.worker_id, "event": event.name}
     if isinstance(event, JobFinished):
         job = event.job

@@ -136,6 +136,14 @@ def _count_enqueued(jobs: Sequence[NewJob]) -> None:
 add_listener(_count_enqueued)
 
 
+@dataclass(slots=True)
+class _JobSeries:
+    started: Any
+    queue_wait: Any
+    duration: Any
+    outcomes: dict[str, Any]
+
+
 class WorkerMetrics:
     """A worker event subscriber that records Prometheus metrics.
 
@@ -153,24 +161,42 @@ class WorkerMetrics:
         self._dsn = dsn
         self._stats_interval = stats_interval
         self._running: set[int] = set()
+        self._series: dict[tuple[str, str], _JobSeries] = {}
         self._slots = 0
         self._stats_task: asyncio.Task[None] | None = None
+
+    def _children(self, queue: str, task: str) -> _JobSeries:
+        """The labelled series of one (queue, task), looked up once per worker:
+        ``labels()`` validates and locks on every call, most of the cost of
+        recording a job."""
+        series = self._series.get((queue, task))
+        if series is None:
+            series = self._series[(queue, task)] = _JobSeries(
+                STARTED.labels(queue, task), QUEUE_WAIT.labels(queue, task),
+                DURATION.labels(queue, task), {})
+        return series
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, JobStarted):
             job = event.job
-            STARTED.labels(job.queue, job.task).inc()
+            series = self._children(job.queue, job.task)
+            series.started.inc()
             wait = (job.started_at - job.run_at).total_seconds()
-            QUEUE_WAIT.labels(job.queue, job.task).observe(max(0.0, wait))
+            series.queue_wait.observe(max(0.0, wait))
             if job.id not in self._running:
                 self._running.add(job.id)
                 BUSY_SLOTS.inc()
         elif isinstance(event, JobFinished):
             job = event.job
-            counter = _OUTCOMES.get(event.outcome)
+            series = self._children(job.queue, job.task)
+            counter = series.outcomes.get(event.outcome)
+            if counter is None and event.outcome in _OUTCOMES:
+                # Made on first use: a series appears with its first event.
+                counter = series.outcomes[event.outcome] = \
+                    _OUTCOMES[event.outcome].labels(job.queue, job.task)
             if counter is not None:
-                counter.labels(job.queue, job.task).inc()
-            DURATION.labels(job.queue, job.task).observe(event.duration_seconds)
+                counter.inc()
+            series.duration.observe(event.duration_seconds)
             self._release(job.id)
         elif isinstance(event, JobLost):
             LOST.labels(event.job.queue, event.job.task).inc()
