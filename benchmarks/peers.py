@@ -31,7 +31,9 @@ that fails loses its figures (``details.peers_failed``) without voiding the othe
 samples per system: its figures only show that every peer runs end to end.
 
 Then ``ratio_<figure>_<peer>`` lines give pgqueue / peer for each figure
-(throughput: higher is better; latency: lower is better).
+(throughput: higher is better; latency: lower is better), and
+``ratio_drain_sync_c<c>_<peer>`` pgqueue's drain of plain-function (sync) no-op
+jobs, run in threads, against the peer's async drain.
 """
 
 from __future__ import annotations
@@ -408,14 +410,16 @@ def run_peer(server_dsn: str, peer: Peer, sizes: Sizes, results: Results) -> dic
 def run_pgqueue(server_dsn: str, sizes: Sizes, results: Results) -> dict[str, float]:
     """pgqueue's own figures for the same scenarios, in the same run."""
     enqueue.bench_bulk(server_dsn, sizes, results)
-    for c in CONCURRENCIES:
-        drain.drain_once(server_dsn, "async", c, sizes.peers_drain, results)
+    for kind in ("async", "sync"):
+        for c in CONCURRENCIES:
+            drain.drain_once(server_dsn, kind, c, sizes.peers_drain, results)
     # The same number of latency samples as each peer's.
     latency.run(server_dsn, dataclasses.replace(sizes, latency=sizes.peers_latency), results)
     by_name = {f.name: f.value for f in results.figures}
     ours = {"enqueue_bulk": by_name["enqueue_bulk"]}
     for c in CONCURRENCIES:
         ours[f"drain_c{c}"] = by_name[f"drain_async_c{c}"]
+        ours[f"drain_sync_c{c}"] = by_name[f"drain_sync_c{c}"]
     for label in ("p50", "p95", "p99"):
         ours[f"latency_{label}"] = by_name[f"latency_{label}"]
     return ours
@@ -441,3 +445,10 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
                 results.add(f"ratio_{key}_{name}", ours[key] / value, "x",
                             "pgqueue / peer" + (" (lower is better)"
                                                 if key.startswith("latency") else ""))
+        # pgqueue's plain-function handlers (run in threads) against the peer's
+        # async drain: the peers here are measured with async handlers only.
+        for c in CONCURRENCIES:
+            value = figures.get(f"drain_c{c}", 0.0)
+            if value > 0:
+                results.add(f"ratio_drain_sync_c{c}_{name}", ours[f"drain_sync_c{c}"] / value,
+                            "x", "pgqueue sync handlers / peer's async drain")
