@@ -1,6 +1,7 @@
 """Profile the hot path of the async drain: ``python -m benchmarks.profile``.
 
-Runs one in-process worker (concurrency 50, async no-op jobs) on the main
+Runs one in-process worker (concurrency 50, async no-op jobs; ``--kind sync``
+for plain functions in threads) on the main
 thread under pyinstrument (not a pgqueue dependency: ``pip install
 pyinstrument``) and prints its call tree; ``--html`` writes it as a page too.
 """
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dsn", default=os.environ.get("PGQUEUE_BENCH_DSN", DEFAULT_DSN))
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--kind", choices=sorted(KINDS), default="async",
+                        help="the no-op jobs to drain (default async)")
     parser.add_argument("--interval", type=float, default=0.0005,
                         help="sampling interval in seconds")
     parser.add_argument("--html", type=Path, help="also write the profile as HTML here")
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     with scratch_database(args.dsn, "profile") as dsn:
-        insert_ready_jobs(dsn, KINDS["async"], args.jobs)
+        insert_ready_jobs(dsn, KINDS[args.kind], args.jobs)
         run = WorkerRun(tasks, dsn, target=args.jobs, concurrency=args.concurrency)
         if args.no_profiler:
             cpu: dict[str, float | None] = {}

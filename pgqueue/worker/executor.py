@@ -9,11 +9,14 @@ and whatever it returns later is ignored.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import json
 import random
 import time
 import traceback
+import weakref
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +93,75 @@ async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
 async def _call(task: Task, kwargs: dict[str, Any], threads: Executor) -> Any:
     if task.is_async:
         return await task.fn(**kwargs)
+    return await _in_thread(threads, functools.partial(task.fn, **kwargs))
+
+
+class _Results:
+    """Results of handlers run in threads, handed to the event loop in bursts.
+
+    ``loop.run_in_executor`` wakes the loop (a write to its self-pipe) once per
+    call; when many short handlers finish together, one wake-up delivers them
+    all. Thread-safe through the GIL: ``deque.append``/``popleft`` are atomic,
+    and the loop clears ``_scheduled`` before it empties the deque, so a result
+    posted meanwhile either is emptied with the others or schedules one more
+    (possibly empty) delivery.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._done: collections.deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = \
+            collections.deque()
+        self._scheduled = False
+
+    def post(self, future: asyncio.Future[Any], value: Any,
+             error: BaseException | None) -> None:
+        self._done.append((future, value, error))
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+    def _deliver(self) -> None:
+        self._scheduled = False
+        done = self._done
+        while done:
+            future, value, error = done.popleft()
+            if future.done():  # cancelled: the attempt timed out or was stopped
+                continue
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+
+_RESULTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Results] = \
+    weakref.WeakKeyDictionary()
+
+
+async def _in_thread(threads: Executor, fn: Callable[[], Any]) -> Any:
+    """``await loop.run_in_executor(threads, fn)``, with results delivered in bursts."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(threads, functools.partial(task.fn, **kwargs))
+    results = _RESULTS.get(loop)
+    if results is None:
+        results = _RESULTS[loop] = _Results(loop)
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def run() -> None:
+        try:
+            value = fn()
+        except BaseException as exc:  # handed to the awaiting attempt, as run_in_executor does
+            results.post(future, None, exc)
+        else:
+            results.post(future, value, None)
+
+    submitted = threads.submit(run)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        submitted.cancel()  # not started yet (every thread busy): it never will be
+        raise
 
 
 def cancelled(job: Job, duration: float) -> Outcome:
