@@ -27,8 +27,8 @@ from ._params import NewJob
 from ._sql import query
 from .errors import InvalidJobError
 from .observability.enqueue import observe_enqueue
-from .producer import JobSpec, Steps, enqueue_many_steps, run_steps, to_new_jobs
-from .producer_async import run_steps_async
+from .producer import JobSpec, Steps, check_sync, enqueue_many_steps, run_steps, to_new_jobs
+from .producer_async import check_async, run_steps_async
 
 __all__ = ["chain", "chain_async"]
 
@@ -60,9 +60,7 @@ def chain(conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
                 {"task": "publish", "args": {"url": url}},
             ])
     """
-    if not isinstance(conn, psycopg.Connection | psycopg.Cursor):
-        raise TypeError(f"conn must be a psycopg Connection or Cursor, got "
-                        f"{type(conn).__name__}; use pgqueue.chain_async for an AsyncConnection")
+    check_sync(conn, async_twin="pgqueue.chain_async")
     with observe_enqueue(_validate(jobs)) as scope:
         return scope.done(run_steps(conn, chain_steps(scope.jobs)))  # type: ignore[no-any-return]
 
@@ -70,9 +68,7 @@ def chain(conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
 async def chain_async(conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
                       jobs: Iterable[JobSpec]) -> list[int]:
     """:func:`chain` for an ``AsyncConnection``; same arguments and errors."""
-    if not isinstance(conn, psycopg.AsyncConnection | psycopg.AsyncCursor):
-        raise TypeError(f"conn must be a psycopg AsyncConnection or AsyncCursor, got "
-                        f"{type(conn).__name__}; use pgqueue.chain for a sync Connection")
+    check_async(conn, sync_twin="pgqueue.chain")
     with observe_enqueue(_validate(jobs)) as scope:
         return scope.done(await run_steps_async(conn, chain_steps(scope.jobs)))  # type: ignore[no-any-return]
 

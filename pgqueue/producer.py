@@ -143,7 +143,7 @@ def enqueue(
             conn.execute("UPDATE accounts SET ...")
             pgqueue.enqueue(conn, "send_email", {"to": "a@example.com"}, queue="email")
     """
-    _check_sync(conn)
+    check_sync(conn)
     job = _params.new_job(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
@@ -166,7 +166,7 @@ def enqueue_many(
     bad job raises InvalidJobError naming its index, and nothing is inserted.
     With ``batch`` (an open batch from :func:`pgqueue.batch`) every job joins it.
     """
-    _check_sync(conn)
+    check_sync(conn)
     with observe_enqueue(to_new_jobs(jobs, batch_id_of(batch))) as scope:
         return scope.done(run_steps(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 
@@ -398,11 +398,11 @@ def _copy(conn: psycopg.Connection[Any], step: CopyRows) -> None:
                 copy.write_row(row)
 
 
-def _check_sync(conn: object) -> None:
+def check_sync(conn: object, async_twin: str = "pgqueue.enqueue_async") -> None:
+    """TypeError unless ``conn`` is a sync Connection or Cursor (the message names
+    ``async_twin``, as :func:`~pgqueue.producer_async.check_async` names its twin)."""
     if not isinstance(conn, psycopg.Connection | psycopg.Cursor):
-        hint = ""
-        if isinstance(conn, psycopg.AsyncConnection | psycopg.AsyncCursor):
-            hint = "; use pgqueue.enqueue_async for an AsyncConnection"
         raise TypeError(
-            f"conn must be a psycopg Connection or Cursor, got {type(conn).__name__}{hint}"
+            f"conn must be a psycopg Connection or Cursor, got {type(conn).__name__}; "
+            f"use {async_twin} for an AsyncConnection"
         )

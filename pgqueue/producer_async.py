@@ -50,7 +50,7 @@ async def enqueue_async(
     batch: BatchBase | None = None,
 ) -> int:
     """:func:`pgqueue.enqueue` for an ``AsyncConnection``; same arguments and errors."""
-    _check_async(conn)
+    check_async(conn)
     job = _params.new_job(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
@@ -66,7 +66,7 @@ async def enqueue_many_async(
     batch: BatchBase | None = None,
 ) -> list[int]:
     """:func:`pgqueue.enqueue_many` for an ``AsyncConnection``."""
-    _check_async(conn)
+    check_async(conn)
     with observe_enqueue(to_new_jobs(jobs, batch_id_of(batch))) as scope:
         return scope.done(await run_steps_async(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 
@@ -105,9 +105,10 @@ async def _copy(conn: psycopg.AsyncConnection[Any], step: CopyRows) -> None:
                 await copy.write_row(row)
 
 
-def _check_async(conn: object) -> None:
+def check_async(conn: object, sync_twin: str = "pgqueue.enqueue") -> None:
+    """TypeError unless ``conn`` is an AsyncConnection or AsyncCursor."""
     if not isinstance(conn, psycopg.AsyncConnection | psycopg.AsyncCursor):
         raise TypeError(
             "conn must be a psycopg AsyncConnection or AsyncCursor, got "
-            f"{type(conn).__name__}; use pgqueue.enqueue for a sync Connection"
+            f"{type(conn).__name__}; use {sync_twin} for a sync Connection"
         )

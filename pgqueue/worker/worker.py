@@ -7,7 +7,7 @@ subscribe where the worker is assembled.
 
 Invariants:
 - claims take at most the room the worker has, in one statement (job_claim.sql).
-  While recent jobs are short (average under ``_PREFETCH_MAX_SECONDS``) claims
+  While recent jobs are short (average under 50 ms, ``_PREFETCH``) claims
   are pipelined: the worker holds up to ``2 × concurrency`` claimed jobs
   (``4 ×`` while they average under 5 ms), running plus a FIFO waiting for a
   slot, and claims again once a quarter of that is free, so the claim round
@@ -66,7 +66,6 @@ _RECHECK_SECONDS = 0.02
 # recent average job duration (a moving average): (shorter than, factor), first
 # match wins; longer jobs: factor 1, no prefetch.
 _PREFETCH = ((0.005, 4), (0.05, 2))
-_PREFETCH_MAX_SECONDS = _PREFETCH[-1][0]
 _AVERAGE_WEIGHT = 0.1
 
 
