@@ -1,6 +1,7 @@
 -- job_claim: claim up to `limit` ready jobs for one worker, through the SQL
--- function pgqueue.claim (migration 0005), which applies queue limits, rate
--- limits, per-key caps, pauses, dependencies and expiry in one transaction.
+-- function pgqueue.claim (migration 0005, last defined in 0008), which applies
+-- queue limits, rate limits, per-key caps, pauses, dependencies and expiry in
+-- one transaction.
 -- Parameters: queues (text[]), slots (int[], room per queue), tasks (text[]),
 --   limit, worker_id, key_tasks (text[]), key_caps (int[]), async_commit (bool:
 --   the worker was idle; commit without waiting for the WAL flush).
