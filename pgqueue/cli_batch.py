@@ -255,7 +255,7 @@ def batch_export_command(batch_id: int, fmt: str, output: Path | None, dsn: str 
             _not_found(batch_id)
             return
         target = output.open("w", encoding="utf-8", newline="") if output else \
-            nullcontext(click.get_text_stream("stdout"))
+            nullcontext(sys.stdout)
         keys = batch_export.scalar_arg_keys(conn, batch_id) if fmt == "csv" else []
         with target as out:
             rows = batch_export.iter_jobs(conn, batch_id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import site
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -23,6 +25,22 @@ def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _see_running_dependencies(python: Path) -> None:
+    """Let the new venv import the dependencies installed where pytest runs.
+
+    ``system_site_packages`` would give the *base* interpreter's packages, which are
+    not these when pytest itself runs in a virtualenv. A ``.pth`` file naming this
+    interpreter's site directories puts them after the venv's own site-packages, so
+    the wheel installed there wins; their own ``.pth`` files (the editable install's
+    finder among them) are not processed, so the checkout stays out of sight.
+    """
+    target = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                 cwd=python.parent).stdout.strip()
+    here = dict.fromkeys([*site.getsitepackages(), sysconfig.get_paths()["purelib"],
+                          sysconfig.get_paths()["platlib"]])
+    (Path(target) / "running-env.pth").write_text("".join(f"{p}\n" for p in here))
+
+
 @pytest.mark.slow
 def test_wheel_installs_and_migrates(tmp_path: Path, empty_dsn: str) -> None:
     dist = tmp_path / "dist"
@@ -32,8 +50,9 @@ def test_wheel_installs_and_migrates(tmp_path: Path, empty_dsn: str) -> None:
     (wheel,) = dist.glob("pgqueue-*.whl")
 
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    _see_running_dependencies(python)
     run(python, "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall",
         "--quiet", wheel, cwd=tmp_path)
 
