@@ -8,6 +8,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
+import psycopg
+from psycopg import errors as pg_errors
 
 from . import _dsn
 from .errors import PgQueueError
@@ -27,14 +29,27 @@ def _require_dsn(dsn: str | None) -> str:
     return resolved
 
 
+def _missing_schema(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` says a pgqueue table, view, function or the schema is missing."""
+    return (isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedFunction
+                       | pg_errors.InvalidSchemaName)
+            and "pgqueue" in (exc.diag.message_primary or ""))
+
+
 class _Group(click.Group):
-    """Turns pgqueue's own errors into one clear line and exit code 1."""
+    """Turns pgqueue's own errors, and a missing schema, into one clear line and exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except PgQueueError as exc:
             click.echo(f"pgqueue: error: {_dsn.redact(str(exc))}", err=True)
+            sys.exit(1)
+        except psycopg.Error as exc:
+            if not _missing_schema(exc):
+                raise
+            click.echo("pgqueue: error: the pgqueue schema is missing or out of date "
+                       f"({exc.diag.message_primary}); run 'pgqueue migrate'", err=True)
             sys.exit(1)
 
 
@@ -128,6 +143,40 @@ def load_registry(app: str) -> Registry:
     return registry
 
 
+class _EarlyStop:
+    """SIGTERM or SIGINT before the worker's own handlers are in place: a clean stop.
+
+    Installed first thing in ``pgqueue worker`` (and in each forked child), so a
+    process stopped while it still imports the app or connects exits 0 without
+    claiming anything, instead of dying of the signal. ``Worker.run`` then puts
+    its own handlers in place (a second signal there ends at once).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._worker: Any = None
+
+    @classmethod
+    def install(cls) -> _EarlyStop:
+        import signal
+
+        early = cls()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, early._on_signal)
+        return early
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if self._worker is not None:
+            self._worker.stop()
+
+    def hand_to(self, worker: Any) -> None:
+        """From now on a signal stops ``worker`` (at once, if one came already)."""
+        self._worker = worker
+        if self.requested:
+            worker.stop()
+
+
 def _run_worker_and_exit(worker: Any) -> None:
     """Run a worker, then exit 0 even if a plain-function handler that ignored its
     stop request still holds a thread (its job was already handed back)."""
@@ -170,6 +219,10 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               show_default=True, help="Reclaim running jobs whose heartbeat is older.")
 @click.option("--shutdown-timeout", envvar="PGQUEUE_SHUTDOWN_TIMEOUT", type=float,
               default=30.0, show_default=True, help="Grace period for running jobs on SIGTERM.")
+@click.option("--startup-timeout", envvar="PGQUEUE_STARTUP_TIMEOUT", type=float,
+              default=60.0, show_default=True, show_envvar=True,
+              help="Exit non-zero when no database connection succeeded within this many "
+                   "seconds of start (a database lost later is waited for).")
 @click.option("--log-level", envvar="PGQUEUE_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 @click.option("--log-format", envvar="PGQUEUE_LOG_FORMAT", default="text", show_default=True,
@@ -183,9 +236,10 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
                    "also of the worker's own claims and outcome writes (all).")
 def worker(app: str, queues: list[str] | None, concurrency: int | None, processes: int,
            dsn: str | None, poll_interval: float, heartbeat_interval: float,
-           stall_timeout: float, shutdown_timeout: float, log_level: str,
-           log_format: str, metrics_port: int, otel_psycopg: str) -> None:
+           stall_timeout: float, shutdown_timeout: float, startup_timeout: float,
+           log_level: str, log_format: str, metrics_port: int, otel_psycopg: str) -> None:
     """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
+    early_stop = _EarlyStop.install()
     from .observability.logs import configure_logging
     from .worker import Worker
     from .worker.processes import run_processes
@@ -196,20 +250,27 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
         "dsn": _require_dsn(dsn), "queues": queues, "concurrency": concurrency,
         "poll_interval": poll_interval, "heartbeat_interval": heartbeat_interval,
         "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,
+        "startup_timeout": startup_timeout,
     }
     Worker(registry, **options)  # validates every option before anything starts
     from .observability import runtime
 
     if processes == 1:
         runtime.prepare_process(otel_psycopg)
-        _run_worker_and_exit(Worker(registry, **options, metrics_port=metrics_port or None))
+        single = Worker(registry, **options, metrics_port=metrics_port or None)
+        early_stop.hand_to(single)
+        _run_worker_and_exit(single)
+    if early_stop.requested:  # stopped before any child was forked
+        sys.exit(0)
     # N processes: one endpoint in the supervisor sums the children's metric files.
     endpoint = runtime.serve_all_processes(metrics_port) if metrics_port else None
 
     def child() -> None:
+        child_stop = _EarlyStop.install()
         configure_logging(log_level, log_format)
         runtime.prepare_process(otel_psycopg)
         child_worker = Worker(registry, **options)
+        child_stop.hand_to(child_worker)
         if endpoint is not None:
             from .observability.metrics import WorkerMetrics
 

@@ -14,6 +14,7 @@ from typing import ClassVar
 from .types import Job
 
 __all__ = [
+    "ConnectionFailed",
     "ConnectionLost",
     "ConnectionRestored",
     "Event",
@@ -117,6 +118,18 @@ class ConnectionLost(Event):
     name: ClassVar[str] = "connection_lost"
     service: str
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionFailed(Event):
+    """A connection that never succeeded failed again (start-up: a wrong DSN, a
+    database that does not exist yet or a server that is not up)."""
+
+    name: ClassVar[str] = "connection_failed"
+    service: str
+    error: str
+    retry_in_seconds: float
+    gives_up_in_seconds: float
 
 
 @dataclass(frozen=True, slots=True)

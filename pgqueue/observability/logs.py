@@ -18,6 +18,7 @@ from typing import Any
 
 from .._dsn import redact
 from ..events import (
+    ConnectionFailed,
     ConnectionLost,
     ConnectionRestored,
     Event,
@@ -72,6 +73,11 @@ def log_event(event: Event) -> None:
     elif isinstance(event, ConnectionLost):
         logger.error("database connection lost; retrying", extra={
             **base, "service": event.service, "error": event.error})
+    elif isinstance(event, ConnectionFailed):
+        logger.error("cannot connect to the database; retrying", extra={
+            **base, "service": event.service, "error": event.error,
+            "retry_in_seconds": event.retry_in_seconds,
+            "gives_up_in_seconds": event.gives_up_in_seconds})
     elif isinstance(event, ConnectionRestored):
         logger.info("database connection restored", extra={**base, "service": event.service})
     elif isinstance(event, ServiceError):

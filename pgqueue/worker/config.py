@@ -16,6 +16,7 @@ DEFAULT_POLL_INTERVAL = 5.0
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_STALL_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+DEFAULT_STARTUP_TIMEOUT = 60.0
 
 
 class ConfigError(PgQueueError, ValueError):
@@ -36,6 +37,9 @@ class WorkerConfig:
     - ``stall_timeout``: a running job whose heartbeat is older is reclaimed (60);
       must be at least 3 heartbeat intervals so a slow heartbeat never loses a job.
     - ``shutdown_timeout``: grace period for running jobs on SIGTERM (30).
+    - ``startup_timeout``: give up (``DatabaseUnavailableError``) when no connection
+      succeeded within this many seconds of start (60). A database that goes away
+      after start-up is waited for as long as it takes.
     """
 
     queues: tuple[str, ...] | None = None
@@ -45,6 +49,7 @@ class WorkerConfig:
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.queues is not None:
@@ -62,12 +67,13 @@ class WorkerConfig:
                 raise ConfigError(f"slots for queue {queue!r} must be 1 to 10000, got {slots!r}")
         if not isinstance(self.concurrency, int) or not 1 <= self.concurrency <= 10_000:
             raise ConfigError(f"concurrency must be 1 to 10000, got {self.concurrency!r}")
-        for name in ("poll_interval", "heartbeat_interval", "stall_timeout", "shutdown_timeout"):
+        for name in ("poll_interval", "heartbeat_interval", "stall_timeout", "shutdown_timeout",
+                     "startup_timeout"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if self.poll_interval <= 0 or self.heartbeat_interval <= 0:
-            raise ConfigError("poll_interval and heartbeat_interval must be > 0")
+        if self.poll_interval <= 0 or self.heartbeat_interval <= 0 or self.startup_timeout <= 0:
+            raise ConfigError("poll_interval, heartbeat_interval and startup_timeout must be > 0")
         if self.stall_timeout < 3 * self.heartbeat_interval:
             raise ConfigError(
                 f"stall_timeout ({self.stall_timeout} s) must be at least 3 x "

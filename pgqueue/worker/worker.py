@@ -37,6 +37,7 @@ from typing import Any
 from .. import _dsn
 from ..errors import DatabaseUnavailableError, SchemaNotReadyError, TaskError
 from ..events import (
+    ConnectionFailed,
     ConnectionLost,
     ConnectionRestored,
     Event,
@@ -90,6 +91,7 @@ class Worker:
                  concurrency: int | None = None,
                  poll_interval: float = 5.0, heartbeat_interval: float = 5.0,
                  stall_timeout: float = 60.0, shutdown_timeout: float = 30.0,
+                 startup_timeout: float = 60.0,
                  worker_id: str | None = None, log_events: bool = True,
                  rng: random.Random | None = None, metrics_port: int | None = None,
                  tracing: bool = True) -> None:
@@ -108,7 +110,8 @@ class Worker:
         self.config = WorkerConfig(
             queues=names, concurrency=concurrency, queue_slots=slots,
             poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
-            stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout)
+            stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
+            startup_timeout=startup_timeout)
         self.queues = list(self.config.queues or registry.queues)
         capped = [t for t in registry if t.concurrency_per_key is not None]
         self._key_tasks = [t.name for t in capped]
@@ -472,10 +475,17 @@ class Worker:
     # --- start and stop ---------------------------------------------------------
 
     async def _connect(self, claim: Session, maintenance: Maintenance) -> bool:
-        """Connect, check the schema and register, retrying while the database is down."""
+        """Connect, check the schema and register.
+
+        A connection that never succeeded is retried with back-off, each failure
+        reported with its reason (:class:`ConnectionFailed`), until
+        ``startup_timeout``; then :class:`DatabaseUnavailableError`. Returns False
+        when a stop came first.
+        """
         assert self._stop is not None
         backoff = 0.5
-        reported = False
+        give_up_at = time.monotonic() + self.config.startup_timeout
+        failed = False
         while not self._stop.is_set():
             try:
                 rows = await claim.fetch("migration_versions")
@@ -485,11 +495,18 @@ class Worker:
                     raise SchemaNotReadyError(
                         f"cannot read the pgqueue schema version ({detail or exc}); "
                         "run 'pgqueue migrate'") from exc
-                if not reported:
-                    reported = True
-                    self._emit(ConnectionLost(self.id, "startup",
-                                              _dsn.redact(str(exc).strip())))
-                await self._sleep_stop(backoff)
+                error = _dsn.redact(str(exc).strip())
+                left = give_up_at - time.monotonic()
+                if left <= 0:
+                    raise DatabaseUnavailableError(
+                        f"could not connect to the database within "
+                        f"{self.config.startup_timeout:g} s (startup_timeout): {error}"
+                    ) from None
+                failed = True
+                wait = min(backoff, left)
+                self._emit(ConnectionFailed(self.id, "startup", error, round(wait, 3),
+                                            round(left, 3)))
+                await self._sleep_stop(wait)
                 backoff = min(backoff * 2, 10.0)
                 continue
             current = max((r[0] for r in rows), default=0)
@@ -503,7 +520,7 @@ class Worker:
                 if not is_connection_error(exc):
                     raise
                 continue  # connection lost between the check and the register
-            if reported:
+            if failed:
                 self._emit(ConnectionRestored(self.id, "startup"))
             return True
         return False
