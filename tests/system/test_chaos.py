@@ -18,7 +18,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.support import wait_until
+from tests.support import fetch, wait_until
 from tests.system.chaos import (
     Ledger,
     chaos_worker,
@@ -67,6 +67,12 @@ def test_sigkill_chaos_loses_nothing_and_explains_every_duplicate(
             workers.append(replacement)
             everyone.append(replacement)
         elapsed = time.monotonic() - started
+        # A replacement may still be starting. Once pgqueue's code runs, a SIGTERM is a
+        # clean stop (tests/system/test_worker_startup.py); before that, while the
+        # interpreter itself starts, no program can catch it: wait for registration.
+        pids = {w.proc.pid for w in workers}
+        wait_until(lambda: pids <= {r[0] for r in fetch(dsn, "SELECT pid FROM pgqueue.workers")},
+                   timeout=60, message="every live worker registered")
         for w in workers:
             w.signal(signal.SIGTERM)
         for w in workers:
