@@ -131,3 +131,21 @@ class RunningSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+def listeners_ready(dsn: str, count: int = 1) -> bool:
+    """Whether ``count`` worker listeners of ``dsn``'s database have run their LISTEN.
+
+    A notification sent before a listener's LISTEN completes never reaches it;
+    tests that prove a wake-up by NOTIFY wait for this first.
+    """
+    return bool(scalar(dsn, "SELECT count(*) >= %s FROM pg_stat_activity "
+                            "WHERE datname = current_database() "
+                            "AND application_name = 'pgqueue-listener' "
+                            "AND state = 'idle' AND query <> ''", [count]))
+
+
+def idle_after(dsn: str, pid: int, marker: str) -> bool:
+    """Whether backend ``pid`` is idle and the last statement it ran contains ``marker``."""
+    return bool(scalar(dsn, "SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = %s "
+                            "AND state = 'idle' AND strpos(query, %s) > 0", [pid, marker]))

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 import pgqueue
-from tests.support import running_worker, wait_until
+from tests.support import idle_after, running_worker, wait_until
 
 
 def enqueue(dsn: str, task: str, args: dict[str, Any] | None = None, **kw: Any) -> int:
@@ -95,25 +95,32 @@ def test_wait_for_result_wakes_on_notify(clean_db: str) -> None:
     tasks = pgqueue.Registry()
     release = threading.Event()
     released_at: list[float] = []
+    waiter_pids: list[int] = []
 
     @tasks.task(name="w.gate")
     def gate(x: int) -> int:
-        release.wait(30)
+        release.wait(120)
         return x + 1
 
-    def open_gate() -> None:
-        time.sleep(0.5)
+    def open_gate(waiter: int) -> None:
+        # Only once the waiter has looked at the job (still running) and sits in
+        # its wait: from then on only a notification or the poll can wake it.
+        pid = wait_until(lambda: waiter_pids[waiter:waiter + 1],
+                         message="the waiter's connection")[0]
+        wait_until(lambda: idle_after(clean_db, pid, "job_result_get"), timeout=60,
+                   message="the waiter to wait")
         released_at.append(time.monotonic())
         release.set()
 
     with running_worker(clean_db, tasks), \
             psycopg.connect(clean_db, autocommit=True) as conn:
         job = pgqueue.enqueue(conn, "w.gate", {"x": 41})
-        threading.Thread(target=open_gate, daemon=True).start()
-        # A 10 s fallback: only the notification can wake the wait in time.
-        assert pgqueue.wait_for_result(conn, job, timeout=20, poll_interval=10) == 42
+        waiter_pids.append(conn.info.backend_pid)
+        threading.Thread(target=open_gate, args=(0,), daemon=True).start()
+        # The periodic look comes only after 60 s: the notification must wake it.
+        assert pgqueue.wait_for_result(conn, job, timeout=120, poll_interval=60) == 42
         woke_after = time.monotonic() - released_at[0]
-        assert woke_after < 0.5, woke_after
+        assert woke_after < 30, woke_after
         # The wait cleaned up after itself: not listening, connection usable.
         assert conn.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (0,)
         # A job already finished answers at once.
@@ -121,17 +128,18 @@ def test_wait_for_result_wakes_on_notify(clean_db: str) -> None:
 
         release.clear()
         job = pgqueue.enqueue(conn, "w.gate", {"x": 1})
-        threading.Thread(target=open_gate, daemon=True).start()
+        threading.Thread(target=open_gate, args=(1,), daemon=True).start()
 
         async def wait_async() -> Any:
             async with await psycopg.AsyncConnection.connect(clean_db,
                                                              autocommit=True) as aconn:
-                return await pgqueue.wait_for_result_async(aconn, job, timeout=20,
-                                                           poll_interval=10)
+                waiter_pids.append(aconn.info.backend_pid)
+                return await pgqueue.wait_for_result_async(aconn, job, timeout=120,
+                                                           poll_interval=60)
 
         assert asyncio.run(wait_async()) == 2
         woke_after = time.monotonic() - released_at[1]
-        assert woke_after < 0.5, woke_after
+        assert woke_after < 30, woke_after
 
 
 def test_wait_for_result_times_out_cleanly(clean_db: str) -> None:
@@ -140,17 +148,20 @@ def test_wait_for_result_times_out_cleanly(clean_db: str) -> None:
         started = time.monotonic()
         with pytest.raises(TimeoutError,
                            match=rf"job {job} did not finish within 0\.3 s; it is still queued"):
-            pgqueue.wait_for_result(conn, job, timeout=0.3)
-        assert 0.3 <= time.monotonic() - started < 1.5
+            pgqueue.wait_for_result(conn, job, timeout=0.3, poll_interval=60)
+        # Not before the timeout, and the timeout (not the 60 s poll) ended it.
+        assert 0.3 <= time.monotonic() - started < 30
         assert conn.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (0,)
 
         async def wait_async() -> None:
             async with await psycopg.AsyncConnection.connect(clean_db,
                                                              autocommit=True) as aconn:
-                await pgqueue.wait_for_result_async(aconn, job, timeout=0.2)
+                await pgqueue.wait_for_result_async(aconn, job, timeout=0.2, poll_interval=60)
 
+        started = time.monotonic()
         with pytest.raises(TimeoutError, match=r"within 0\.2 s"):
             asyncio.run(wait_async())
+        assert 0.2 <= time.monotonic() - started < 30
         with pytest.raises(pgqueue.JobNotFoundError):
             pgqueue.wait_for_result(conn, 999_999_999, timeout=5)
 
@@ -177,8 +188,10 @@ def test_wait_for_result_falls_back_to_polling_and_wildcard_payloads(clean_db: s
     quiet = enqueue(clean_db, "nobody.runs.this", delay=3600)
     loud = enqueue(clean_db, "nobody.runs.this", delay=3600)
 
-    def finish_quietly(job: int, notify: bool) -> None:
-        time.sleep(0.3)
+    def finish_quietly(waiter_pid: int, job: int, notify: bool) -> None:
+        # Once the waiter has looked at the job (queued) and waits.
+        wait_until(lambda: idle_after(clean_db, waiter_pid, "job_result_get"), timeout=60,
+                   message="the waiter to wait")
         with psycopg.connect(clean_db, autocommit=True) as other:
             # Moves the job to history as cancelled without any notification.
             other.execute("SELECT pgqueue.cancel_queued(ARRAY[%s]::bigint[], ARRAY['gone'])",
@@ -187,14 +200,17 @@ def test_wait_for_result_falls_back_to_polling_and_wildcard_payloads(clean_db: s
                 other.execute("SELECT pg_notify('pgqueue_finished', '*')")
 
     with psycopg.connect(clean_db, autocommit=True) as conn:
-        threading.Thread(target=finish_quietly, args=(quiet, False), daemon=True).start()
+        pid = conn.info.backend_pid
+        threading.Thread(target=finish_quietly, args=(pid, quiet, False), daemon=True).start()
         started = time.monotonic()
         with pytest.raises(pgqueue.JobFailedError, match="ended cancelled"):
-            pgqueue.wait_for_result(conn, quiet, timeout=10, poll_interval=0.2)
-        assert time.monotonic() - started < 2
+            pgqueue.wait_for_result(conn, quiet, timeout=120, poll_interval=0.2)
+        # Found by a look every 0.2 s, long before the timeout's last look.
+        assert time.monotonic() - started < 60
 
-        threading.Thread(target=finish_quietly, args=(loud, True), daemon=True).start()
+        threading.Thread(target=finish_quietly, args=(pid, loud, True), daemon=True).start()
         started = time.monotonic()
         with pytest.raises(pgqueue.JobFailedError):
-            pgqueue.wait_for_result(conn, loud, timeout=20, poll_interval=10)
-        assert time.monotonic() - started < 2
+            pgqueue.wait_for_result(conn, loud, timeout=120, poll_interval=60)
+        # Woken by '*', not by the look after 60 s.
+        assert time.monotonic() - started < 30
