@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -23,6 +23,8 @@ __all__ = [
     "DEFAULT_QUEUE",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
+    "TIMESTAMP_MAX",
+    "TIMESTAMP_MIN",
     "NewJob",
     "duration_seconds",
     "new_job",
@@ -39,6 +41,10 @@ UNIQUE_KEY_MAX = 255
 _QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TASK_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}")
 _MAX_DELAY_SECONDS = 100 * 365 * 86400.0
+# Timestamps from TIMESTAMP_MIN up to (not including) TIMESTAMP_MAX: the range of
+# pgqueue.timestamp_in_bounds, which every timestamp column checks (0009).
+TIMESTAMP_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIMESTAMP_MAX = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -317,6 +323,11 @@ def _run_at(run_at: object, field: str = "run_at") -> datetime | None:
         raise InvalidJobError(
             f"{field} is a naive datetime; pass a timezone-aware one, "
             "for example datetime.now(timezone.utc)"
+        )
+    if not TIMESTAMP_MIN <= run_at < TIMESTAMP_MAX:
+        raise InvalidJobError(
+            f"{field} must be from 1970-01-01 up to (not including) 9999-12-31 UTC, "
+            f"got {run_at.isoformat()}"
         )
     return run_at
 

@@ -828,6 +828,15 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.timestamp_in_bounds(at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+SELECT at >= '1970-01-01 00:00:00+00'::timestamptz
+   AND at < '9999-12-31 00:00:00+00'::timestamptz
+$$;
+
+COMMENT ON FUNCTION pgqueue.timestamp_in_bounds(at timestamp with time zone) IS 'true when a stored pgqueue timestamp is from 1970-01-01 up to (not including) 9999-12-31 UTC; null for null';
+
 CREATE TABLE pgqueue.finished_jobs (
     id bigint NOT NULL,
     queue text NOT NULL,
@@ -853,7 +862,13 @@ CREATE TABLE pgqueue.finished_jobs (
     batch_id bigint,
     concurrency_key text,
     result jsonb,
-    CONSTRAINT finished_jobs_final_state CHECK ((state = ANY (ARRAY['succeeded'::pgqueue.job_state, 'failed'::pgqueue.job_state, 'cancelled'::pgqueue.job_state])))
+    CONSTRAINT finished_jobs_cancel_requested_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(cancel_requested_at)),
+    CONSTRAINT finished_jobs_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
+    CONSTRAINT finished_jobs_expires_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(expires_at)),
+    CONSTRAINT finished_jobs_final_state CHECK ((state = ANY (ARRAY['succeeded'::pgqueue.job_state, 'failed'::pgqueue.job_state, 'cancelled'::pgqueue.job_state]))),
+    CONSTRAINT finished_jobs_finished_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(finished_at)),
+    CONSTRAINT finished_jobs_run_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(run_at)),
+    CONSTRAINT finished_jobs_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at))
 );
 
 CREATE TABLE pgqueue.jobs (
@@ -886,12 +901,18 @@ CREATE TABLE pgqueue.jobs (
     CONSTRAINT jobs_attempt_range CHECK ((attempt >= 0)),
     CONSTRAINT jobs_blocked_queued CHECK (((blocked IS NULL) OR ((state = 'queued'::pgqueue.job_state) AND (depends_on IS NOT NULL)))),
     CONSTRAINT jobs_blocked_true CHECK (blocked),
+    CONSTRAINT jobs_cancel_requested_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(cancel_requested_at)),
     CONSTRAINT jobs_concurrency_key_length CHECK (((length(concurrency_key) >= 1) AND (length(concurrency_key) <= 255))),
+    CONSTRAINT jobs_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
     CONSTRAINT jobs_errors_array CHECK ((jsonb_typeof(errors) = 'array'::text)),
+    CONSTRAINT jobs_expires_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(expires_at)),
+    CONSTRAINT jobs_heartbeat_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(heartbeat_at)),
     CONSTRAINT jobs_live_state CHECK ((state = ANY (ARRAY['queued'::pgqueue.job_state, 'running'::pgqueue.job_state]))),
     CONSTRAINT jobs_max_attempts_range CHECK ((max_attempts >= 1)),
     CONSTRAINT jobs_priority_range CHECK (((priority >= '-1000'::integer) AND (priority <= 1000))),
+    CONSTRAINT jobs_run_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(run_at)),
     CONSTRAINT jobs_running_has_worker CHECK (((state <> 'running'::pgqueue.job_state) OR (worker_id IS NOT NULL))),
+    CONSTRAINT jobs_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at)),
     CONSTRAINT jobs_timeout_positive CHECK ((timeout_seconds > (0)::double precision)),
     CONSTRAINT jobs_unique_key_length CHECK (((length(unique_key) >= 1) AND (length(unique_key) <= 255)))
 );
@@ -950,8 +971,11 @@ CREATE TABLE pgqueue.job_batches (
     callback_args jsonb,
     callback_job_id bigint,
     CONSTRAINT job_batches_callback_args_object CHECK ((jsonb_typeof(callback_args) = 'object'::text)),
+    CONSTRAINT job_batches_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
+    CONSTRAINT job_batches_finished_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(finished_at)),
     CONSTRAINT job_batches_finished_sealed CHECK (((finished_at IS NULL) OR (sealed_at IS NOT NULL))),
-    CONSTRAINT job_batches_name_length CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+    CONSTRAINT job_batches_name_length CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+    CONSTRAINT job_batches_sealed_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(sealed_at))
 );
 
 CREATE VIEW pgqueue.batches AS
@@ -1023,7 +1047,9 @@ CREATE TABLE pgqueue.leader (
     name text NOT NULL,
     worker_id uuid NOT NULL,
     elected_at timestamp with time zone DEFAULT now() NOT NULL,
-    expires_at timestamp with time zone NOT NULL
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT leader_elected_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(elected_at)),
+    CONSTRAINT leader_expires_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(expires_at))
 );
 
 CREATE TABLE pgqueue.migrations (
@@ -1043,12 +1069,16 @@ CREATE TABLE pgqueue.periodic (
     last_job_id bigint,
     next_tick timestamp with time zone,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT periodic_on_missed_check CHECK ((on_missed = ANY (ARRAY['skip'::text, 'run_once'::text])))
+    CONSTRAINT periodic_last_tick_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(last_tick)),
+    CONSTRAINT periodic_next_tick_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(next_tick)),
+    CONSTRAINT periodic_on_missed_check CHECK ((on_missed = ANY (ARRAY['skip'::text, 'run_once'::text]))),
+    CONSTRAINT periodic_updated_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(updated_at))
 );
 
 CREATE TABLE pgqueue.queue_starts (
     queue text NOT NULL,
-    started_at timestamp with time zone NOT NULL
+    started_at timestamp with time zone NOT NULL,
+    CONSTRAINT queue_starts_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at))
 );
 
 CREATE VIEW pgqueue.queue_stats AS
@@ -1076,6 +1106,8 @@ CREATE TABLE pgqueue.queues (
     rate_limit integer,
     rate_period double precision,
     CONSTRAINT queues_concurrency_limit_range CHECK ((concurrency_limit >= 1)),
+    CONSTRAINT queues_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
+    CONSTRAINT queues_paused_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(paused_at)),
     CONSTRAINT queues_rate_complete CHECK (((rate_limit IS NULL) = (rate_period IS NULL))),
     CONSTRAINT queues_rate_limit_range CHECK ((rate_limit >= 1)),
     CONSTRAINT queues_rate_period_range CHECK ((rate_period > (0)::double precision))
@@ -1099,7 +1131,9 @@ CREATE TABLE pgqueue.workers (
     tasks text[] NOT NULL,
     concurrency integer NOT NULL,
     started_at timestamp with time zone DEFAULT now() NOT NULL,
-    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL
+    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT workers_heartbeat_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(heartbeat_at)),
+    CONSTRAINT workers_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at))
 );
 
 CREATE VIEW pgqueue.running_jobs AS
