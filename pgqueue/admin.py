@@ -40,6 +40,7 @@ __all__ = [
     "list_queues",
     "list_workers",
     "prune",
+    "prune_counts",
     "retry",
     "retry_failed",
 ]
@@ -190,18 +191,28 @@ def prune(conn: psycopg.Connection[Any], older_than: timedelta | float, *,
     ``batch`` rows, one statement each; on an autocommit connection every batch
     commits on its own, so a long prune holds few locks.
     """
-    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
-        raise InvalidArgumentError(f"older_than must be a duration >= 0, got {older_than!r}")
+    seconds = _age_seconds(older_than)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InvalidArgumentError(f"batch must be an integer >= 1, got {batch!r}")
     total = 0
     while True:
         rows = conn.execute(query("admin_jobs_prune"),
-                            {"older_than_seconds": float(seconds), "batch": batch}).fetchall()
+                            {"older_than_seconds": seconds, "batch": batch}).fetchall()
         total += len(rows)
         if len(rows) < batch:
             return total
+
+
+def prune_counts(conn: psycopg.Connection[Any], older_than: timedelta | float) -> dict[str, int]:
+    """What :func:`prune` would delete now, as ``{state: jobs}``; deletes nothing.
+
+    States with nothing to delete are left out, so an empty dict means nothing
+    is that old.
+    """
+    seconds = _age_seconds(older_than)
+    rows = conn.execute(query("admin_jobs_prune_count"),
+                        {"older_than_seconds": seconds}).fetchall()
+    return {str(state): int(jobs) for state, jobs in rows}
 
 
 def list_jobs(conn: psycopg.Connection[Any], *, queue: str | None = None,
@@ -285,6 +296,13 @@ def validate_limit(limit: object) -> int:
 def field_names(cls: type[Any]) -> list[str]:
     """The field names of one of this module's dataclasses, in order."""
     return [f.name for f in fields(cls)]
+
+
+def _age_seconds(older_than: object) -> float:
+    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        raise InvalidArgumentError(f"older_than must be a duration >= 0, got {older_than!r}")
+    return float(seconds)
 
 
 def _check_job_id(job_id: object, name: str = "job_id") -> int:

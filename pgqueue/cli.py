@@ -22,6 +22,13 @@ __all__ = ["main"]
 _DSN_HELP = "PostgreSQL connection string; else $PGQUEUE_DSN, else $DATABASE_URL."
 
 
+def _echo_json(payload: Any) -> None:
+    """One JSON document, as every ``--json`` prints (the operating commands' format)."""
+    from .dashboard.http import json_default
+
+    click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
+
+
 def _require_dsn(dsn: str | None) -> str:
     resolved = _dsn.resolve_dsn(dsn)
     if not resolved:
@@ -84,33 +91,61 @@ def migrate(dsn: str | None, print_sql: bool) -> None:
 @main.command()
 @click.argument("task")
 @click.option("--args", "args_json", default="{}", help="Job args as a JSON object.")
-@click.option("--queue", default="default", show_default=True)
-@click.option("--priority", default=0, show_default=True, type=int)
+@click.option("--app", envvar="PGQUEUE_APP", show_envvar=True,
+              help="The task registry (module:attribute): the task's declared queue, "
+                   "priority and max_attempts apply unless given here.")
+@click.option("--queue", help="[default: the task's queue with --app, else default]")
+@click.option("--priority", type=int, help="[default: the task's with --app, else 0]")
 @click.option("--delay", type=float, help="Seconds before the job may run.")
-@click.option("--max-attempts", type=int)
+@click.option("--max-attempts", type=int, help="[default: the task's with --app, else 5]")
 @click.option("--unique-key")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
 def enqueue(
     task: str,
     args_json: str,
-    queue: str,
-    priority: int,
+    app: str | None,
+    queue: str | None,
+    priority: int | None,
     delay: float | None,
     max_attempts: int | None,
     unique_key: str | None,
     dsn: str | None,
 ) -> None:
-    """Enqueue one job and print its id (committed at once)."""
+    """Enqueue one job and print its id (committed at once).
+
+    Without --app, warns when no running worker would take the task from its queue.
+    """
+    from ._sql import query
     from .producer import enqueue as run_enqueue
+    from .tasks import EnqueueOptions
 
     try:
         args = json.loads(args_json)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--args") from None
+    declared = EnqueueOptions()
+    if app:
+        registry = load_registry(app)
+        found = registry.get(task)
+        if found is None:
+            names = ", ".join(registry.names) or "none"
+            raise click.BadParameter(f"{app} has no task {task!r} (its tasks: {names})",
+                                     param_hint="--app")
+        declared = found.defaults
+    queue = declared.queue if queue is None else queue
     with _dsn.connect(_require_dsn(dsn)) as conn:
-        job_id = run_enqueue(conn, task, args, queue=queue, priority=priority, delay=delay,
-                             max_attempts=max_attempts, unique_key=unique_key)
+        job_id = run_enqueue(
+            conn, task, args, queue=queue, delay=delay, unique_key=unique_key,
+            priority=declared.priority if priority is None else priority,
+            max_attempts=declared.max_attempts if max_attempts is None else max_attempts)
+        row = None if app else conn.execute(query("worker_queues_for_task"),
+                                            {"task": task}).fetchone()
     click.echo(job_id)
+    if row is not None and queue not in row[0]:
+        elsewhere = (f"; running workers take it from {', '.join(row[0])}" if row[0] else "")
+        click.echo(f"pgqueue: warning: no running worker takes task {task!r} from queue "
+                   f"{queue!r}{elsewhere}. Pass --app module:registry to use the task's "
+                   "declared queue and options, or --queue.", err=True)
 
 
 # --- pgqueue worker ------------------------------------------------------------------
@@ -415,11 +450,13 @@ def queue_limit(name: str, concurrency: tuple[int | None] | None,
         conn.commit()
         limits = get_queue_limits(conn, name)
     if as_json:
-        click.echo(json.dumps(None if limits is None else {
-            "queue": name, "concurrency_limit": limits.concurrency_limit,
+        _echo_json({"queue": name, "known": False, "concurrency_limit": None, "running": 0,
+                    "rate_limit": None, "rate_period_seconds": None, "claims_in_window": 0}
+                   if limits is None else {
+            "queue": name, "known": True, "concurrency_limit": limits.concurrency_limit,
             "running": limits.running, "rate_limit": limits.rate_limit,
             "rate_period_seconds": limits.rate_period_seconds,
-            "claims_in_window": limits.claims_in_window}))
+            "claims_in_window": limits.claims_in_window})
         return
     if limits is None:
         click.echo(f"queue {name}: unknown (no job or setting yet); no limits")
@@ -438,7 +475,8 @@ def periodic() -> None:
 
 
 @periodic.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per schedule.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON for scripts: {\"schedules\": [...]}.")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
 def periodic_list(as_json: bool, dsn: str | None) -> None:
     """Every schedule the leader has recorded, with its last and next run."""
@@ -449,8 +487,10 @@ def periodic_list(as_json: bool, dsn: str | None) -> None:
     keys = ("name", "cron", "task", "queue", "on_missed", "last_tick", "next_tick",
             "last_job_id")
     if as_json:
-        for row in rows:
-            click.echo(json.dumps(dict(zip(keys, row, strict=True)), default=str))
+        _echo_json({"schedules": [dict(zip(keys, row, strict=True)) for row in rows]})
+        return
+    if not rows:
+        click.echo("no schedules yet (a worker's leader records them)")
         return
     table = [keys] + [tuple("" if v is None else str(v) for v in row) for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(keys))]

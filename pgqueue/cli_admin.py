@@ -27,8 +27,8 @@ EXIT_ERROR = 1
 EXIT_NOT_FOUND = 3
 
 _DSN_HELP = "PostgreSQL connection string; else $PGQUEUE_DSN, else $DATABASE_URL."
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _STATUS_COLUMNS = ("queue", "ready", "scheduled", "running", "failed", "succeeded_1h",
                    "lag_seconds", "unclaimable", "paused")
 
@@ -37,10 +37,15 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in ``30s``, ``15m``, ``12h``, ``7d``, ``2w`` (a bare number is seconds)."""
+    """Seconds in ``45s``, ``30m``, ``12h``, ``7d``, ``2w``.
+
+    The unit is required: a bare ``7`` is refused rather than read as seconds
+    (someone who meant seven days would lose a week of history).
+    """
     match = _DURATION.match(text)
     if not match:
-        raise click.BadParameter(f"{text!r} is not a duration like 30s, 15m, 12h, 7d or 2w")
+        raise click.BadParameter(f"{text!r} is not a duration: write a number and a unit, "
+                                 "s, m, h, d or w (45s, 30m, 12h, 7d, 2w)")
     return float(match[1]) * _UNIT_SECONDS[match[2]]
 
 
@@ -213,7 +218,7 @@ def retry(job_ids: tuple[int, ...], failed: bool, queue: str | None, as_json: bo
             return
         outcomes = {job_id: admin.retry(conn, job_id) for job_id in job_ids}
     if as_json:
-        _echo_json([{"id": i, "outcome": o.value} for i, o in outcomes.items()])
+        _echo_json({"jobs": [{"id": i, "outcome": o.value} for i, o in outcomes.items()]})
     else:
         for job_id, outcome in outcomes.items():
             click.echo(f"{job_id}: {outcome.value}")
@@ -224,14 +229,35 @@ def retry(job_ids: tuple[int, ...], failed: bool, queue: str | None, as_json: bo
 
 
 @click.command()
-@click.option("--older-than", required=True, help="Age of finished jobs to delete: 7d, 12h...")
+@click.option("--older-than", required=True, metavar="AGE",
+              help="Age of finished jobs to delete, with its unit: 45s, 30m, 12h, 7d, 2w.")
+@click.option("--dry-run", is_flag=True,
+              help="Print how many jobs would go, by state, and delete nothing.")
 @json_option
 @dsn_option
-def prune(older_than: str, as_json: bool, dsn: str | None) -> None:
+def prune(older_than: str, dry_run: bool, as_json: bool, dsn: str | None) -> None:
     """Delete finished jobs (any outcome) older than --older-than, in small batches."""
-    seconds = parse_duration(older_than)
+    try:
+        seconds = parse_duration(older_than)
+    except click.BadParameter as exc:
+        exc.param_hint = "--older-than"
+        raise
     with _connect(dsn) as conn:
-        count = admin.prune(conn, seconds)
+        if dry_run:
+            counts = admin.prune_counts(conn, seconds)
+        else:
+            count = admin.prune(conn, seconds)
+    if dry_run:
+        total = sum(counts.values())
+        if as_json:
+            _echo_json({"dry_run": True, "older_than_seconds": seconds, "would_delete": total,
+                        "by_state": counts})
+            return
+        click.echo(f"would delete {total} finished job{'s' if total != 1 else ''} older than "
+                   f"{older_than.strip()} (dry run: nothing deleted)")
+        for state, jobs in counts.items():
+            click.echo(f"  {state:<10} {jobs}")
+        return
     if as_json:
         _echo_json({"deleted": count})
     else:

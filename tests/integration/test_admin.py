@@ -255,9 +255,11 @@ def test_list_workers_and_queues(conn: Conn) -> None:
 def run_cli(*args: str) -> Any:
     from click.testing import CliRunner
 
+from tests.support import cli_runner
+
     from pgqueue.cli import main
 
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return cli_runner().invoke(main, list(args), catch_exceptions=False)
 
 
 def test_cli_status_jobs_show_retry_prune_workers(clean_db: str) -> None:
@@ -298,7 +300,11 @@ def test_cli_status_jobs_show_retry_prune_workers(clean_db: str) -> None:
 
 
 def test_parse_duration() -> None:
+    import click
+
     from pgqueue.cli_admin import parse_duration
 
-    assert [parse_duration(t) for t in ("30s", "15m", "12h", "7d", "2w", "90")] == \
+    assert [parse_duration(t) for t in ("30s", "15m", "12h", "7d", "2w", "90s")] == \
         [30, 900, 43200, 604800, 1209600, 90]
+    with pytest.raises(click.BadParameter, match="45s, 30m, 12h, 7d"):
+        parse_duration("90")
