@@ -16,6 +16,18 @@ import pgqueue
 from pgqueue import events
 
 
+def cli_runner() -> Any:
+    """A click ``CliRunner`` whose results keep stdout and stderr apart, on every click
+    version pgqueue supports (8.1 mixes them unless told not to; 8.2 dropped the option)."""
+    import inspect
+
+    from click.testing import CliRunner
+
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02,
                message: str = "condition") -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""

@@ -253,11 +253,8 @@ def test_list_workers_and_queues(conn: Conn) -> None:
 
 
 def run_cli(*args: str) -> Any:
-    from click.testing import CliRunner
-
-from tests.support import cli_runner
-
     from pgqueue.cli import main
+    from tests.support import cli_runner
 
     return cli_runner().invoke(main, list(args), catch_exceptions=False)
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 import pgqueue
 from pgqueue.cli import main
-from tests.support import running_worker, scalar, wait_until
+from tests.support import cli_runner, running_worker, scalar, wait_until
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def batch_db(clean_db: str) -> Iterator[str]:
 
 
 def cli(dsn: str, *args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, [*args, "--dsn", dsn], input=stdin, catch_exceptions=False)
+    return cli_runner().invoke(main, [*args, "--dsn", dsn], input=stdin, catch_exceptions=False)
 
 
 OFFERS = """offer_id,reason,note

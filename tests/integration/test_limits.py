@@ -18,7 +18,15 @@ import psycopg
 import pytest
 
 import pgqueue
-from tests.support import Inflight, RunningSampler, fetch, running_worker, scalar, wait_until
+from tests.support import (
+    Inflight,
+    RunningSampler,
+    cli_runner,
+    fetch,
+    running_worker,
+    scalar,
+    wait_until,
+)
 
 
 def enqueue_many(dsn: str, task: str, n: int, queue: str, **kw: Any) -> list[int]:
@@ -37,16 +45,18 @@ def test_a_concurrency_limit_of_3_holds_across_8_workers(clean_db: str) -> None:
     tasks = pgqueue.Registry()
     inflight = Inflight()
 
+    # Long enough that jobs claimed one after the other overlap however slow
+    # the claims are on a loaded machine.
     @tasks.task(name="pay", queue="payment")
     async def pay() -> None:
         inflight.enter("payment")
-        await asyncio.sleep(0.03)
+        await asyncio.sleep(0.1)
         inflight.leave("payment")
 
     @tasks.task(name="mail", queue="email")
     async def mail() -> None:
         inflight.enter("email")
-        await asyncio.sleep(0.03)
+        await asyncio.sleep(0.1)
         inflight.leave("email")
 
     with psycopg.connect(clean_db) as conn:
@@ -57,13 +67,14 @@ def test_a_concurrency_limit_of_3_holds_across_8_workers(clean_db: str) -> None:
         for _ in range(8):
             stack.enter_context(running_worker(clean_db, tasks, concurrency=5))
         wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0,
-                   timeout=60, message="every job finished")
+                   timeout=300, message="every job finished")
     assert finished_states(clean_db, pay_ids + mail_ids) == {"succeeded": 300}
     assert sampler.samples > 50
-    # The database never showed more than 3 payment jobs running, and the limit
-    # was used (not a limit of 1 in disguise); email was not limited.
-    assert sampler.peak["payment"] == 3, sampler.peak
-    assert inflight.peak["payment"] <= 3
+    # Neither the database nor the handlers ever showed more than 3 payment jobs
+    # running, and the limit was used (not a limit of 1 in disguise); email was
+    # not limited.
+    assert 0 < sampler.peak["payment"] <= 3, sampler.peak
+    assert inflight.peak["payment"] == 3, inflight.peak
     assert inflight.peak["email"] > 3, inflight.peak
 
 
@@ -80,9 +91,9 @@ def test_a_limited_queue_is_woken_when_a_slot_frees_not_by_polling(clean_db: str
     started = time.monotonic()
     with running_worker(clean_db, tasks, poll_interval=60), \
             running_worker(clean_db, tasks, poll_interval=60):
-        wait_until(lambda: finished_states(clean_db, ids)["succeeded"] == 20, timeout=30)
+        wait_until(lambda: finished_states(clean_db, ids)["succeeded"] == 20, timeout=120)
     # One at a time: 20 x 50 ms, plus wake-ups by NOTIFY (a 60 s poll would take minutes).
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 50
     rows = fetch(clean_db, "SELECT started_at, finished_at FROM pgqueue.finished_jobs "
                            "ORDER BY started_at")
     for (_, end), (start, _) in itertools.pairwise(rows):
@@ -103,7 +114,7 @@ def test_a_rate_limit_holds_in_every_window_and_jobs_wait_rather_than_fail(
     with running_worker(clean_db, tasks, concurrency=10), \
             running_worker(clean_db, tasks, concurrency=10), \
             running_worker(clean_db, tasks, concurrency=10):
-        wait_until(lambda: finished_states(clean_db, ids)["succeeded"] == 18, timeout=30)
+        wait_until(lambda: finished_states(clean_db, ids)["succeeded"] == 18, timeout=120)
     rows = fetch(clean_db, "SELECT started_at, attempt FROM pgqueue.finished_jobs "
                            "ORDER BY started_at")
     assert all(attempt == 1 for _, attempt in rows), "over-limit jobs waited, not retried"
@@ -111,8 +122,9 @@ def test_a_rate_limit_holds_in_every_window_and_jobs_wait_rather_than_fail(
     # Sliding window: any 6 consecutive starts span at least the period.
     for first, sixth in zip(starts, starts[5:], strict=False):
         assert sixth - first >= timedelta(seconds=1), (first, sixth)
-    # And the limit did not stall: 18 jobs at 5 a second take 3 windows, not more.
-    assert starts[-1] - starts[0] < timedelta(seconds=6)
+    # And the limit did not stall: 18 jobs at 5 a second take about 3 windows;
+    # waiting a window per job (or a poll per window) would take far longer.
+    assert starts[-1] - starts[0] < timedelta(seconds=15)
 
 
 def test_limits_can_be_read_changed_and_removed(clean_db: str) -> None:
@@ -166,11 +178,16 @@ def test_local_slots_keep_one_busy_queue_from_starving_another(clean_db: str) ->
     tasks = pgqueue.Registry()
     inflight = Inflight()
     done: list[str] = []
+    # Bulk jobs hold their slots until every urgent job is done (or a deadline
+    # passes): with shared slots they would take all 5 and urgent jobs could
+    # only run after the deadline, behind them.
+    deadline = time.monotonic() + 30
 
     @tasks.task(name="slow", queue="bulk")
     async def slow() -> None:
         inflight.enter("bulk")
-        await asyncio.sleep(0.1)
+        while done.count("urgent") < 10 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         inflight.leave("bulk")
         done.append("bulk")
 
@@ -185,10 +202,10 @@ def test_local_slots_keep_one_busy_queue_from_starving_another(clean_db: str) ->
     urgent = enqueue_many(clean_db, "quick", 10, "urgent")
     with running_worker(clean_db, tasks, queues=["bulk=2", "urgent=3"]) as w:
         assert w.worker.config.concurrency == 5
-        wait_until(lambda: len(done) == 50, timeout=60)
-    assert inflight.peak["bulk"] <= 2 and inflight.peak["urgent"] <= 3
+        wait_until(lambda: len(done) == 50, timeout=120)
+    assert inflight.peak["bulk"] == 2 and inflight.peak["urgent"] <= 3
     # Urgent jobs did not wait behind the 40 higher-priority bulk jobs.
-    assert done.index("urgent") < 10 and done[:25].count("urgent") == 10, done
+    assert done[:10] == ["urgent"] * 10, done
     assert finished_states(clean_db, bulk + urgent) == {"succeeded": 50}
 
 
@@ -209,21 +226,18 @@ def test_bad_local_slots_are_refused(clean_db: str, queues: Any, message: str) -
 
 
 def test_worker_cli_accepts_local_slots(clean_db: str) -> None:
-    from click.testing import CliRunner
-
     from pgqueue.cli import main
 
-    result = CliRunner().invoke(main, ["worker", "--app", "tests.apps.worker_app:tasks",
+    result = cli_runner().invoke(main, ["worker", "--app", "tests.apps.worker_app:tasks",
                                        "--queues", "default=x", "--dsn", clean_db])
     assert result.exit_code != 0 and "e.g. email=10" in (result.output + str(result.exception))
 
 
 def test_queue_limit_cli_sets_shows_and_removes(clean_db: str) -> None:
-    from click.testing import CliRunner
 
     from pgqueue.cli import main
 
-    runner = CliRunner()
+    runner = cli_runner()
     result = runner.invoke(main, ["queue", "limit", "payment", "--concurrency", "3",
                                   "--rate", "100/1m", "--dsn", clean_db])
     assert result.exit_code == 0, result.output

@@ -8,7 +8,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from click.testing import CliRunner
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,6 +18,7 @@ from pgqueue.observability import metrics
 from pgqueue.observability.enqueue import observe_enqueue
 from pgqueue.observability.grafana import dashboard_json
 from pgqueue.types import Job
+from tests.support import cli_runner
 
 METRIC = re.compile(r"\b(pgqueue_[a-z_]+)\b")
 
@@ -36,6 +36,7 @@ def exported_samples() -> set[str]:
         events.JobLost("w", job, "succeeded"),
         events.JobsReclaimed("w", (1,), (), (events.ReclaimedJob(1, "gq", "g.task", 1,
                                                                   "queued"),)),
+        events.ServiceError("w", "reaper", "boom"),
     ):
         observer(event)
     metrics.apply_queue_stats([{"queue": "gq", "ready": 1, "scheduled": 0, "running": 0,
@@ -86,6 +87,6 @@ def test_every_query_names_an_exported_metric() -> None:
 
 
 def test_cli_prints_the_dashboard() -> None:
-    result = CliRunner().invoke(main, ["grafana-dashboard"])
+    result = cli_runner().invoke(main, ["grafana-dashboard"])
     assert result.exit_code == 0
     assert json.loads(result.output) == json.loads(dashboard_json())
