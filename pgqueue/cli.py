@@ -91,7 +91,7 @@ def migrate(dsn: str | None, print_sql: bool) -> None:
 @main.command()
 @click.argument("task")
 @click.option("--args", "args_json", default="{}", help="Job args as a JSON object.")
-@click.option("--app", envvar="PGQUEUE_APP", show_envvar=True,
+@click.option("--app", envvar="PGQUEUE_APP",
               help="The task registry (module:attribute): the task's declared queue, "
                    "priority and max_attempts apply unless given here.")
 @click.option("--queue", help="[default: the task's queue with --app, else default]")
@@ -533,3 +533,17 @@ register(main)
 from .cli_batch import register as register_batch  # noqa: E402
 
 register_batch(main)
+
+
+# --- --help names each option's environment variable, in every command ----------------
+def _show_envvars(command: click.Command) -> None:
+    """Set ``show_envvar`` on every option that has an envvar, here and in subcommands."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            _show_envvars(subcommand)
+
+
+_show_envvars(main)

@@ -80,6 +80,12 @@ def run_cli(*args: str, env: dict[str, str],
                           capture_output=True, timeout=timeout, check=False)
 
 
+def stats_header(text: str) -> list[str]:
+    """The column names of the queue_stats table in ``text`` (demo output or README)."""
+    lines = text.splitlines()
+    return lines[lines.index("pgqueue.queue_stats:") + 1].split()
+
+
 def stats_rows(stdout: str) -> dict[str, dict[str, str]]:
     """The queue_stats table the demo printed, by queue."""
     lines = stdout.splitlines()
@@ -215,6 +221,8 @@ def test_demo_cli_on_a_database_prints_queue_stats_and_totals(empty_dsn: str) ->
     assert "embedded" not in result.stdout
     assert f"Database: {empty_dsn}\n" in result.stdout
     succeeded, failed, retries = check_demo_output(result.stdout, 300)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert stats_header(result.stdout) == stats_header(readme)  # the README's sample is true
     db = history_totals(empty_dsn)
     assert db["live"] == 0
     assert db.get("succeeded", 0) == succeeded
