@@ -107,8 +107,9 @@ def test_chain_runs_in_order_woken_without_polling(clean_db: str) -> None:
     began = time.monotonic()
     # Polling every 60 s: each next step is woken by the NOTIFY of its settling.
     with running_worker(clean_db, tasks, concurrency=10, poll_interval=60) as w:
-        wait_until(lambda: len(w.finished("succeeded")) == 3, timeout=10)
-    assert time.monotonic() - began < 5
+        wait_until(lambda: len(w.finished("succeeded")) == 3, timeout=120)
+    # Well before the first 60 s poll could have started step 2.
+    assert time.monotonic() - began < 50
     assert ran == [a, b, c]
     steps = [job(clean_db, i) for i in (a, b, c)]
     assert all(s["state"] == "succeeded" for s in steps)
@@ -161,8 +162,8 @@ def test_failed_dependency_cancels_its_dependents_transitively(clean_db: str) ->
         d = pgqueue.enqueue(conn, "ok", depends_on=[c, other])
         e = pgqueue.enqueue(conn, "ok", depends_on=[other])
     with running_worker(clean_db, tasks) as w:
-        wait_until(lambda: len(w.finished()) == 3, timeout=10)  # other, a, e
-        wait_until(lambda: job(clean_db, d)["state"] == "cancelled", timeout=5)
+        wait_until(lambda: len(w.finished()) == 3, timeout=60)  # other, a, e
+        wait_until(lambda: job(clean_db, d)["state"] == "cancelled", timeout=60)
     assert sorted(ran) == sorted([other, a, e])
     assert job(clean_db, a)["state"] == "failed"
     assert job(clean_db, b)["last_error"] == f"dependency {a} ended failed"
@@ -201,7 +202,7 @@ def test_expired_dependency_cascades_through_the_leader(clean_db: str) -> None:
         a = pgqueue.enqueue(conn, "ok", delay=1.5, ttl=0.5)  # expires before it is due
         b = pgqueue.enqueue(conn, "ok", depends_on=[a])
     with running_worker(clean_db, tasks):
-        wait_until(lambda: job(clean_db, b)["state"] == "cancelled", timeout=15)
+        wait_until(lambda: job(clean_db, b)["state"] == "cancelled", timeout=60)
     assert job(clean_db, a)["last_error"] == "expired"
     assert job(clean_db, b)["last_error"] == f"dependency {a} ended cancelled"
     assert ran == []
@@ -227,7 +228,7 @@ def test_dependencies_in_the_same_transaction_and_rollback(clean_db: str) -> Non
         c, d = pgqueue.enqueue_many(conn, [{"task": "ok", "depends_on": [a, b]},
                                            {"task": "ok", "depends_on": [b], "unique_key": "u"}])
     with running_worker(clean_db, tasks) as w:
-        wait_until(lambda: len(w.finished("succeeded")) == 4, timeout=10)
+        wait_until(lambda: len(w.finished("succeeded")) == 4, timeout=60)
     assert ran[:2] == [a, b] and sorted(ran[2:]) == [c, d]
 
 
@@ -237,7 +238,7 @@ def test_depends_on_a_succeeded_job_runs_and_on_a_failed_one_is_cancelled(
     good = enqueue(clean_db, "ok")
     bad = enqueue(clean_db, "fail")
     with running_worker(clean_db, tasks) as w:
-        wait_until(lambda: len(w.finished()) == 2, timeout=10)
+        wait_until(lambda: len(w.finished()) == 2, timeout=60)
         with psycopg.connect(clean_db) as conn:
             after_good = pgqueue.enqueue(conn, "ok", depends_on=[good])
             after_bad = pgqueue.enqueue(conn, "ok", depends_on=[good, bad])
@@ -245,7 +246,7 @@ def test_depends_on_a_succeeded_job_runs_and_on_a_failed_one_is_cancelled(
             assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0
         assert job(clean_db, after_bad) == {**job(clean_db, after_bad), "state": "cancelled",
                                             "last_error": f"dependency {bad} ended failed"}
-        wait_until(lambda: job(clean_db, after_good)["state"] == "succeeded", timeout=10)
+        wait_until(lambda: job(clean_db, after_good)["state"] == "succeeded", timeout=60)
     assert after_bad not in ran
 
 
@@ -354,9 +355,9 @@ def test_blocked_jobs_are_counted_and_never_claimed(clean_db: str) -> None:
 def test_dependent_enqueued_while_its_dependency_finishes(clean_db: str) -> None:
     """Every dependent ends run (dependency succeeded) or cancelled (failed), none stuck.
 
-    The leader's sweep runs at worker start and then every 30 s (stall timeout
-    120 s); the whole run takes far less after the start, so every dependent
-    here was settled on the direct path, not by the safety net.
+    Another (made-up) worker holds the leader's lease for the whole run, so the
+    leader's sweep never runs here: every dependent was settled on the direct
+    path, not by the safety net.
     """
     tasks = pgqueue.Registry()
     ran: dict[int, datetime] = {}
@@ -389,16 +390,17 @@ def test_dependent_enqueued_while_its_dependency_finishes(clean_db: str) -> None
         with lock:
             pairs.append((d, a, fail))
 
+    fetch(clean_db, "INSERT INTO pgqueue.leader (name, worker_id, expires_at) "
+                    "VALUES ('maintenance', gen_random_uuid(), now() + interval '1 day') "
+                    "RETURNING worker_id")
     with running_worker(clean_db, tasks, concurrency=20, heartbeat_interval=5,
                         stall_timeout=120) as w:
-        began = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(one_round, range(rounds)))
         wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 0,
-                   timeout=20, message="every job to finish")
-        elapsed = time.monotonic() - began
-        assert elapsed < 25, elapsed
+                   timeout=300, message="every job to finish")
         assert not w.of(events.ServiceError)
+        assert not w.of(events.LeaderChanged)  # it never led, so it never swept
     assert len(pairs) == rounds
     rows = {r[0]: r[1:] for r in fetch(
         clean_db, "SELECT id, state::text, last_error, started_at, finished_at, created_at "
@@ -441,7 +443,7 @@ def test_leader_sweep_settles_what_a_killed_worker_left(clean_db: str, outcome: 
         return
     tasks, ran = recording_registry()
     with running_worker(clean_db, tasks) as w:  # its leader sweeps at once
-        wait_until(lambda: w.finished("succeeded"), timeout=10)
+        wait_until(lambda: w.finished("succeeded"), timeout=60)
     assert ran == [b]
 
 
