@@ -26,6 +26,7 @@ __all__ = [
     "LeaderChanged",
     "ReclaimedJob",
     "ServiceError",
+    "ServiceRecovered",
     "Subscriber",
     "WorkerStarted",
     "WorkerStopped",
@@ -140,8 +141,25 @@ class ConnectionRestored(Event):
 
 @dataclass(frozen=True, slots=True)
 class ServiceError(Event):
-    """A service loop caught an unexpected error; it goes on after a pause."""
+    """A service loop caught an error that is not a lost connection (a bug, or a
+    statement the database refuses); it goes on after a pause.
+
+    Emitted for every failure, so metrics count each one; ``failures`` numbers
+    them within the current streak, and only the first of a streak
+    (``failures == 1``) carries the ``traceback`` text, so logs show it once.
+    """
 
     name: ClassVar[str] = "service_error"
     service: str
     error: str
+    traceback: str | None = None
+    failures: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecovered(Event):
+    """A service ran again without error after ``failures`` service errors in a row."""
+
+    name: ClassVar[str] = "service_recovered"
+    service: str
+    failures: int

@@ -28,6 +28,7 @@ from ..events import (
     JobsReclaimed,
     LeaderChanged,
     ServiceError,
+    ServiceRecovered,
     WorkerStarted,
     WorkerStopped,
 )
@@ -81,8 +82,14 @@ def log_event(event: Event) -> None:
     elif isinstance(event, ConnectionRestored):
         logger.info("database connection restored", extra={**base, "service": event.service})
     elif isinstance(event, ServiceError):
-        logger.error("service error; continuing", extra={
-            **base, "service": event.service, "error": event.error})
+        if event.failures == 1:  # once per streak; metrics count every one
+            fields = {**base, "service": event.service, "error": event.error}
+            if event.traceback is not None:
+                fields["traceback"] = event.traceback
+            logger.error("service error; continuing", extra=fields)
+    elif isinstance(event, ServiceRecovered):
+        logger.info("service recovered", extra={
+            **base, "service": event.service, "failures": event.failures})
     elif isinstance(event, WorkerStarted):
         logger.info("worker started", extra={**base, "queues": list(event.queues),
                                              "concurrency": event.concurrency})

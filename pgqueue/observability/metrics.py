@@ -49,6 +49,7 @@ from ..events import (
     JobsReclaimed,
     JobStarted,
     LeaderChanged,
+    ServiceError,
     WorkerStarted,
     WorkerStopped,
 )
@@ -109,6 +110,10 @@ QUEUE_LAG = Gauge("pgqueue_queue_lag_seconds", "Age of the oldest ready job (0 w
 QUEUE_UNCLAIMABLE = Gauge("pgqueue_queue_unclaimable_jobs", "Ready jobs no live worker can "
                           "run (unknown task or queue), from pgqueue.queue_stats.",
                           ("queue",), multiprocess_mode="livemostrecent")
+SERVICE_ERRORS = Counter("pgqueue_service_errors", "Errors of a worker service (fetcher, "
+                         "heartbeat, leader, reaper, expiry, settler, compactor, scheduler) "
+                         "that are not a lost connection: a bug, or a statement the database "
+                         "refuses. The service goes on after a back-off.", ("service",))
 
 #: Every metric family this module exports, as Prometheus names them.
 METRIC_NAMES = (
@@ -119,6 +124,7 @@ METRIC_NAMES = (
     "pgqueue_job_duration_seconds", "pgqueue_job_queue_wait_seconds",
     "pgqueue_worker_busy_slots", "pgqueue_worker_slots", "pgqueue_queue_jobs",
     "pgqueue_queue_lag_seconds", "pgqueue_queue_unclaimable_jobs",
+    "pgqueue_service_errors_total",
 )
 
 _OUTCOMES = {"succeeded": SUCCEEDED, "retried": RETRIED, "failed": FAILED,
@@ -214,6 +220,8 @@ class WorkerMetrics:
             if event.is_leader and self._dsn is not None:
                 self._stats_task = asyncio.get_running_loop().create_task(
                     self._read_stats_forever(), name="pgqueue-metrics-stats")
+        elif isinstance(event, ServiceError):
+            SERVICE_ERRORS.labels(event.service).inc()
         elif isinstance(event, WorkerStarted):
             self._slots = event.concurrency
             SLOTS.inc(self._slots)

@@ -7,6 +7,7 @@ The service's loop decides how long to back off.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -43,8 +44,17 @@ class Session:
         self.name = name
         self._connect_timeout = connect_timeout
         self._conn: Conn | None = None
+        # Several services share a session (claims and maintenance): one connects,
+        # the others wait for its connection rather than opening their own.
+        self._connecting = asyncio.Lock()
 
     async def connection(self) -> Conn:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        async with self._connecting:
+            return await self._connect()
+
+    async def _connect(self) -> Conn:
         if self._conn is None or self._conn.closed:
             conn = await psycopg.AsyncConnection.connect(
                 self.dsn, autocommit=True, connect_timeout=int(self._connect_timeout),

@@ -1,12 +1,14 @@
 -- job_expire: the leader moves queued jobs past their expires_at to history as
 -- cancelled with the reason 'expired'. A running job is not affected.
+-- Parameters: limit (at most this many jobs per statement; the leader runs it
+--   again while a statement expires that many).
 -- Index: jobs_expires_at_idx. Locks: FOR UPDATE SKIP LOCKED.
 -- Returns: the expired ids.
 WITH expired AS (
     SELECT id FROM pgqueue.jobs
     WHERE state = 'queued' AND expires_at IS NOT NULL AND expires_at <= now()
     ORDER BY expires_at
-    LIMIT 1000
+    LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ),
 gone AS (

@@ -2,7 +2,11 @@
 -- the stall timeout go back to `queued` (due now) if attempts remain, else to
 -- `failed` in history; the reason is recorded either way. Wakes the queues
 -- that got jobs back. Run by the leader only.
--- Parameters: stall_seconds.
+-- Parameters: stall_seconds, limit (at most this many jobs per statement: after
+--   a long outage the reaper runs many short statements, oldest heartbeat first,
+--   until one reclaims fewer than the limit).
+-- Index: jobs_running_idx (partial over running jobs, as many as the workers'
+--   slots); they are sorted by heartbeat to take the longest stalled first.
 -- Locks: FOR UPDATE SKIP LOCKED, so a job being completed right now is left alone.
 -- Returns: id, queue, task, attempt, outcome ('queued' or 'failed') per job.
 WITH stalled AS (
@@ -10,6 +14,8 @@ WITH stalled AS (
     FROM pgqueue.jobs
     WHERE state = 'running'
       AND heartbeat_at < now() - %(stall_seconds)s * interval '1 second'
+    ORDER BY heartbeat_at
+    LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ),
 requeued AS (

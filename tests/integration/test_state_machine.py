@@ -127,7 +127,7 @@ class JobStates(RuleBasedStateMachine):
 
     @rule()
     def reclaim(self) -> None:
-        rows = self.run("job_reclaim_stalled", {"stall_seconds": 0})
+        rows = self.run("job_reclaim_stalled", {"stall_seconds": 0, "limit": 1000})
         running = {j.id for j in self.jobs.values() if j.state == "running"}
         assert {r[0] for r in rows} == running
         for row in rows:
