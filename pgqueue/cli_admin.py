@@ -280,6 +280,16 @@ def workers(as_json: bool, dsn: str | None) -> None:
     click.echo(format_table(columns, rows) if rows else "no workers are running")
 
 
+def _host_list(ctx: click.Context, param: click.Parameter,
+               value: tuple[str, ...]) -> tuple[str, ...]:
+    """--allowed-host values, each of which may itself be a comma-separated list."""
+    names = tuple(n.strip() for v in value for n in v.split(",") if n.strip())
+    for name in names:
+        if any(c.isspace() or c in "/@" for c in name):
+            raise click.BadParameter(f"{name!r} is not a host name (NAME or NAME:PORT)")
+    return names
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 exposes it to the network.")
@@ -287,8 +297,15 @@ def workers(as_json: bool, dsn: str | None) -> None:
 @click.option("--token", envvar="PGQUEUE_DASHBOARD_TOKEN",
               help="Require this token for every page and action ($PGQUEUE_DASHBOARD_TOKEN).")
 @click.option("--read-only", is_flag=True, help="Hide and refuse every action.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME[:PORT]",
+              envvar="PGQUEUE_DASHBOARD_ALLOWED_HOSTS", callback=_host_list,
+              help="Also answer requests whose Host header is NAME (any port) or NAME:PORT, "
+                   "e.g. the name of a reverse proxy; repeatable "
+                   "($PGQUEUE_DASHBOARD_ALLOWED_HOSTS, comma-separated). Other names than "
+                   "the listening address (and localhost on loopback) get 421.")
 @dsn_option
-def dashboard(host: str, port: int, token: str | None, read_only: bool, dsn: str | None) -> None:
+def dashboard(host: str, port: int, token: str | None, read_only: bool,
+              allowed_hosts: tuple[str, ...], dsn: str | None) -> None:
     """Serve the web dashboard and the HTTP API (/api/, /api/openapi.json)."""
     from .dashboard import make_server
 
@@ -298,7 +315,8 @@ def dashboard(host: str, port: int, token: str | None, read_only: bool, dsn: str
                    "--token", err=True)
     try:
         server, pool = make_server(_dsn.resolve_dsn(dsn) or "", host=host, port=port,
-                                   token=token, read_only=read_only)
+                                   token=token, read_only=read_only,
+                                   allowed_hosts=allowed_hosts)
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         return

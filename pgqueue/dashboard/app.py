@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .. import admin
 from . import api, pages
-from .http import SECURITY_HEADERS, Guard, HttpError, Request, Response
+from .http import MAX_BODY_BYTES, SECURITY_HEADERS, Guard, HostCheck, HttpError, Request, Response
 from .openapi import openapi_document
 
 __all__ = ["Dashboard", "make_server"]
@@ -37,17 +37,27 @@ _CONTROL_OF_ACTION = {"cancel": "cancel", "pause": "pause_queue", "resume": "res
 
 
 class Dashboard:
-    """The dashboard and API as one callable: ``handle(Request) -> Response``."""
+    """The dashboard and API as one callable: ``handle(Request) -> Response``.
+
+    ``hosts`` decides which Host headers are answered; :func:`make_server` sets it
+    once the server is bound. Without it every Host is answered.
+    """
 
     def __init__(self, pool: ConnectionPool[Any], *, token: str | None = None,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, hosts: HostCheck | None = None) -> None:
         self.pool = pool
         self.guard = Guard(token)
         self.read_only = read_only
+        self.hosts = hosts
 
     # --- entry point -----------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        host = request.header("Host")
+        if self.hosts is not None and not self.hosts.allows(host):
+            response = self.hosts.refusal(host)
+            response.headers.update(SECURITY_HEADERS)
+            return response
         is_api = request.path.startswith("/api/")
         try:
             response = self._route(request)
@@ -236,8 +246,15 @@ class _Handler(BaseHTTPRequestHandler):
     dashboard: Dashboard
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 1_000_000:
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            # The body's end is unknown: answer, then close rather than read on.
+            self.close_connection = True
+            self._send(Response(400, b"Content-Length must be a whole number of bytes\n",
+                                "text/plain; charset=utf-8"))
+            return
+        length = int(text)
+        if length > MAX_BODY_BYTES:
             self.send_error(413, "request body too large")
             return
         body = self.rfile.read(length) if length > 0 else b""
@@ -247,6 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("dashboard request failed", extra={"path": request.path})
             response = Response.json({"error": "internal error; see the server log"}, 500)
+        self._send(response)
+
+    def _send(self, response: Response) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -264,10 +284,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 def make_server(dsn: str, *, host: str = "127.0.0.1", port: int = 8080,
                 token: str | None = None, read_only: bool = False,
+                allowed_hosts: Sequence[str] = (),
                 pool_size: int = 4) -> tuple[ThreadingHTTPServer, ConnectionPool[Any]]:
     """A ready (not yet serving) HTTP server and its connection pool.
 
-    Call ``server.serve_forever()``; on the way out ``server.server_close()`` and
+    It answers requests whose Host names the address it listens on, ``localhost``
+    on loopback, or one of ``allowed_hosts`` (``name`` or ``name:port``); others get
+    421 (see :class:`~pgqueue.dashboard.http.HostCheck`). Call
+    ``server.serve_forever()``; on the way out ``server.server_close()`` and
     ``pool.close()``.
     """
     pool: ConnectionPool[Any] = ConnectionPool(
@@ -281,4 +305,6 @@ def make_server(dsn: str, *, host: str = "127.0.0.1", port: int = 8080,
         pool.close()
         raise
     server.daemon_threads = True
+    bound = server.server_address
+    dashboard.hosts = HostCheck(host, (str(bound[0]), int(bound[1])), allowed_hosts)
     return server, pool

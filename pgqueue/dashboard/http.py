@@ -1,6 +1,11 @@
-"""Requests, responses and the guards every request passes: token, CSRF, read-only.
+"""Requests, responses and the guards every request passes: Host, token, CSRF, read-only.
 
 Invariants:
+- A request whose ``Host`` header names anything but the address the server
+  listens on (with its port), ``localhost`` on a loopback or wildcard address, an
+  IP literal on a wildcard address, or a name allowed by the operator is refused
+  with 421 before anything else: a web page cannot reach the dashboard through a
+  DNS name it controls (DNS rebinding) and read job args or the CSRF value.
 - With a token configured, nothing but ``/login`` and the static assets answers
   without it (header ``Authorization: Bearer``, the cookie set by ``/login`` or
   ``?token=``); tokens are compared in constant time.
@@ -14,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
-__all__ = ["Guard", "HttpError", "Request", "Response", "json_default"]
+__all__ = ["Guard", "HostCheck", "HttpError", "Request", "Response", "json_default"]
 
 TOKEN_COOKIE = "pgqueue_token"
 CSRF_FIELD = "csrf"
@@ -96,6 +102,8 @@ class Request:
             return json.loads(self.body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise HttpError(400, "the body is not valid JSON: it is nested too deeply") from None
 
     def cookie(self, name: str) -> str | None:
         raw = self.header("Cookie")
@@ -186,3 +194,90 @@ class Guard:
     def _cookie_value(self) -> bytes:
         digest = hashlib.sha256(b"pgqueue-dashboard:" + (self.token or "").encode())
         return digest.hexdigest().encode()
+
+
+class HostCheck:
+    """Which ``Host`` headers this server answers: the guard against DNS rebinding.
+
+    A page on ``evil.example`` whose name the attacker re-points at 127.0.0.1 talks
+    to the dashboard from the browser as a same-origin page, but its requests say
+    ``Host: evil.example:PORT``. Accepted: the address the server listens on (as
+    given and as bound) with its port; ``localhost`` when that address is loopback
+    or a wildcard; any IP literal on a wildcard address (an IP cannot be
+    rebound); and each of ``allowed`` (a name, with any port or none, or
+    ``name:port`` for that port only). The port may be left out only when it is 80.
+    """
+
+    def __init__(self, listen_host: str, bound: tuple[str, int],
+                 allowed: Iterable[str] = ()) -> None:
+        bound_host, self.port = bound[0], bound[1]
+        names = {_host_name(listen_host), _host_name(bound_host)}
+        addresses = [a for a in map(_ip, names) if a is not None]
+        self.wildcard = any(a.is_unspecified for a in addresses)
+        if self.wildcard or any(a.is_loopback for a in addresses) or "localhost" in names:
+            names.add("localhost")
+        self._names = frozenset(names)
+        self._allowed: set[tuple[str, int | None]] = set()
+        for entry in allowed:
+            name, port = split_host(entry.strip())
+            if name:
+                self._allowed.add((name, port))
+
+    def allows(self, header: str | None) -> bool:
+        if not header:
+            return False
+        name, port = split_host(header.strip())
+        if (name, port) in self._allowed or (name, None) in self._allowed:
+            return True
+        if port != self.port and not (port is None and self.port == 80):
+            return False
+        if name in self._names:
+            return True
+        return self.wildcard and _ip(name) is not None
+
+    def refusal(self, header: str | None) -> Response:
+        shown = repr(header[:200]) if header else "(none)"
+        text = (f"421 Misdirected Request: this pgqueue dashboard does not answer for Host "
+                f"{shown}. If that name is yours, allow it: pgqueue dashboard --allowed-host "
+                f"NAME (or PGQUEUE_DASHBOARD_ALLOWED_HOSTS=NAME,...). Names other than the "
+                f"address it listens on are refused so that no web page can reach it "
+                f"through a DNS name of its own (DNS rebinding).\n")
+        return Response(421, text.encode("utf-8"), "text/plain; charset=utf-8")
+
+
+def split_host(text: str) -> tuple[str, int | None]:
+    """``(name, port)`` of a Host header value, name lower-case; port None if absent.
+
+    A malformed value gives a name no check accepts.
+    """
+    text = text.lower()
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            return "", None
+        name, rest = text[1:end], text[end + 1:]
+        if not rest:
+            return name, None
+        if not rest.startswith(":"):
+            return "", None
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        name, port_text = text.split(":")
+    elif ":" in text:  # a bare IPv6 address, not valid in a Host header but plain
+        return text, None
+    else:
+        return text.rstrip("."), None
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        return "", None
+    return name.rstrip("."), int(port_text)
+
+
+def _host_name(host: str) -> str:
+    return split_host(host if not host.count(":") > 1 else f"[{host}]")[0]
+
+
+def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
