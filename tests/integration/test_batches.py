@@ -36,6 +36,22 @@ def info(dsn: str, batch_id: int) -> pgqueue.BatchInfo:
     return found
 
 
+def leader_rounds(dsn: str, rounds: int) -> None:
+    """Wait until the leader has renewed its lease ``rounds`` times from now.
+
+    It renews it on every maintenance round and sweeps (settles batches and
+    dependents) every reaper interval: with the tests' settings (heartbeat 0.2 s,
+    reaper 0.5 s) 6 rounds hold at least two sweeps, however slow they come.
+    """
+    seen: set[Any] = set()
+
+    def renewed() -> bool:
+        seen.add(scalar(dsn, "SELECT expires_at FROM pgqueue.leader WHERE name = 'maintenance'"))
+        return len(seen - {None}) > rounds
+
+    wait_until(renewed, timeout=120, interval=0.05, message=f"{rounds} leader rounds")
+
+
 def callback_registry(calls: list[dict[str, Any]], name: str = "b.done") -> pgqueue.Registry:
     tasks = pgqueue.Registry()
     lock = threading.Lock()
@@ -91,11 +107,11 @@ def test_ten_thousand_jobs_with_failures_and_cancellations_two_workers(batch_db:
     queues = ["default", "callbacks"]
     with running_worker(batch_db, tasks, queues=queues, concurrency=50), \
             running_worker(batch_db, tasks, queues=queues, concurrency=50):
-        wait_until(lambda: info(batch_db, batch_id).finished, timeout=120,
+        wait_until(lambda: info(batch_db, batch_id).finished, timeout=600,
                    message="the batch to finish")
-        wait_until(lambda: calls, timeout=30, message="the callback to run")
+        wait_until(lambda: calls, timeout=60, message="the callback to run")
         # A few more sweeps of the leader and settles of late completions.
-        time.sleep(1.0)
+        leader_rounds(batch_db, 6)
     after = info(batch_db, batch_id)
     assert (after.total, after.succeeded, after.failed, after.cancelled, after.pending,
             after.running) == (total, total - len(failing) - len(cancelled), len(failing),
@@ -131,7 +147,7 @@ def test_callback_fires_when_jobs_finished_before_the_seal(batch_db: str) -> Non
             assert open_batch.sealed_at is None and not open_batch.finished
         assert b.sealed
         conn.commit()
-        wait_until(lambda: calls, message="the callback")
+        wait_until(lambda: calls, timeout=60, message="the callback")
         assert info(batch_db, b.id).finished
     assert calls == [{"batch_id": b.id}]
     with psycopg.connect(batch_db, autocommit=True) as conn:
@@ -148,7 +164,7 @@ def test_empty_batch_finishes_at_its_seal(batch_db: str) -> None:
     assert (empty.total, empty.finished, empty.started_at) == (0, True, None)
     assert empty.callback_job_id is not None
     with running_worker(batch_db, tasks, queues=["default"]):
-        wait_until(lambda: calls, message="the callback")
+        wait_until(lambda: calls, timeout=60, message="the callback")
     assert calls == [{"x": 1, "batch_id": b.id}]
 
 
@@ -212,13 +228,13 @@ def test_retried_job_does_not_reopen_a_finished_batch(batch_db: str) -> None:
     with psycopg.connect(batch_db) as conn, pgqueue.batch(conn, callback="b.done") as b:
         job = b.enqueue("b.flaky")
     with running_worker(batch_db, tasks, queues=["default"]) as w:
-        wait_until(lambda: calls, message="the callback")
+        wait_until(lambda: calls, timeout=60, message="the callback")
         finished_at = info(batch_db, b.id).finished_at
         with psycopg.connect(batch_db, autocommit=True) as conn:
             assert pgqueue.retry(conn, job) is pgqueue.RetryOutcome.RETRIED
-            assert pgqueue.wait_for_result(conn, job, timeout=30) == "second time"
-        wait_until(lambda: len(w.finished("succeeded")) == 2, message="the retry")
-        time.sleep(1.0)  # leader sweeps come and go
+            assert pgqueue.wait_for_result(conn, job, timeout=60) == "second time"
+        wait_until(lambda: len(w.finished("succeeded")) == 2, timeout=60, message="the retry")
+        leader_rounds(batch_db, 6)  # leader sweeps come and go
     again = info(batch_db, b.id)
     assert again.finished_at == finished_at
     assert (again.succeeded, again.failed, again.pending) == (1, 0, 0)
@@ -247,7 +263,7 @@ def test_a_job_finishing_while_the_batch_is_being_sealed(batch_db: str) -> None:
                                             "AND datname = current_database()"),
                    message="the finisher to wait for the seal")
         conn.commit()
-    assert done.wait(10)
+    assert done.wait(60)
     sealed = info(batch_db, b.id)
     assert sealed.finished and sealed.cancelled == 1
     assert scalar(batch_db, "SELECT count(*) FROM pgqueue.jobs WHERE task = 'b.done'") == 1
@@ -269,7 +285,7 @@ def test_async_batches(batch_db: str) -> None:
     assert found.sealed_at is not None and not found.finished
     calls: list[dict[str, Any]] = []
     with running_worker(batch_db, callback_registry(calls), queues=["default", "callbacks"]):
-        wait_until(lambda: calls, message="the callback")
+        wait_until(lambda: calls, timeout=60, message="the callback")
     assert calls == [{"batch_id": batch_id}]
     with psycopg.connect(batch_db) as conn:
         listed = pgqueue.list_batches(conn)
