@@ -7,13 +7,16 @@ a subprocess, once against a fresh database and once on the embedded server.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ from psycopg import conninfo
 from pgqueue import DatabaseUnavailableError, _embedded
 from pgqueue._embedded import EmbeddedServer, embedded_postgres, find_system_bindir
 from pgqueue.demo import run_demo
+from tests.support import wait_until
 
 AVAILABLE = {
     "pgserver": importlib.util.find_spec("pgserver") is not None,
@@ -167,25 +171,79 @@ def test_embedded_server_is_removed_when_the_block_raises() -> None:
     assert process_gone(pid)
 
 
-def test_embedded_server_is_removed_on_ctrl_c(tmp_path: Path) -> None:
+def _stop_leftover_server(data: Path) -> None:
+    """Stop a server left running in ``data``: pg_ctl as its owner, else kill its postmaster."""
+    pid_file = data / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    bindir = find_system_bindir()
+    if bindir is not None:
+        owner = data.stat().st_uid
+        as_owner: dict[str, Any] = {}
+        if os.geteuid() == 0 and owner != 0:
+            as_owner = {"user": owner, "group": data.stat().st_gid, "extra_groups": []}
+        subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
+                        "-t", "30", "stop"], cwd=data.parent, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60, check=False, **as_owner)
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").split()[0])
+        # Only the postmaster of this data directory (its working directory).
+        if os.readlink(f"/proc/{pid}/cwd") != str(data):
+            return
+    except (OSError, ValueError, IndexError):
+        return
+    for sig in (signal.SIGQUIT, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        if process_gone(pid, within_seconds=10):
+            return
+
+
+@pytest.fixture
+def embedded_tmpdir() -> Iterator[Path]:
+    """A TMPDIR of this test's own for an embedded server started by a subprocess.
+
+    Whatever the test did, any server left running in it is stopped and the
+    folder is removed. Its own folder, so that only servers this test started
+    are touched; reachable by the server's unprivileged user when we are root.
+    """
+    tmpdir = Path(tempfile.mkdtemp(prefix="pgqueue-test-tmpdir-"))
+    tmpdir.chmod(0o755)
+    try:
+        yield tmpdir
+    finally:
+        for folder in tmpdir.glob("pgqueue-embedded-*"):
+            _stop_leftover_server(folder / "data")
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def test_embedded_server_is_removed_on_ctrl_c(embedded_tmpdir: Path) -> None:
     require("system")
+    started = embedded_tmpdir / "started.txt"
     script = textwrap.dedent("""
         import sys, time
+        from pathlib import Path
         from pgqueue._embedded import embedded_postgres
         with embedded_postgres(("system",)) as server:
             pid = (server.folder / "data" / "postmaster.pid").read_text().split()[0]
-            print(server.folder, pid, flush=True)
-            time.sleep(120)
+            Path(sys.argv[1] + ".part").write_text(f"{server.folder} {pid}")
+            Path(sys.argv[1] + ".part").replace(sys.argv[1])
+            time.sleep(300)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(started)],
+                            env={**os.environ, "TMPDIR": str(embedded_tmpdir)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        folder, pid = proc.stdout.readline().split()
+        wait_until(lambda: started.exists() or proc.poll() is not None, timeout=180,
+                   message="the embedded server to start")
+        assert started.exists(), proc.communicate(timeout=60)[1]
+        folder, pid = started.read_text().split()
+        assert Path(folder).parent == embedded_tmpdir
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=180)
     finally:
         proc.kill()
+        proc.wait(60)
     assert "KeyboardInterrupt" in stderr
     assert not Path(folder).exists()
     assert process_gone(int(pid))
