@@ -53,8 +53,8 @@ Steps = Generator[Step, Rows, Any]
 # The COPY column types of job_copy.sql, in order. The args column is typed
 # "jsonb" and receives the JSON text _params made: _JsonTextDumper sends it in
 # jsonb's binary format (a version byte, then the text) without parsing it again.
-_COPY_TYPES = ("int8", "text", "text", "jsonb", "int4", "timestamptz", "timestamptz",
-               "int4", "text", "timestamptz", "int8[]", "bool", "text", "int8")
+_COPY_TYPES = ("int8", "text", "text", "jsonb", "int4", "timestamptz", "int4", "text",
+               "timestamptz", "int8[]", "bool", "text", "int8")
 _JSONB_OID = 3802
 
 
@@ -291,8 +291,9 @@ def _copy_steps(jobs: list[NewJob], ids: list[int] | None, has_deps: bool) -> St
     delay and ttl count from the database clock. Rather than one more round trip
     or an unnest insert, the id reservation also returns the server's now() (the
     transaction's start time, the same value now() has in this transaction's
-    later statements), and run_at, created_at and expires_at are computed from
-    it here: the rows hold what job_insert_many would have computed.
+    later statements), and run_at and expires_at are computed from it here: the
+    rows hold what job_insert_many would have computed. created_at is left to
+    its default, like every column a producer role may not insert.
     """
     if ids is None:
         rows = yield query("job_ids_reserve_now"), {"n": len(jobs)}
@@ -313,7 +314,7 @@ def _copy_steps(jobs: list[NewJob], ids: list[int] | None, has_deps: bool) -> St
         expires_at = j.expires_at
         if expires_at is None and j.ttl_seconds is not None:
             expires_at = now + timedelta(seconds=j.ttl_seconds)
-        data.append((job_id, j.queue, j.task, j.args_json, j.priority, run_at, now,
+        data.append((job_id, j.queue, j.task, j.args_json, j.priority, run_at,
                      j.max_attempts, j.trace_context, expires_at,
                      list(j.depends_on) if j.depends_on else None,
                      True if j.depends_on else None, j.concurrency_key, j.batch_id))

@@ -14,6 +14,13 @@ CREATE DOMAIN pgqueue.queue_name AS text
 CREATE DOMAIN pgqueue.task_name AS text
 	CONSTRAINT task_name_check CHECK (((VALUE ~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]*$'::text) AND (length(VALUE) <= 200)));
 
+CREATE FUNCTION pgqueue.add_queue(name text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+INSERT INTO pgqueue.queues (name) VALUES (add_queue.name) ON CONFLICT DO NOTHING
+$$;
+
 CREATE FUNCTION pgqueue.after_finish(job_ids bigint[]) RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -87,6 +94,29 @@ archived AS (
     RETURNING id
 )
 SELECT COALESCE(array_agg(id), '{}') FROM archived
+$$;
+
+CREATE FUNCTION pgqueue.check_batches(batch_ids bigint[]) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    bid bigint;
+    b record;
+BEGIN
+    FOREACH bid IN ARRAY check_batches.batch_ids LOOP
+        SELECT jb.sealed_at, jb.created_by INTO b FROM pgqueue.job_batches jb WHERE jb.id = bid;
+        IF NOT FOUND OR b.sealed_at IS NOT NULL THEN
+            RAISE EXCEPTION 'pgqueue: batch % does not exist or is sealed', bid
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF b.created_by IS DISTINCT FROM session_user AND b.created_by IS NOT NULL THEN
+            RAISE EXCEPTION 'pgqueue: batch % belongs to role %; role % cannot add jobs to it',
+                bid, b.created_by, session_user
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END LOOP;
+END
 $$;
 
 CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text)
@@ -423,13 +453,46 @@ CREATE FUNCTION pgqueue.jobs_after_insert() RETURNS trigger
     AS $$
 DECLARE
     q text;
+    q_forged boolean;
+    q_lo bigint;
+    q_hi bigint;
+    forged boolean := false;
+    lo bigint;
+    hi bigint;
 BEGIN
-    FOR q IN SELECT DISTINCT queue FROM new_jobs LOOP
-        IF NOT EXISTS (SELECT 1 FROM pgqueue.queues WHERE name = q) THEN
-            INSERT INTO pgqueue.queues (name) VALUES (q) ON CONFLICT DO NOTHING;
+    FOR q, q_forged, q_lo, q_hi IN
+        SELECT n.queue,
+               bool_or(n.state <> 'queued' OR n.attempt <> 0 OR n.worker_id IS NOT NULL
+                       OR n.started_at IS NOT NULL OR n.heartbeat_at IS NOT NULL
+                       OR n.cancel_requested_at IS NOT NULL OR n.created_at <> now()),
+               min(n.batch_id), max(n.batch_id)
+        FROM new_jobs n GROUP BY n.queue
+    LOOP
+        forged := forged OR q_forged;
+        lo := LEAST(lo, q_lo);
+        hi := GREATEST(hi, q_hi);
+        IF NOT EXISTS (SELECT 1 FROM pgqueue.queues qs WHERE qs.name = q) THEN
+            PERFORM pgqueue.add_queue(q);
         END IF;
         PERFORM pg_notify('pgqueue_jobs', q);
     END LOOP;
+    -- The privilege is looked up only when a row needs it (nested IFs: the
+    -- evaluation order of a boolean expression is not promised).
+    IF forged OR lo IS NOT NULL THEN
+        IF has_table_privilege('pgqueue.jobs', 'UPDATE') THEN
+            NULL;
+        ELSIF forged THEN
+            RAISE EXCEPTION 'pgqueue: role % may only insert new queued jobs', current_user
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'state, attempt, worker_id, started_at, heartbeat_at, '
+                               'cancel_requested_at and created_at take their defaults.';
+        ELSIF lo = hi THEN
+            PERFORM pgqueue.check_batches(ARRAY[lo]);
+        ELSE
+            PERFORM pgqueue.check_batches(ARRAY(
+                SELECT DISTINCT n.batch_id FROM new_jobs n WHERE n.batch_id IS NOT NULL));
+        END IF;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -604,6 +667,21 @@ LEFT JOIN (
 ) f ON f.queue = q.name;
 $$;
 
+CREATE FUNCTION pgqueue.queues_before_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF (NEW.paused OR NEW.paused_at IS NOT NULL OR NEW.concurrency_limit IS NOT NULL
+            OR NEW.rate_limit IS NOT NULL OR NEW.rate_period IS NOT NULL
+            OR NEW.created_at <> now())
+            AND NOT has_table_privilege('pgqueue.queues', 'UPDATE') THEN
+        RAISE EXCEPTION 'pgqueue: role % may only add a queue by name, without settings',
+            current_user USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
 CREATE FUNCTION pgqueue.resume_queue(queue text) RETURNS boolean
     LANGUAGE plpgsql
     AS $$
@@ -676,7 +754,16 @@ CREATE FUNCTION pgqueue.seal_batch(batch_id bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    owner name;
 BEGIN
+    SELECT b.created_by INTO owner FROM pgqueue.job_batches b WHERE b.id = seal_batch.batch_id;
+    IF owner IS DISTINCT FROM session_user AND owner IS NOT NULL
+            AND NOT has_table_privilege(session_user, 'pgqueue.job_batches', 'UPDATE') THEN
+        RAISE EXCEPTION 'pgqueue.seal_batch: batch % belongs to role %; role % cannot seal it',
+            seal_batch.batch_id, owner, session_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     UPDATE pgqueue.job_batches b SET sealed_at = now()
     WHERE b.id = seal_batch.batch_id AND b.sealed_at IS NULL;
     IF NOT FOUND THEN
@@ -970,6 +1057,7 @@ CREATE TABLE pgqueue.job_batches (
     callback_queue pgqueue.queue_name,
     callback_args jsonb,
     callback_job_id bigint,
+    created_by name DEFAULT SESSION_USER,
     CONSTRAINT job_batches_callback_args_object CHECK ((jsonb_typeof(callback_args) = 'object'::text)),
     CONSTRAINT job_batches_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
     CONSTRAINT job_batches_finished_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(finished_at)),
@@ -1230,3 +1318,5 @@ CREATE TRIGGER finished_jobs_count_truncated AFTER TRUNCATE ON pgqueue.finished_
 CREATE TRIGGER finished_jobs_count_updated AFTER UPDATE ON pgqueue.finished_jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.failed_counts_track();
 
 CREATE TRIGGER jobs_after_insert AFTER INSERT ON pgqueue.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.jobs_after_insert();
+
+CREATE TRIGGER queues_before_insert BEFORE INSERT ON pgqueue.queues FOR EACH ROW EXECUTE FUNCTION pgqueue.queues_before_insert();
