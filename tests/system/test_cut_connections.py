@@ -75,13 +75,13 @@ def test_listener_cut_relistens_and_notifications_wake_the_worker_again(clean_db
     with running_worker(clean_db, worker_app.tasks, poll_interval=120.0) as w:
         wait_until(lambda: fetch(clean_db, LISTENERS), message="the listener's session")
         first = enqueue(clean_db, "app.hello", {"name": "before"})
-        wait_until(lambda: finished(clean_db, first), timeout=10, message="the first job")
+        wait_until(lambda: finished(clean_db, first), timeout=60, message="the first job")
         assert terminate_listeners(clean_db) == 1
         wait_until(lambda: listener_events(w)[-2:] == ["connection_lost",
                                                        "connection_restored"],
-                   timeout=15, message="the listener to reconnect and LISTEN again")
+                   timeout=60, message="the listener to reconnect and LISTEN again")
         after = enqueue(clean_db, "app.hello", {"name": "after"})
-        wait_until(lambda: finished(clean_db, after), timeout=10,
+        wait_until(lambda: finished(clean_db, after), timeout=60,
                    message="a job enqueued after the re-listen, woken by NOTIFY")
         assert not w.of(events.ServiceError)
 
@@ -100,15 +100,15 @@ def test_worker_keeps_running_jobs_while_its_listener_cannot_connect(clean_db: s
         cutter = threading.Thread(target=keep_cutting, daemon=True)
         cutter.start()
         try:
-            wait_until(lambda: "connection_lost" in listener_events(w), timeout=15)
+            wait_until(lambda: "connection_lost" in listener_events(w), timeout=60)
             ids = [enqueue(clean_db, "app.hello", {"name": f"n{i}"}) for i in range(5)]
             # No notification reaches it: polling (and the listener's gap wake-ups) must.
-            wait_until(lambda: all(finished(clean_db, i) for i in ids), timeout=15,
+            wait_until(lambda: all(finished(clean_db, i) for i in ids), timeout=60,
                        message="jobs run while the listener is cut")
         finally:
             stop.set()
             cutter.join(5)
-        wait_until(lambda: listener_events(w)[-1:] == ["connection_restored"], timeout=15,
+        wait_until(lambda: listener_events(w)[-1:] == ["connection_restored"], timeout=60,
                    message="the listener back once it may connect")
 
 
