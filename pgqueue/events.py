@@ -24,6 +24,7 @@ __all__ = [
     "JobsHandedBack",
     "JobsReclaimed",
     "LeaderChanged",
+    "OutcomeRewritten",
     "ReclaimedJob",
     "ServiceError",
     "ServiceRecovered",
@@ -79,6 +80,24 @@ class JobLost(Event):
     name: ClassVar[str] = "job_lost"
     job: Job
     outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRewritten(Event):
+    """An outcome was not stored as the attempt produced it, and was written.
+
+    ``original`` is the outcome the attempt produced, ``outcome`` the one
+    written. ``isolated``: the database refused the outcome (``reason`` is its
+    error), so it was written alone as ``failed``; otherwise text or a result
+    that cannot be stored as it is was rewritten (``reason`` says how).
+    """
+
+    name: ClassVar[str] = "outcome_rewritten"
+    job: Job
+    original: str
+    outcome: str
+    reason: str
+    isolated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,9 @@ class Job:
     started_at: datetime
     timeout_seconds: float | None = None
     trace_context: str | None = None
+    # The token of the claim that started this attempt: (id, claim_token) names
+    # exactly one attempt, and the attempt's outcome is written fenced on it.
+    claim_token: int | None = None
 
 
 class JobContext:

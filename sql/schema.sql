@@ -120,13 +120,21 @@ END
 $$;
 
 CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text)
+    LANGUAGE sql
+    AS $_$
+    SELECT c.id, c.queue, c.task, c.args, c.priority, c.attempt, c.max_attempts, c.run_at,
+           c.created_at, c.started_at, c.timeout_seconds, c.trace_context
+    FROM pgqueue.claim_v2($1, $2, $3, $4, $5, $6, $7, $8) c
+$_$;
+
+CREATE FUNCTION pgqueue.claim_v2(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text, claim_token bigint)
     LANGUAGE plpgsql
     SET jit TO 'off'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 #variable_conflict use_column
 DECLARE
-    rooms integer[] := claim.slots;
+    rooms integer[] := claim_v2.slots;
     rated text[] := '{}';
     limited boolean;
     at timestamptz;
@@ -134,11 +142,11 @@ DECLARE
     keys text[];
     caps integer[];
 BEGIN
-    IF claim.async_commit THEN
+    IF claim_v2.async_commit THEN
         PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
     PERFORM 1 FROM pgqueue.queues q
-    WHERE q.name = ANY (claim.queues) AND NOT q.paused
+    WHERE q.name = ANY (claim_v2.queues) AND NOT q.paused
       AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)
     ORDER BY q.name
     FOR NO KEY UPDATE;
@@ -149,7 +157,7 @@ BEGIN
     IF limited THEN
         DELETE FROM pgqueue.queue_starts s
         USING pgqueue.queues q
-        WHERE s.queue = q.name AND q.name = ANY (claim.queues) AND q.rate_limit IS NOT NULL
+        WHERE s.queue = q.name AND q.name = ANY (claim_v2.queues) AND q.rate_limit IS NOT NULL
           AND s.started_at <= at - q.rate_period * interval '1 second';
         SELECT array_agg(GREATEST(0, LEAST(
                    u.slot,
@@ -163,45 +171,45 @@ BEGIN
                             WHERE s.queue = u.name)::integer END)) ORDER BY u.ord),
                COALESCE(array_agg(u.name) FILTER (WHERE q.rate_limit IS NOT NULL), '{}')
         INTO rooms, rated
-        FROM unnest(claim.queues, claim.slots) WITH ORDINALITY AS u(name, slot, ord)
+        FROM unnest(claim_v2.queues, claim_v2.slots) WITH ORDINALITY AS u(name, slot, ord)
         LEFT JOIN pgqueue.queues q ON q.name = u.name;
     END IF;
 
-    IF cardinality(claim.key_tasks) = 0 THEN
+    IF cardinality(claim_v2.key_tasks) = 0 THEN
         -- No capped key can apply: pick and claim in one statement. (The
         -- candidate query is the one below, word for word; its key-cap filter
         -- is a no-op here.)
         RETURN QUERY
         WITH picked AS MATERIALIZED (
             SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap
-            FROM unnest(claim.queues, rooms) AS u(name, room)
+            FROM unnest(claim_v2.queues, rooms) AS u(name, room)
             LEFT JOIN pgqueue.queues pq ON pq.name = u.name
             CROSS JOIN LATERAL (
                 SELECT j.id, j.priority, j.run_at, j.concurrency_key,
                        CASE WHEN j.concurrency_key IS NOT NULL
-                            THEN claim.key_caps[array_position(claim.key_tasks, j.task::text)]
+                            THEN claim_v2.key_caps[array_position(claim_v2.key_tasks, j.task::text)]
                        END AS cap
                 FROM pgqueue.jobs j
                 WHERE j.state = 'queued' AND j.blocked IS NULL
                   AND j.queue = u.name
                   AND j.run_at <= at
-                  AND j.task = ANY (claim.tasks)
+                  AND j.task = ANY (claim_v2.tasks)
                   AND (j.expires_at IS NULL OR j.expires_at > at)
                   -- A key already at its cap (as far as this snapshot knows) is
                   -- skipped here, so it cannot fill the claim and hold back other
                   -- keys; the exact check follows under the key's lock.
                   AND (j.concurrency_key IS NULL
-                       OR NOT (j.task = ANY (claim.key_tasks))
+                       OR NOT (j.task = ANY (claim_v2.key_tasks))
                        OR (SELECT count(*) FROM pgqueue.jobs x
                            WHERE x.state = 'running' AND x.concurrency_key = j.concurrency_key)
-                          < claim.key_caps[array_position(claim.key_tasks, j.task::text)])
+                          < claim_v2.key_caps[array_position(claim_v2.key_tasks, j.task::text)])
                 ORDER BY j.priority DESC, j.run_at, j.id
                 LIMIT u.room
                 FOR UPDATE SKIP LOCKED
             ) c
             WHERE pq.paused IS NOT TRUE AND u.room > 0
             ORDER BY c.priority DESC, c.run_at, c.id
-            LIMIT claim.n
+            LIMIT claim_v2.n
         ),
         claimed AS (
             UPDATE pgqueue.jobs j
@@ -209,7 +217,9 @@ BEGIN
                 attempt = j.attempt + 1,
                 started_at = at,
                 heartbeat_at = at,
-                worker_id = claim.worker_id
+                worker_id = claim_v2.worker_id,
+                -- Drawn once per statement (an InitPlan), and only if a job is claimed.
+                claim_token = (SELECT nextval('pgqueue.claim_tokens'))
             -- An id array, not a join with picked: a join may be planned as a
             -- hash join over a scan of every queued job.
             WHERE j.id = ANY (ARRAY(SELECT p.id FROM picked p))
@@ -221,7 +231,7 @@ BEGIN
         )
         SELECT c.id, c.queue::text, c.task::text, c.args, c.priority, c.attempt,
                c.max_attempts, c.run_at, c.created_at, c.started_at, c.timeout_seconds,
-               c.trace_context
+               c.trace_context, c.claim_token
         FROM claimed c
         ORDER BY c.priority DESC, c.run_at, c.id;
         RETURN;
@@ -233,34 +243,34 @@ BEGIN
     INTO ids, keys, caps
     FROM (
         SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap
-        FROM unnest(claim.queues, rooms) AS u(name, room)
+        FROM unnest(claim_v2.queues, rooms) AS u(name, room)
         LEFT JOIN pgqueue.queues pq ON pq.name = u.name
         CROSS JOIN LATERAL (
             SELECT j.id, j.priority, j.run_at, j.concurrency_key,
                    CASE WHEN j.concurrency_key IS NOT NULL
-                        THEN claim.key_caps[array_position(claim.key_tasks, j.task::text)]
+                        THEN claim_v2.key_caps[array_position(claim_v2.key_tasks, j.task::text)]
                    END AS cap
             FROM pgqueue.jobs j
             WHERE j.state = 'queued' AND j.blocked IS NULL
               AND j.queue = u.name
               AND j.run_at <= at
-              AND j.task = ANY (claim.tasks)
+              AND j.task = ANY (claim_v2.tasks)
               AND (j.expires_at IS NULL OR j.expires_at > at)
               -- A key already at its cap (as far as this snapshot knows) is
               -- skipped here, so it cannot fill the claim and hold back other
               -- keys; the exact check follows under the key's lock.
               AND (j.concurrency_key IS NULL
-                   OR NOT (j.task = ANY (claim.key_tasks))
+                   OR NOT (j.task = ANY (claim_v2.key_tasks))
                    OR (SELECT count(*) FROM pgqueue.jobs x
                        WHERE x.state = 'running' AND x.concurrency_key = j.concurrency_key)
-                      < claim.key_caps[array_position(claim.key_tasks, j.task::text)])
+                      < claim_v2.key_caps[array_position(claim_v2.key_tasks, j.task::text)])
             ORDER BY j.priority DESC, j.run_at, j.id
             LIMIT u.room
             FOR UPDATE SKIP LOCKED
         ) c
         WHERE pq.paused IS NOT TRUE AND u.room > 0
         ORDER BY c.priority DESC, c.run_at, c.id
-        LIMIT claim.n
+        LIMIT claim_v2.n
     ) c;
 
     IF ids IS NULL THEN
@@ -294,7 +304,9 @@ BEGIN
             attempt = j.attempt + 1,
             started_at = at,
             heartbeat_at = at,
-            worker_id = claim.worker_id
+            worker_id = claim_v2.worker_id,
+                -- Drawn once per statement (an InitPlan), and only if a job is claimed.
+                claim_token = (SELECT nextval('pgqueue.claim_tokens'))
         WHERE j.id = ANY (ids)
         RETURNING j.*
     ),
@@ -303,7 +315,8 @@ BEGIN
         SELECT c.queue, at FROM claimed c WHERE c.queue = ANY (rated)
     )
     SELECT c.id, c.queue::text, c.task::text, c.args, c.priority, c.attempt, c.max_attempts,
-           c.run_at, c.created_at, c.started_at, c.timeout_seconds, c.trace_context
+           c.run_at, c.created_at, c.started_at, c.timeout_seconds, c.trace_context,
+           c.claim_token
     FROM claimed c
     ORDER BY c.priority DESC, c.run_at, c.id;
 END
@@ -984,6 +997,7 @@ CREATE TABLE pgqueue.jobs (
     concurrency_key text,
     blocked boolean,
     has_dependents boolean,
+    claim_token bigint,
     CONSTRAINT jobs_args_object CHECK ((jsonb_typeof(args) = 'object'::text)),
     CONSTRAINT jobs_attempt_range CHECK ((attempt >= 0)),
     CONSTRAINT jobs_blocked_queued CHECK (((blocked IS NULL) OR ((state = 'queued'::pgqueue.job_state) AND (depends_on IS NOT NULL)))),
@@ -1093,6 +1107,13 @@ CREATE VIEW pgqueue.batches AS
             min(h.started_at) AS first_started_at
            FROM pgqueue.finished_jobs h
           WHERE (h.batch_id = b.id)) f);
+
+CREATE SEQUENCE pgqueue.claim_tokens
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
 
 CREATE TABLE pgqueue.failed_counts (
     queue text NOT NULL,

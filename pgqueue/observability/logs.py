@@ -27,6 +27,7 @@ from ..events import (
     JobsHandedBack,
     JobsReclaimed,
     LeaderChanged,
+    OutcomeRewritten,
     ServiceError,
     ServiceRecovered,
     WorkerStarted,
@@ -63,6 +64,17 @@ def log_event(event: Event) -> None:
                        extra={**base, "job_id": event.job.id, "task": event.job.task,
                               "queue": event.job.queue, "attempt": event.job.attempt,
                               "outcome": event.outcome})
+    elif isinstance(event, OutcomeRewritten):
+        fields = {**base, "job_id": event.job.id, "task": event.job.task,
+                  "queue": event.job.queue, "attempt": event.job.attempt,
+                  "outcome": event.outcome, "original_outcome": event.original,
+                  "reason": event.reason}
+        if event.isolated:
+            logger.error("the database refused an outcome; recorded the job as failed",
+                         extra=fields)
+        else:
+            logger.warning("outcome could not be stored as it was; stored rewritten",
+                           extra=fields)
     elif isinstance(event, JobsReclaimed):
         logger.warning("reclaimed stalled jobs", extra={
             **base, "requeued": list(event.requeued), "failed": list(event.failed)})

@@ -1,9 +1,17 @@
 """Write attempt outcomes in batches: one statement for many jobs.
 
-Invariant: every write is fenced on (job id, attempt, worker id, state running)
-in SQL; an outcome the database did not apply is reported as lost, never
-retried as another write. Outcomes stay pending (and heartbeated) until
-written; a failed write is retried after a pause.
+Invariant: every write is fenced on (job id, claim token, worker id, state
+running) in SQL; an outcome the database did not apply is reported as lost,
+never retried as another write. Outcomes stay pending (and heartbeated) until
+written; a write that failed on its connection (or for a reason that is not
+the data's) is retried after a pause.
+
+An outcome the database refuses never holds back the others. Text and results
+it cannot store as they are (NUL, lone surrogates: storable.py) are rewritten
+before they are sent, with a note kept in the job's errors. A batch that still
+fails with a data error (session.is_data_error) is split in halves until the
+refused outcome is alone; that one is written as ``failed`` with the
+database's reason, and the others as they were. Both emit OutcomeRewritten.
 
 Jobs that finish with dependents or in a batch are settled (job_after_finish)
 after their outcome commits, in a statement of its own: it must see every
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from typing import Any
 
 from ..events import (
     ConnectionLost,
@@ -23,14 +32,17 @@ from ..events import (
     Event,
     JobFinished,
     JobLost,
+    OutcomeRewritten,
     ServiceError,
 )
 from .executor import Outcome
-from .session import Session, is_connection_error
+from .session import Session, is_connection_error, is_data_error
+from .storable import storable_error, storable_result_json, storable_text
 
 __all__ = ["Completer"]
 
 BATCH_MAX = 1000
+_REASON_MAX = 1000
 
 
 class Completer:
@@ -45,7 +57,7 @@ class Completer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-        self._failing = False
+        self._failing: str | None = None  # why writes fail: "connection" or "error"
         self._follow_up: list[int] = []
 
     @property
@@ -81,37 +93,103 @@ class Completer:
                 self._wake.clear()
                 continue
             batch = self._pending[:BATCH_MAX]
+            done: list[Outcome] = []
             try:
-                applied = await self.write(batch)
+                await self._write_isolating(batch, done)
             except Exception as exc:
-                if not self._failing:
-                    self._failing = True
-                    self._emit(ConnectionLost(self._worker_id, "completer", str(exc).strip()))
-                if self._closing and not is_connection_error(exc):
+                if done:  # written before the failure: reported already
+                    written = {id(o) for o in done}
+                    self._pending = [o for o in self._pending if id(o) not in written]
+                connection = is_connection_error(exc)
+                if self._failing is None:
+                    self._failing = "connection" if connection else "error"
+                    if connection:
+                        self._emit(ConnectionLost(self._worker_id, "completer",
+                                                  str(exc).strip()))
+                    else:
+                        self._emit(ServiceError(self._worker_id, "completer", repr(exc)))
+                if self._closing and not connection:
                     raise
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if self._failing:
-                self._failing = False
-                self._emit(ConnectionRestored(self._worker_id, "completer"))
+            if self._failing is not None:
+                if self._failing == "connection":
+                    self._emit(ConnectionRestored(self._worker_id, "completer"))
+                self._failing = None
             backoff = 0.1
             del self._pending[: len(batch)]
-            self._report(batch, applied)
             if self._follow_up:
                 await self._settle()
+
+    async def _write_isolating(self, batch: list[Outcome], done: list[Outcome]) -> None:
+        """Write ``batch``, splitting it while the database refuses its data;
+        append each outcome written (or given up on) to ``done``."""
+        chunks = [batch]
+        while chunks:
+            chunk = chunks.pop()
+            try:
+                applied = await self.write(chunk)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    chunks.append(chunk[half:])
+                    chunks.append(chunk[:half])  # the first half next
+                    continue
+                await self._write_refused(chunk[0], exc)
+            else:
+                self._report(chunk, applied)
+            done.extend(chunk)
+
+    async def _write_refused(self, refused: Outcome, exc: BaseException) -> None:
+        """Record as ``failed`` an outcome the database refused, with its reason."""
+        job = refused.job
+        reason = _reason(exc)
+        error: dict[str, Any] = {
+            "kind": "unstorable", "attempt": job.attempt,
+            "message": f"the outcome of this attempt ({refused.outcome}) could not be "
+                       f"stored: {reason}"}
+        original = refused.error_message
+        if original is not None:
+            error["original_message"] = original[:_REASON_MAX]
+        minimal = {"kind": "unstorable", "attempt": job.attempt,
+                   "message": "the outcome of this attempt could not be stored"}
+        for candidate in (error, minimal):
+            failed = Outcome(job, "failed", refused.duration_seconds, error=candidate)
+            try:
+                applied = await self.write([failed])
+            except Exception as again:
+                if not is_data_error(again):
+                    raise
+                continue
+            if job.id in applied:
+                self._emit(OutcomeRewritten(self._worker_id, job, refused.outcome, "failed",
+                                            reason, isolated=True))
+            self._report([failed], applied)
+            return
+        # Not even the fixed text was accepted (a constraint or trigger refuses the
+        # row itself): give up on it. The job is no longer heartbeated, so the
+        # reaper returns it after the stall timeout.
+        self._emit(ServiceError(self._worker_id, "completer",
+                                f"the database refused the outcome of job {job.id} in "
+                                f"every form; left to the reaper: {reason}"))
 
     async def write(self, batch: list[Outcome]) -> set[int]:
         # In id order: the statement finds each row by primary key in array order,
         # so it locks rows in ascending ids, as pgqueue.link_dependencies does;
         # a producer naming two jobs of one batch cannot deadlock with it.
         batch = sorted(batch, key=lambda o: o.job.id)
+        for o in batch:
+            if o.error is not None or o.result_json is not None:
+                _make_storable(o)
         rows = await self._session.fetch("job_complete_many", {
             "ids": _array([o.job.id for o in batch]),
-            "attempts": _array([o.job.attempt for o in batch]),
+            "tokens": _array([o.job.claim_token for o in batch]),
             "outcomes": _array([o.outcome for o in batch]),
             "delays": _array([o.delay_seconds for o in batch]),
-            "errors": _array([None if o.error is None else _json(o.error) for o in batch]),
+            "errors": _array([_error_json(o) for o in batch]),
             "results": _array([o.result_json for o in batch]),
             "worker_id": self._worker_id,
         })
@@ -131,6 +209,9 @@ class Completer:
     def _report(self, batch: list[Outcome], applied: set[int]) -> None:
         for o in batch:
             if o.job.id in applied:
+                if o.note is not None:
+                    self._emit(OutcomeRewritten(self._worker_id, o.job, o.outcome, o.outcome,
+                                                o.note))
                 self._emit(JobFinished(self._worker_id, o.job, o.outcome, o.duration_seconds,
                                        o.error_message, o.delay_seconds))
                 if o.outcome == "retried" and self._on_retry and o.delay_seconds is not None:
@@ -141,6 +222,45 @@ class Completer:
 
 def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def _make_storable(o: Outcome) -> None:
+    """Rewrite in place what of ``o`` PostgreSQL cannot store, noting it in
+    ``o.note`` (idempotent: a second pass finds nothing to rewrite)."""
+    notes = [] if o.note is None else [o.note]
+    if o.error is not None:
+        o.error, note = storable_error(o.error)
+        if note is not None:
+            notes.append(note)
+    if o.result_json is not None:
+        o.result_json, note = storable_result_json(o.result_json)
+        if note is not None:
+            notes.append(note)
+    if notes:
+        o.note = storable_text("; ".join(notes))[0]
+
+
+def _error_json(o: Outcome) -> str | None:
+    """The error entry to store: the attempt's error, with the note if any; for a
+    success with a note, an entry of kind ``rewritten`` holding the note."""
+    if o.note is None:
+        return None if o.error is None else _json(o.error)
+    if o.error is None:
+        return _json({"kind": "rewritten", "attempt": o.job.attempt, "message": o.note})
+    return _json({**o.error, "note": o.note})
+
+
+def _reason(exc: BaseException) -> str:
+    """The database's reason for refusing a statement, readable and storable."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    detail = getattr(diag, "message_detail", None)
+    if primary:
+        text = f"{primary} ({detail})" if detail else primary
+    else:
+        lines = str(exc).strip().splitlines()
+        text = lines[0] if lines else repr(exc)
+    return storable_text(text[:_REASON_MAX])[0]
 
 
 def _array(values: list[int | float | str | None]) -> str | None:

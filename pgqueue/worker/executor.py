@@ -42,6 +42,9 @@ class Outcome:
     delay_seconds: float | None = None
     error: dict[str, Any] | None = None
     result_json: str | None = None
+    # Set when what is stored differs from what the handler produced (a result
+    # that is not JSON, text PostgreSQL cannot store): says what was changed.
+    note: str | None = None
 
     @property
     def error_message(self) -> str | None:
@@ -87,7 +90,15 @@ async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
         return _failure(task, job, exc, elapsed(), rng)
     if ctx.cancel_requested:
         return cancelled(job, elapsed())
-    return Outcome(job, "succeeded", elapsed(), result_json=_result_json(result))
+    if result is None:
+        return Outcome(job, "succeeded", elapsed())
+    try:
+        return Outcome(job, "succeeded", elapsed(),
+                       result_json=json.dumps(result, allow_nan=False, ensure_ascii=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        # Not JSON: keep a readable trace of it rather than failing a successful job.
+        return Outcome(job, "succeeded", elapsed(), result_json=_repr_json(result),
+                       note=f"result is not JSON ({_describe(exc)}); stored as its repr")
 
 
 async def _call(task: Task, kwargs: dict[str, Any], threads: Executor) -> Any:
@@ -200,7 +211,10 @@ def _error(kind: str, job: Job, message: str, tb: str | None = None) -> dict[str
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not lose the outcome
+        text = "<str() of the exception failed>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -208,11 +222,9 @@ def _traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-def _result_json(result: Any) -> str | None:
-    if result is None:
-        return None
+def _repr_json(result: Any) -> str:
     try:
-        return json.dumps(result, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError):
-        # Not JSON: keep a readable trace of it rather than failing a successful job.
-        return json.dumps({"repr": repr(result)[:_MESSAGE_MAX]})
+        text = repr(result)
+    except Exception as exc:  # a broken __repr__ must not lose the outcome
+        text = f"<{type(result).__name__} whose repr raised {_describe(exc)}>"
+    return json.dumps({"repr": text[:_MESSAGE_MAX]}, ensure_ascii=False)

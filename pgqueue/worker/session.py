@@ -17,7 +17,7 @@ from psycopg.types.json import set_json_loads
 
 from .._sql import query
 
-__all__ = ["Session", "is_connection_error"]
+__all__ = ["Session", "is_connection_error", "is_data_error"]
 
 Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -34,6 +34,22 @@ def _loads(data: str | bytes) -> Any:
 def is_connection_error(exc: BaseException) -> bool:
     """Whether ``exc`` means the connection (not the statement) failed."""
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database (or the driver, encoding parameters)
+    refused the values a statement carried: retrying the same values fails
+    again, other values would pass.
+
+    SQLSTATE classes 22 (data exception: bad text, out-of-range numbers and
+    dates), 23 (a constraint) and 54 (a program limit: a value too large or too
+    deep); a str the driver cannot encode. Checked before
+    :func:`is_connection_error`: psycopg maps class 54 to OperationalError.
+    """
+    if isinstance(exc, UnicodeError | psycopg.DataError | psycopg.IntegrityError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(exc, psycopg.Error) and sqlstate is not None and sqlstate[:2] == "54"
 
 
 class Session:
@@ -76,7 +92,8 @@ class Session:
             cur = await conn.execute(query(name), params)
             return await cur.fetchall() if cur.description else []
         except BaseException as exc:
-            if is_connection_error(exc) or not isinstance(exc, Exception):
+            if (is_connection_error(exc) and not is_data_error(exc)) \
+                    or not isinstance(exc, Exception):
                 # Cancelled or broken mid-statement: the connection state is unknown.
                 await self.close()
             raise

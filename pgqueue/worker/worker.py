@@ -17,7 +17,8 @@ Invariants:
   heartbeated and handed back on stop like a running one;
 - every outcome write is fenced (job_complete_many.sql);
 - on stop: claim nothing more, let running jobs finish within the grace
-  period, write their outcomes, hand back the rest at once, deregister.
+  period, write their outcomes, hand back the interrupted and unstarted ones
+  at once (fenced on their claim tokens), deregister.
 """
 
 from __future__ import annotations
@@ -537,22 +538,32 @@ class Worker:
                         maintenance_task: asyncio.Task[None]) -> None:
         assert self._completer is not None
         running = [r.task for r in self._running.values()]
+        stopped: list[_Running] = []
         if running:
             _, pending = await asyncio.wait(running, timeout=self.config.shutdown_timeout)
-            for item in list(self._running.values()):
+            stopped = list(self._running.values())
+            for item in stopped:
                 item.ctx.request_stop()
                 item.task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        # Handed back: attempts interrupted before their handler finished, and
+        # jobs never started. A handler that finished has its outcome with the
+        # completer (written, or left to the reaper): its attempt counted.
+        interrupted = [r.job for r in stopped if r.task.cancelled() or not r.task.done()]
+        interrupted.extend(self._ready)
         self._completer.close()
         await self._completer.drain(timeout=max(5.0, self.config.shutdown_timeout))
         # Heartbeats ran through the grace period; they stop before the hand-back.
         maintenance_task.cancel()
         await asyncio.gather(maintenance_task, return_exceptions=True)
         try:
-            rows = await claim.fetch("job_hand_back", {"worker_id": self.id})
-            if rows:
-                self._emit(JobsHandedBack(self.id, tuple(r[0] for r in rows)))
+            if interrupted:
+                rows = await claim.fetch("job_hand_back", {
+                    "ids": [j.id for j in interrupted],
+                    "tokens": [j.claim_token for j in interrupted], "worker_id": self.id})
+                if rows:
+                    self._emit(JobsHandedBack(self.id, tuple(r[0] for r in rows)))
             await claim.fetch("worker_deregister", {"worker_id": self.id})
             await maintenance.resign()
         except Exception as exc:  # the reaper returns the jobs after the stall timeout

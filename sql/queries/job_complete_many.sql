@@ -1,12 +1,17 @@
 -- job_complete_many: write the outcomes of many attempts in one statement.
 -- FENCED: an outcome applies only while its job is still `running` under this
--- worker and this attempt. A stale worker whose job was reclaimed (and maybe
--- claimed again) changes nothing; its ids are missing from the result.
+-- worker and the claim that started this attempt (claim_token, migration 0011:
+-- never repeats, so neither a fixed worker_id reused after a restart nor an
+-- attempt number given back or reset by a retry by hand can match a later
+-- attempt). A stale worker whose job was reclaimed (and maybe claimed again)
+-- changes nothing; its ids are missing from the result.
 -- Final outcomes (succeeded, failed, cancelled) move the row to
 -- pgqueue.finished_jobs; `retried` puts it back to `queued` at now() + delay.
--- Parameters, arrays of equal length: ids, attempts, outcomes (text), delays
---   (seconds, for retried), errors (jsonb or NULL), results (jsonb or NULL);
---   and worker_id.
+-- An error given with `succeeded` is a note (a result stored rewritten): it
+-- joins `errors` but leaves last_error alone.
+-- Parameters, arrays of equal length: ids, tokens (claim tokens), outcomes
+--   (text), delays (seconds, for retried), errors (jsonb or NULL), results
+--   (jsonb or NULL); and worker_id.
 -- Returns: the ids whose outcome was applied, each with `follow_up`: true when
 --   the job finished and has dependents or a batch (the worker then runs
 --   job_after_finish once this statement has committed).
@@ -15,9 +20,9 @@
 --   where a concurrency limit or key cap may have freed a slot.
 WITH outcome AS (
     SELECT *
-    FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outcomes)s::text[],
+    FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(outcomes)s::text[],
                 %(delays)s::float8[], %(errors)s::jsonb[], %(results)s::jsonb[])
-         AS o(id, attempt, outcome, delay_seconds, error, result)
+         AS o(id, token, outcome, delay_seconds, error, result)
 ),
 finished AS (
     DELETE FROM pgqueue.jobs j
@@ -26,7 +31,7 @@ finished AS (
     -- planner's estimate of running jobs is often stale (ANALYZE saw them
     -- queued), and a nested loop over that index with the outcomes inside grows
     -- with running jobs × batch. Each outcome finds its row by primary key.
-    WHERE j.id = o.id AND j.attempt = o.attempt
+    WHERE j.id = o.id AND j.claim_token = o.token
       AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
       AND o.outcome IN ('succeeded', 'failed', 'cancelled')
     RETURNING j.*, o.outcome, o.error, o.result
@@ -40,7 +45,8 @@ archived AS (
     SELECT f.id, f.queue, f.task, f.args, f.priority, f.outcome::pgqueue.job_state, f.attempt,
            f.max_attempts, f.run_at, f.created_at, f.started_at, now(), f.worker_id,
            f.unique_key,
-           COALESCE(f.error ->> 'message', f.last_error),
+           CASE WHEN f.outcome = 'succeeded' THEN f.last_error
+                ELSE COALESCE(f.error ->> 'message', f.last_error) END,
            CASE WHEN f.error IS NULL THEN f.errors
                 ELSE pgqueue.append_error(f.errors, f.error || jsonb_build_object('at', now())) END,
            f.trace_context, f.timeout_seconds, f.expires_at, f.cancel_requested_at,
@@ -57,7 +63,7 @@ retried AS (
         last_error = o.error ->> 'message',
         errors = pgqueue.append_error(j.errors, o.error || jsonb_build_object('at', now()))
     FROM outcome o
-    WHERE j.id = o.id AND j.attempt = o.attempt
+    WHERE j.id = o.id AND j.claim_token = o.token
       AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
       AND o.outcome = 'retried'
     RETURNING j.id, j.queue, j.concurrency_key

@@ -59,13 +59,13 @@ def claim(dsn: str, tasks: list[str], worker_id: str, queue: str = "default") ->
         "worker_id": worker_id, "key_tasks": [], "key_caps": [], "async_commit": False})
 
 
-def complete_without_settling(dsn: str, job_id: int, attempt: int, outcome: str,
+def complete_without_settling(dsn: str, job_id: int, token: int, outcome: str,
                               worker_id: str) -> list[Any]:
     """Write a final outcome as the worker's completer does, without job_after_finish:
     what a worker killed between the two statements leaves behind."""
     error = None if outcome == "succeeded" else '{"message": "boom", "kind": "error"}'
     return fetch(dsn, query("job_complete_many"), {
-        "ids": [job_id], "attempts": [attempt], "outcomes": [outcome], "delays": [None],
+        "ids": [job_id], "tokens": [token], "outcomes": [outcome], "delays": [None],
         "errors": [error], "results": [None], "worker_id": worker_id})
 
 
@@ -431,7 +431,7 @@ def test_leader_sweep_settles_what_a_killed_worker_left(clean_db: str, outcome: 
     ghost = str(uuid.uuid4())
     (claimed,) = claim(clean_db, ["ok"], ghost)
     assert claimed[0] == a
-    assert complete_without_settling(clean_db, a, claimed[5], outcome, ghost) == [(a, True)]
+    assert complete_without_settling(clean_db, a, claimed[12], outcome, ghost) == [(a, True)]
     assert job(clean_db, a)["state"] == outcome
     assert is_blocked(clean_db, b)  # nobody settled it: the worker "died" here
     assert stats(clean_db) == (0, 0, 1)
@@ -452,7 +452,7 @@ def test_pruned_dependency_counts_as_succeeded(clean_db: str) -> None:
     b = enqueue(clean_db, "ok", depends_on=[a])
     ghost = str(uuid.uuid4())
     (claimed,) = claim(clean_db, ["ok"], ghost)
-    complete_without_settling(clean_db, a, claimed[5], "succeeded", ghost)
+    complete_without_settling(clean_db, a, claimed[12], "succeeded", ghost)
     with psycopg.connect(clean_db) as conn:
         assert pgqueue.prune(conn, 0) >= 1  # type: ignore[arg-type]
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.all_jobs WHERE id = %s", [a]) == 0

@@ -152,8 +152,8 @@ def test_concurrent_failing_completions_with_compaction_lose_nothing(clean_db: s
         for worker_id in workers:
             conn.execute(
                 "INSERT INTO pgqueue.jobs (queue, task, state, attempt, started_at,"
-                " heartbeat_at, worker_id)"
-                " SELECT 'q' || g %% 3, 't', 'running', 1, now(), now(), %s"
+                " heartbeat_at, worker_id, claim_token)"
+                " SELECT 'q' || g %% 3, 't', 'running', 1, now(), now(), %s, 1"
                 " FROM generate_series(1, %s) g", [worker_id, per_thread])
     start = threading.Barrier(threads + 1)
     done = threading.Event()
@@ -169,7 +169,7 @@ def test_concurrent_failing_completions_with_compaction_lose_nothing(clean_db: s
                 for i in range(0, len(ids), batch):
                     chunk = ids[i:i + batch]
                     applied = conn.execute(query("job_complete_many"), {
-                        "ids": chunk, "attempts": [1] * len(chunk),
+                        "ids": chunk, "tokens": [1] * len(chunk),
                         "outcomes": ["failed" if n % 2 else "succeeded" for n in chunk],
                         "delays": [0.0] * len(chunk),
                         "errors": ['{"message": "boom"}'] * len(chunk),

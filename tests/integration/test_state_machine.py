@@ -10,7 +10,8 @@ every step the database must match it:
 - every job is in exactly one of pgqueue.jobs and pgqueue.finished_jobs;
 - live jobs are queued or running (running under a worker), finished ones are
   succeeded, failed or cancelled;
-- a stale outcome (wrong attempt or worker) never applies;
+- a stale outcome (another claim's token, or another worker) never applies, even
+  from a worker id that claimed the same job again after a hand-back;
 - the attempt never decreases except by a hand-back, and no job disappears.
 """
 
@@ -45,6 +46,7 @@ class Job:
         self.state = "queued"
         self.attempt = 0
         self.worker: str | None = None
+        self.token: int | None = None
         self.cancel_requested = False
 
 
@@ -56,8 +58,9 @@ class JobStates(RuleBasedStateMachine):
         self.conn = psycopg.connect(self.dsn, autocommit=True)
         self.conn.execute("TRUNCATE pgqueue.jobs, pgqueue.finished_jobs, pgqueue.workers")
         self.jobs: dict[int, Job] = {}
-        # What each worker believes it holds: (job id, attempt), possibly stale.
-        self.held: dict[str, list[tuple[int, int]]] = {w: [] for w in WORKERS}
+        # What each worker believes it holds: (job id, attempt, claim token),
+        # possibly stale.
+        self.held: dict[str, list[tuple[int, int, int]]] = {w: [] for w in WORKERS}
         self.last_attempt: dict[int, int] = {}
 
     def run(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -90,11 +93,13 @@ class JobStates(RuleBasedStateMachine):
             assert job.state == "queued", "claimed a job that was not queued"
             job.state, job.attempt, job.worker = "running", job.attempt + 1, worker
             assert row[5] == job.attempt
-            self.held[worker].append((job.id, job.attempt))
+            assert job.token is None or row[12] > job.token, "a claim token repeated"
+            job.token = row[12]
+            self.held[worker].append((job.id, job.attempt, job.token))
 
     @rule(worker=st.sampled_from(WORKERS))
     def heartbeat(self, worker: str) -> None:
-        ids = [job_id for job_id, _ in self.held[worker]]
+        ids = [job_id for job_id, _, _ in self.held[worker]]
         rows = self.run("job_heartbeat", {"worker_id": worker, "ids": ids, "host": "test",
                                           "pid": 1, "queues": [QUEUE], "tasks": [TASK],
                                           "concurrency": 4})
@@ -108,17 +113,17 @@ class JobStates(RuleBasedStateMachine):
                                                    "retried"]))
     def complete(self, data: st.DataObject, outcome: str) -> None:
         worker = data.draw(st.sampled_from([w for w in WORKERS if self.held[w]]))
-        job_id, attempt = data.draw(st.sampled_from(self.held[worker]))
-        self.held[worker].remove((job_id, attempt))
+        job_id, attempt, token = data.draw(st.sampled_from(self.held[worker]))
+        self.held[worker].remove((job_id, attempt, token))
         if outcome == "retried" and attempt >= MAX_ATTEMPTS:
             outcome = "failed"  # as the executor decides on the last attempt
         error = None if outcome == "succeeded" else '{"kind": "error", "message": "x"}'
         rows = self.run("job_complete_many", {
-            "ids": [job_id], "attempts": [attempt], "outcomes": [outcome],
+            "ids": [job_id], "tokens": [token], "outcomes": [outcome],
             "delays": [0.0 if outcome == "retried" else None], "errors": [error],
             "results": [None], "worker_id": worker})
         job = self.jobs[job_id]
-        fits = job.state == "running" and job.worker == worker and job.attempt == attempt
+        fits = job.state == "running" and job.worker == worker and job.token == token
         assert [r[0] for r in rows] == ([job_id] if fits else []), (
             "a stale outcome applied" if not fits else "a valid outcome was refused")
         if fits:
@@ -152,8 +157,12 @@ class JobStates(RuleBasedStateMachine):
 
     @rule(worker=st.sampled_from(WORKERS))
     def hand_back(self, worker: str) -> None:
-        rows = self.run("job_hand_back", {"worker_id": worker})
-        mine = {j.id for j in self.jobs.values() if j.state == "running" and j.worker == worker}
+        # Everything the worker believes it holds, stale claims included.
+        held = self.held[worker]
+        rows = self.run("job_hand_back", {"ids": [h[0] for h in held],
+                                          "tokens": [h[2] for h in held], "worker_id": worker})
+        mine = {j.id for j in self.jobs.values() if j.state == "running" and j.worker == worker
+                and (j.id, j.attempt, j.token) in held}
         assert {r[0] for r in rows} == mine
         for job_id in mine:
             job = self.jobs[job_id]
