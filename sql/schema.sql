@@ -475,31 +475,35 @@ DECLARE
 BEGIN
     FOR q, q_forged, q_lo, q_hi IN
         SELECT n.queue,
-               bool_or(n.state <> 'queued' OR n.attempt <> 0 OR n.worker_id IS NOT NULL
-                       OR n.started_at IS NOT NULL OR n.heartbeat_at IS NOT NULL
-                       OR n.cancel_requested_at IS NOT NULL OR n.created_at <> now()),
-               min(n.batch_id), max(n.batch_id)
+               pg_catalog.bool_or(
+                   n.state OPERATOR(pg_catalog.<>) 'queued'
+                   OR n.attempt OPERATOR(pg_catalog.<>) 0
+                   OR n.worker_id IS NOT NULL OR n.started_at IS NOT NULL
+                   OR n.heartbeat_at IS NOT NULL OR n.cancel_requested_at IS NOT NULL
+                   OR n.created_at OPERATOR(pg_catalog.<>) pg_catalog.now()),
+               pg_catalog.min(n.batch_id), pg_catalog.max(n.batch_id)
         FROM new_jobs n GROUP BY n.queue
     LOOP
         forged := forged OR q_forged;
         lo := LEAST(lo, q_lo);
         hi := GREATEST(hi, q_hi);
-        IF NOT EXISTS (SELECT 1 FROM pgqueue.queues qs WHERE qs.name = q) THEN
+        IF NOT EXISTS (SELECT 1 FROM pgqueue.queues qs WHERE qs.name::text OPERATOR(pg_catalog.=) q)
+        THEN
             PERFORM pgqueue.add_queue(q);
         END IF;
-        PERFORM pg_notify('pgqueue_jobs', q);
+        PERFORM pg_catalog.pg_notify('pgqueue_jobs', q);
     END LOOP;
     -- The privilege is looked up only when a row needs it (nested IFs: the
     -- evaluation order of a boolean expression is not promised).
     IF forged OR lo IS NOT NULL THEN
-        IF has_table_privilege('pgqueue.jobs', 'UPDATE') THEN
+        IF pg_catalog.has_table_privilege('pgqueue.jobs', 'UPDATE') THEN
             NULL;
         ELSIF forged THEN
             RAISE EXCEPTION 'pgqueue: role % may only insert new queued jobs', current_user
                 USING ERRCODE = 'insufficient_privilege',
                       DETAIL = 'state, attempt, worker_id, started_at, heartbeat_at, '
                                'cancel_requested_at and created_at take their defaults.';
-        ELSIF lo = hi THEN
+        ELSIF lo OPERATOR(pg_catalog.=) hi THEN
             PERFORM pgqueue.check_batches(ARRAY[lo]);
         ELSE
             PERFORM pgqueue.check_batches(ARRAY(
@@ -682,6 +686,7 @@ $$;
 
 CREATE FUNCTION pgqueue.queues_before_insert() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     IF (NEW.paused OR NEW.paused_at IS NOT NULL OR NEW.concurrency_limit IS NOT NULL

@@ -77,6 +77,10 @@ $$;
 -- checks above when the role running the statement cannot update pgqueue.jobs.
 -- One pass over the new rows, grouped by queue as the wake-ups were: the checks
 -- ride along (a raise after the loop undoes its inserts and notifications).
+-- The function runs with the inserting role's search_path, which that role
+-- chooses: every function, aggregate and operator the checks use is named with
+-- its schema, so a role's own objects cannot stand in for them. (A SET
+-- search_path clause would do the same at a cost on every insert statement.)
 CREATE OR REPLACE FUNCTION pgqueue.jobs_after_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -90,31 +94,35 @@ DECLARE
 BEGIN
     FOR q, q_forged, q_lo, q_hi IN
         SELECT n.queue,
-               bool_or(n.state <> 'queued' OR n.attempt <> 0 OR n.worker_id IS NOT NULL
-                       OR n.started_at IS NOT NULL OR n.heartbeat_at IS NOT NULL
-                       OR n.cancel_requested_at IS NOT NULL OR n.created_at <> now()),
-               min(n.batch_id), max(n.batch_id)
+               pg_catalog.bool_or(
+                   n.state OPERATOR(pg_catalog.<>) 'queued'
+                   OR n.attempt OPERATOR(pg_catalog.<>) 0
+                   OR n.worker_id IS NOT NULL OR n.started_at IS NOT NULL
+                   OR n.heartbeat_at IS NOT NULL OR n.cancel_requested_at IS NOT NULL
+                   OR n.created_at OPERATOR(pg_catalog.<>) pg_catalog.now()),
+               pg_catalog.min(n.batch_id), pg_catalog.max(n.batch_id)
         FROM new_jobs n GROUP BY n.queue
     LOOP
         forged := forged OR q_forged;
         lo := LEAST(lo, q_lo);
         hi := GREATEST(hi, q_hi);
-        IF NOT EXISTS (SELECT 1 FROM pgqueue.queues qs WHERE qs.name = q) THEN
+        IF NOT EXISTS (SELECT 1 FROM pgqueue.queues qs WHERE qs.name::text OPERATOR(pg_catalog.=) q)
+        THEN
             PERFORM pgqueue.add_queue(q);
         END IF;
-        PERFORM pg_notify('pgqueue_jobs', q);
+        PERFORM pg_catalog.pg_notify('pgqueue_jobs', q);
     END LOOP;
     -- The privilege is looked up only when a row needs it (nested IFs: the
     -- evaluation order of a boolean expression is not promised).
     IF forged OR lo IS NOT NULL THEN
-        IF has_table_privilege('pgqueue.jobs', 'UPDATE') THEN
+        IF pg_catalog.has_table_privilege('pgqueue.jobs', 'UPDATE') THEN
             NULL;
         ELSIF forged THEN
             RAISE EXCEPTION 'pgqueue: role % may only insert new queued jobs', current_user
                 USING ERRCODE = 'insufficient_privilege',
                       DETAIL = 'state, attempt, worker_id, started_at, heartbeat_at, '
                                'cancel_requested_at and created_at take their defaults.';
-        ELSIF lo = hi THEN
+        ELSIF lo OPERATOR(pg_catalog.=) hi THEN
             PERFORM pgqueue.check_batches(ARRAY[lo]);
         ELSE
             PERFORM pgqueue.check_batches(ARRAY(
@@ -127,9 +135,10 @@ $$;
 
 -- Queue rows: whoever cannot update pgqueue.queues inserts a name alone, no
 -- settings (a producer on the old grants could insert a queue already paused).
--- Row-level, but queues are inserted once each.
+-- Row-level, but queues are inserted once each; with a fixed search_path, so
+-- the inserting role's own objects cannot stand in for the ones it uses.
 CREATE FUNCTION pgqueue.queues_before_insert() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF (NEW.paused OR NEW.paused_at IS NOT NULL OR NEW.concurrency_limit IS NOT NULL
             OR NEW.rate_limit IS NOT NULL OR NEW.rate_period IS NOT NULL

@@ -260,6 +260,26 @@ def test_producer_cannot_insert_a_running_job_that_holds_a_unique_key(
         assert pgqueue.cancel(conn, job).value == "cancelled"
 
 
+def test_producer_cannot_get_past_the_checks_with_its_own_functions(roles: Roles) -> None:
+    # A role that may create objects somewhere puts them before pg_catalog in its
+    # search_path: the checks must still use the built-in functions.
+    with psycopg.connect(roles.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA own AUTHORIZATION {}").format(
+            sql.Identifier(roles.legacy)))
+    with psycopg.connect(roles.as_role(roles.legacy), autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION own.has_table_privilege(text, text) RETURNS boolean"
+                     " LANGUAGE sql AS 'SELECT true'")
+        conn.execute("CREATE FUNCTION own.now() RETURNS timestamptz"
+                     " LANGUAGE sql AS $$SELECT '2000-01-01'::timestamptz$$")
+        conn.execute("SET search_path = own, pg_catalog")
+        for statement in FORGED_JOBS.values():
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO pgqueue.queues (name, paused) VALUES ('payments', true)")
+    assert scalar(roles.dsn, "SELECT count(*) FROM pgqueue.jobs") == 0
+
+
 @pytest.mark.parametrize("who", ["producer", "legacy"])
 def test_producer_cannot_pause_or_limit_a_queue_before_its_first_job(
         roles: Roles, who: str) -> None:
