@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import types
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -84,19 +83,16 @@ def test_args_round_trip(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_enqueue_many_of_50000_jobs(conn: psycopg.Connection[Any]) -> None:
-    n = 50_000
-    started = time.monotonic()
+    n = 50_000  # its speed is measured in benchmarks/, not asserted here
     ids = pgqueue.enqueue_many(
         conn, ({"task": "bulk", "args": {"i": i}, "queue": f"q{i % 3}"} for i in range(n))
     )
-    elapsed = time.monotonic() - started
     conn.commit()
     assert len(ids) == n
     assert len(set(ids)) == n
     assert ids == sorted(ids), "ids are reserved in input order"
     rows = conn.execute("SELECT id, (args->>'i')::int FROM pgqueue.jobs").fetchall()
     assert dict(rows) == {job_id: i for i, job_id in enumerate(ids)}
-    assert elapsed < 30
 
 
 def test_enqueue_many_of_nothing_runs_nothing(conn: psycopg.Connection[Any]) -> None:

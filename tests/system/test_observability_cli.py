@@ -74,10 +74,13 @@ def test_json_logs_one_object_per_line_and_no_password(clean_db: str, tmp_path: 
     down = tmp_path / "down.log"
     proc = start(with_password(clean_db, port=str(free_port())), "--log-format", "json",
                  "--metrics-port", "0", log=down)
-    wait_until(lambda: "connection lost" in down.read_text(), message="connection lost line")
+    wait_until(lambda: "cannot connect to the database" in down.read_text(),
+               message="cannot connect line")
     assert stop(proc) == 0
-    lost = [line for line in json_lines(down) if "connection lost" in line["message"]]
-    assert lost[0]["service"] == "startup" and lost[0]["level"] == "error"
+    failed = [line for line in json_lines(down)
+              if line["message"] == "cannot connect to the database; retrying"]
+    assert failed[0]["service"] == "startup" and failed[0]["level"] == "error"
+    assert failed[0]["retry_in_seconds"] > 0 and failed[0]["gives_up_in_seconds"] > 0
 
 
 def test_processes_add_up_on_one_endpoint(clean_db: str, tmp_path: Path) -> None:
