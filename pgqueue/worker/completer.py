@@ -35,6 +35,7 @@ from ..events import (
     OutcomeRewritten,
     ServiceError,
 )
+from ..types import Job
 from .executor import Outcome
 from .session import Session, is_connection_error, is_data_error
 from .storable import storable_error, storable_result_json, storable_text
@@ -63,6 +64,10 @@ class Completer:
     @property
     def pending_ids(self) -> list[int]:
         return [o.job.id for o in self._pending]
+
+    @property
+    def pending_jobs(self) -> list[Job]:
+        return [o.job for o in self._pending]
 
     def submit(self, outcome: Outcome) -> None:
         self._pending.append(outcome)

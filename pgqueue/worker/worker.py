@@ -466,11 +466,12 @@ class Worker:
                 self._look = True
             self._poke_wake()
 
-    def _held_ids(self) -> list[int]:
-        held = list(self._running)
-        held.extend(j.id for j in self._ready)
+    def _held_ids(self) -> list[tuple[int, int | None]]:
+        """(job id, claim token) of every attempt this process holds."""
+        held = [(r.job.id, r.job.claim_token) for r in self._running.values()]
+        held.extend((j.id, j.claim_token) for j in self._ready)
         if self._completer is not None:
-            held.extend(self._completer.pending_ids)
+            held.extend((j.id, j.claim_token) for j in self._completer.pending_jobs)
         return held
 
     # --- start and stop ---------------------------------------------------------

@@ -42,7 +42,8 @@ def run(dsn: str, make: Any) -> Any:
 def stall(dsn: str, job_ids: list[int], worker_id: str | None = None) -> None:
     """As if a worker that died had claimed these jobs an hour ago."""
     fetch(dsn, "UPDATE pgqueue.jobs SET state = 'running', attempt = 1, worker_id = %s, "
-               "started_at = now() - interval '1 hour', heartbeat_at = now() - interval '1 hour' "
+               "started_at = now() - interval '1 hour', heartbeat_at = now() - interval '1 hour', "
+               "claim_token = nextval('pgqueue.claim_tokens') "
                "WHERE id = ANY(%s) RETURNING id", [worker_id or str(uuid.uuid4()), job_ids])
 
 
@@ -115,12 +116,25 @@ def test_heartbeat_refreshes_held_jobs_and_reports_cancel_requests(clean_db: str
     identity = {"worker_id": worker_id, "host": socket.gethostname(), "pid": 1,
                 "queues": ["default"], "tasks": ["m.work"], "concurrency": 2}
 
-    def beat(session: Session) -> Any:
-        heartbeat = Heartbeat(session, identity, held_ids=lambda: held,
-                              on_cancel=cancelled.append)
-        return heartbeat.run_once()
+    attempts = [tuple(r) for r in fetch(clean_db, "SELECT id, claim_token FROM pgqueue.jobs "
+                                                   "WHERE id = ANY(%s) ORDER BY id", [held])]
 
-    result = run(clean_db, beat)
+    def beat_with(holding: list[Any]) -> Any:
+        def beat(session: Session) -> Any:
+            heartbeat = Heartbeat(session, identity, held_ids=lambda: holding,
+                                  on_cancel=cancelled.append)
+            return heartbeat.run_once()
+        return beat
+
+    # A stale attempt (an older token of the job, same worker_id, as a frozen process
+    # of a fixed worker_id would hold) keeps nothing alive.
+    stale = run(clean_db, beat_with([(held[0], attempts[0][1] - 1), (held[1], None)]))
+    assert stale.refreshed == 0
+    assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs "
+                            "WHERE heartbeat_at > now() - interval '1 minute'") == 0
+    cancelled.clear()
+
+    result = run(clean_db, beat_with(attempts))
     assert (result.refreshed, result.cancel_requested) == (2, (held[1],))
     assert cancelled == [[held[1]]]
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs "

@@ -99,12 +99,14 @@ class JobStates(RuleBasedStateMachine):
 
     @rule(worker=st.sampled_from(WORKERS))
     def heartbeat(self, worker: str) -> None:
-        ids = [job_id for job_id, _, _ in self.held[worker]]
-        rows = self.run("job_heartbeat", {"worker_id": worker, "ids": ids, "host": "test",
+        held = self.held[worker]
+        rows = self.run("job_heartbeat", {"worker_id": worker, "ids": [h[0] for h in held],
+                                          "tokens": [h[2] for h in held], "host": "test",
                                           "pid": 1, "queues": [QUEUE], "tasks": [TASK],
                                           "concurrency": 4})
-        expected = {i for i in ids if self.jobs[i].state == "running"
-                    and self.jobs[i].worker == worker}
+        # Only the attempt a claim handed out, under its token, is kept alive.
+        expected = {i for i, _, token in held if self.jobs[i].state == "running"
+                    and self.jobs[i].worker == worker and self.jobs[i].token == token}
         assert rows[0][0] == len(expected)
         assert set(rows[0][2]) == {i for i in expected if self.jobs[i].cancel_requested}
 

@@ -35,7 +35,7 @@ from ..config import WorkerConfig
 from ..session import Session
 from .compactor import Compactor, CompactorConfig
 from .expiry import Expiry, ExpiryConfig
-from .heartbeat import Heartbeat, HeartbeatConfig
+from .heartbeat import Heartbeat, HeartbeatConfig, HeldAttempts
 from .leader import Leader, LeaderConfig
 from .loop import DEFAULT_BACKOFF_MAX_SECONDS, LoopConfig, Service, run_service
 from .reaper import Reaper, ReaperConfig
@@ -49,7 +49,7 @@ class Maintenance:
     """Builds the services from a worker's settings and runs them (``run()``)."""
 
     def __init__(self, session: Session, worker_id: str, config: WorkerConfig,
-                 queues: list[str], tasks: list[str], *, held_ids: Callable[[], list[int]],
+                 queues: list[str], tasks: list[str], *, held_ids: HeldAttempts,
                  emit: Callable[[Event], None],
                  on_cancel: Callable[[list[int]], None] | None = None,
                  schedules: list[Schedule] | None = None) -> None:

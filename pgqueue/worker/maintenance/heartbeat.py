@@ -1,7 +1,9 @@
 """Heartbeat: one statement refreshes this worker's row and its jobs' heartbeats.
 
-Only the ids the worker knows it holds are refreshed (job_heartbeat.sql), so a
-job claimed by a statement whose answer was lost is left for the reaper. The
+Only the attempts the worker knows it holds, by (job id, claim token), are
+refreshed (job_heartbeat.sql): a job claimed by a statement whose answer was
+lost is left for the reaper, and a stale process that shares a fixed worker_id
+cannot keep a newer attempt of its job alive. The
 same statement reports jobs whose cancellation was requested, in case their
 NOTIFY was missed.
 """
@@ -15,7 +17,10 @@ from typing import Any
 from ..config import DEFAULT_HEARTBEAT_INTERVAL
 from ..session import Session
 
-__all__ = ["Heartbeat", "HeartbeatConfig", "HeartbeatResult"]
+__all__ = ["Heartbeat", "HeartbeatConfig", "HeartbeatResult", "HeldAttempts"]
+
+# What the worker holds now: (job id, claim token) of each attempt.
+HeldAttempts = Callable[[], list[tuple[int, int | None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +40,7 @@ class Heartbeat:
     name = "heartbeat"
 
     def __init__(self, session: Session, identity: Mapping[str, Any], *,
-                 held_ids: Callable[[], list[int]],
+                 held_ids: HeldAttempts,
                  on_cancel: Callable[[list[int]], None] | None = None,
                  config: HeartbeatConfig | None = None) -> None:
         self._session = session
@@ -50,8 +55,9 @@ class Heartbeat:
 
     async def run_once(self) -> HeartbeatResult:
         """Refresh once; hand the ids whose cancellation was requested to ``on_cancel``."""
-        rows = await self._session.fetch("job_heartbeat", {**self._identity,
-                                                           "ids": self._held_ids()})
+        held = self._held_ids()
+        rows = await self._session.fetch("job_heartbeat", {
+            **self._identity, "ids": [h[0] for h in held], "tokens": [h[1] for h in held]})
         refreshed, _, cancel_ids = rows[0]
         result = HeartbeatResult(int(refreshed), tuple(cancel_ids or ()))
         if result.cancel_requested and self._on_cancel is not None:
