@@ -1,0 +1,186 @@
+"""``pgqueue cancel``, ``pgqueue queue`` (pause, resume, limit), ``pgqueue periodic list``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import _dsn
+from .cli_common import DSN_HELP, echo_json, require_dsn
+
+__all__ = ["register"]
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.option("--reason", default="cancelled by request", show_default=True)
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
+def cancel(job_ids: tuple[int, ...], reason: str, dsn: str | None) -> None:
+    """Cancel jobs: queued ones at once, running ones through their worker.
+
+    Exit code 0 when every job was cancelled, requested or already finished;
+    3 when a job does not exist.
+    """
+    from .control import CancelResult
+    from .control import cancel as run_cancel
+
+    missing = False
+    with _dsn.connect(require_dsn(dsn)) as conn:
+        for job_id in job_ids:
+            result = run_cancel(conn, job_id, reason=reason)
+            conn.commit()
+            missing |= result is CancelResult.NOT_FOUND
+            click.echo(f"{job_id}\t{result}")
+    if missing:
+        sys.exit(3)
+
+
+@click.group()
+def queue() -> None:
+    """Pause, resume and limit queues."""
+
+
+@queue.command("pause")
+@click.argument("name")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
+def queue_pause(name: str, dsn: str | None) -> None:
+    """Stop workers claiming from a queue (running jobs finish). Survives restarts."""
+    from .control import pause_queue
+
+    with _dsn.connect(require_dsn(dsn)) as conn:
+        changed = pause_queue(conn, name)
+    click.echo(f"queue {name} paused" if changed else f"queue {name} was already paused")
+
+
+@queue.command("resume")
+@click.argument("name")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
+def queue_resume(name: str, dsn: str | None) -> None:
+    """Let workers claim from a paused queue again."""
+    from .control import resume_queue
+
+    with _dsn.connect(require_dsn(dsn)) as conn:
+        changed = resume_queue(conn, name)
+    click.echo(f"queue {name} resumed" if changed else f"queue {name} was not paused")
+
+
+_PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _rate_spec(ctx: click.Context, param: click.Parameter,
+               value: str | None) -> tuple[int | None, float | None] | None:
+    """'100/1m', '10/s', '5/30s' or 'none' → (limit, period seconds)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return (None, None)
+    count, sep, period = value.strip().partition("/")
+    unit = period[-1:].lower()
+    number = period[:-1] or "1"
+    try:
+        if not sep or unit not in _PERIOD_UNITS:
+            raise ValueError
+        return (int(count), float(number) * _PERIOD_UNITS[unit])
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: write JOBS/PERIOD, e.g. 100/1m, 10/s, 5/30s, 1000/1h, or none"
+        ) from None
+
+
+def _concurrency_spec(ctx: click.Context, param: click.Parameter,
+                      value: str | None) -> tuple[int | None] | None:
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return (None,)
+    try:
+        return (int(value),)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a number of jobs, or none") from None
+
+
+@queue.command("limit")
+@click.argument("name")
+@click.option("--concurrency", callback=_concurrency_spec, metavar="N|none",
+              help="At most N jobs of the queue run at once, across all workers.")
+@click.option("--rate", callback=_rate_spec, metavar="N/PERIOD|none",
+              help="At most N job starts in any window of PERIOD (e.g. 100/1m, 10/s).")
+@click.option("--json", "as_json", is_flag=True, help="Print the limits as JSON.")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
+def queue_limit(name: str, concurrency: tuple[int | None] | None,
+                rate: tuple[int | None, float | None] | None, as_json: bool,
+                dsn: str | None) -> None:
+    """Set or show a queue's limits across all workers.
+
+    Without options, shows them. 'none' removes a limit. Examples:
+    pgqueue queue limit payment --concurrency 3;
+    pgqueue queue limit partner-api --rate 100/1m.
+    """
+    from .control import get_queue_limits, set_concurrency_limit, set_rate_limit
+    from .errors import InvalidJobError
+
+    with _dsn.connect(require_dsn(dsn)) as conn:
+        try:
+            if concurrency is not None:
+                set_concurrency_limit(conn, name, concurrency[0])
+            if rate is not None:
+                set_rate_limit(conn, name, rate[0], rate[1])
+        except InvalidJobError as exc:
+            raise click.UsageError(str(exc)) from None
+        conn.commit()
+        limits = get_queue_limits(conn, name)
+    if as_json:
+        echo_json({"queue": name, "known": False, "concurrency_limit": None, "running": 0,
+                    "rate_limit": None, "rate_period_seconds": None, "claims_in_window": 0}
+                   if limits is None else {
+            "queue": name, "known": True, "concurrency_limit": limits.concurrency_limit,
+            "running": limits.running, "rate_limit": limits.rate_limit,
+            "rate_period_seconds": limits.rate_period_seconds,
+            "claims_in_window": limits.claims_in_window})
+        return
+    if limits is None:
+        click.echo(f"queue {name}: unknown (no job or setting yet); no limits")
+        return
+    conc = ("none" if limits.concurrency_limit is None
+            else f"{limits.concurrency_limit} (running now: {limits.running})")
+    rate_text = ("none" if limits.rate_limit is None else
+                 f"{limits.rate_limit} per {limits.rate_period_seconds:g} s "
+                 f"(claims in the current window: {limits.claims_in_window})")
+    click.echo(f"queue {name}: concurrency limit {conc}; rate limit {rate_text}")
+
+
+@click.group()
+def periodic() -> None:
+    """Periodic (cron) schedules."""
+
+
+@periodic.command("list")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON for scripts: {\"schedules\": [...]}.")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
+def periodic_list(as_json: bool, dsn: str | None) -> None:
+    """Every schedule the leader has recorded, with its last and next run."""
+    from ._sql import query
+
+    with _dsn.connect(require_dsn(dsn)) as conn:
+        rows = conn.execute(query("periodic_list")).fetchall()
+    keys = ("name", "cron", "task", "queue", "on_missed", "last_tick", "next_tick",
+            "last_job_id")
+    if as_json:
+        echo_json({"schedules": [dict(zip(keys, row, strict=True)) for row in rows]})
+        return
+    if not rows:
+        click.echo("no schedules yet (a worker's leader records them)")
+        return
+    table = [keys] + [tuple("" if v is None else str(v) for v in row) for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(keys))]
+    for row in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def register(main: click.Group) -> None:
+    """Add ``cancel``, ``queue`` and ``periodic`` to the ``pgqueue`` group (idempotent)."""
+    for command in (cancel, queue, periodic):
+        if command.name not in main.commands:
+            main.add_command(command)
