@@ -27,6 +27,10 @@ Two ways to get a server, tried in order:
 Servers we start ourselves listen on a free TCP port of 127.0.0.1 only and on a
 unix socket inside the temporary folder, trust local connections, and run with
 ``fsync=off``: they hold nothing worth keeping.
+
+This module chooses and starts the server and owns its temporary folder; the
+PostgreSQL tools it runs (initdb, pg_ctl, the last-resort kill) are in
+:mod:`pgqueue._embedded_pgctl`.
 """
 
 from __future__ import annotations
@@ -36,42 +40,53 @@ import glob
 import importlib.util
 import logging
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._embedded_pgctl import (
+    COMMAND_TIMEOUT_SECONDS,
+    STOP_TIMEOUT_SECONDS,
+    UNPRIVILEGED_USERS,
+    CommandFailed,
+    child_env,
+    configure,
+    copy_bundled,
+    is_root,
+    kill_postmaster,
+    log_tail,
+    major_version,
+    one_line,
+    run,
+    run_as_user,
+    stop,
+    version_key,
+)
+from ._embedded_pgctl import CommandFailed as _CommandFailed  # noqa: F401 (old name)
+from ._embedded_pgctl import RunAs as _RunAs  # noqa: F401 (old name)
+from ._embedded_pgctl import child_env as _child_env  # noqa: F401 (old name)
+from ._embedded_pgctl import configure as _configure  # noqa: F401 (old name)
+from ._embedded_pgctl import kill_postmaster as _kill_postmaster  # noqa: F401 (old name)
+from ._embedded_pgctl import run as _run  # noqa: F401 (old name)
+from ._embedded_pgctl import run_as_user as _run_as  # noqa: F401 (old name)
 from .errors import DatabaseUnavailableError
 
-__all__ = ["METHODS", "EmbeddedServer", "embedded_postgres", "find_system_bindir"]
+__all__ = [
+    "COMMAND_TIMEOUT_SECONDS", "METHODS", "START_TIMEOUT_SECONDS", "STOP_TIMEOUT_SECONDS",
+    "UNPRIVILEGED_USERS", "EmbeddedServer", "embedded_postgres", "find_system_bindir",
+]
 
 logger = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("pgserver", "system")
 """The ways to start a server, in the order :func:`embedded_postgres` tries them."""
 
-UNPRIVILEGED_USERS: tuple[str, ...] = ("postgres", "nobody")
-"""OS users the server runs as when we are root, first existing one wins."""
-
 START_TIMEOUT_SECONDS = 60
-STOP_TIMEOUT_SECONDS = 20
-COMMAND_TIMEOUT_SECONDS = 120
-
-_SERVER_SETTINGS: dict[str, str] = {
-    "listen_addresses": "127.0.0.1",
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
-    "max_connections": "100",
-}
 
 # Where PostgreSQL's binaries usually live; highest version first within a pattern.
 _BINDIR_PATTERNS: tuple[str, ...] = (
@@ -149,7 +164,7 @@ def _start_pgserver(folder: Path, reasons: list[str]) -> Iterator[EmbeddedServer
         reasons.append("pgserver: not installed")
         yield None
         return
-    if _is_root():
+    if is_root():
         # pgserver's own start-up would add a system user and chmod parent folders.
         bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
         if not (bindir / "initdb").is_file():
@@ -169,22 +184,22 @@ def _start_pgserver(folder: Path, reasons: list[str]) -> Iterator[EmbeddedServer
         pg: Any = pgserver.get_server(  # type: ignore[attr-defined]
             data, cleanup_mode="delete")
     except Exception as exc:  # pgserver raises whatever its subprocesses raise
-        reasons.append(f"pgserver: {_one_line(exc)}")
-        _kill_postmaster(data)
+        reasons.append(f"pgserver: {one_line(exc)}")
+        kill_postmaster(data)
         yield None
         return
     try:
         yield EmbeddedServer(
             dsn=pg.get_uri(),
-            description=f"embedded PostgreSQL {_major_version(data)} (pgserver) in {folder}",
+            description=f"embedded PostgreSQL {major_version(data)} (pgserver) in {folder}",
             folder=folder,
         )
     finally:
         try:
             pg.cleanup()
         except Exception as exc:
-            logger.warning("pgserver cleanup failed", extra={"error": _one_line(exc)})
-        _kill_postmaster(data)
+            logger.warning("pgserver cleanup failed", extra={"error": one_line(exc)})
+        kill_postmaster(data)
 
 
 # --- system binaries -----------------------------------------------------------------
@@ -202,7 +217,7 @@ def find_system_bindir() -> Path | None:
             if out:
                 candidates.append(Path(out))
     for pattern in _BINDIR_PATTERNS:
-        candidates.extend(Path(p) for p in sorted(glob.glob(pattern), key=_version_key,
+        candidates.extend(Path(p) for p in sorted(glob.glob(pattern), key=version_key,
                                                   reverse=True))
     initdb = shutil.which("initdb")
     if initdb:
@@ -228,42 +243,7 @@ def _start_system(folder: Path, reasons: list[str]) -> Iterator[EmbeddedServer |
 _START = {"pgserver": _start_pgserver, "system": _start_system}
 
 
-# --- running initdb and pg_ctl ourselves -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _RunAs:
-    """Who runs the server's commands: ourselves, or an unprivileged user when root."""
-
-    user: str | None
-    uid: int
-    gid: int
-
-    def kwargs(self) -> dict[str, Any]:
-        if self.user is None:
-            return {}
-        return {"user": self.uid, "group": self.gid, "extra_groups": []}
-
-
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _run_as() -> _RunAs:
-    if not _is_root():
-        return _RunAs(None, -1, -1)
-    import pwd
-
-    for name in UNPRIVILEGED_USERS:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return _RunAs(name, entry.pw_uid, entry.pw_gid)
-    raise DatabaseUnavailableError(
-        f"running as root and none of the users {', '.join(UNPRIVILEGED_USERS)} exists "
-        "to run PostgreSQL as"
-    )
+# --- a server from a folder of binaries (the tools: _embedded_pgctl) ---------------------
 
 
 @contextlib.contextmanager
@@ -271,7 +251,7 @@ def _start_from_bindir(folder: Path, bindir: Path, source: str, reasons: list[st
                        copy: bool) -> Iterator[EmbeddedServer | None]:
     label = source.split(maxsplit=1)[0]
     try:
-        run_as = _run_as()
+        run_as = run_as_user()
     except DatabaseUnavailableError as exc:
         reasons.append(f"{label}: {exc}")
         yield None
@@ -279,164 +259,32 @@ def _start_from_bindir(folder: Path, bindir: Path, source: str, reasons: list[st
     if run_as.user is not None:
         os.chown(folder, run_as.uid, run_as.gid)
         if copy:
-            bindir = _copy_bundled(bindir, folder)
+            bindir = copy_bundled(bindir, folder)
 
     data = folder / "data"
-    env = _child_env(folder)
+    env = child_env(folder)
     try:
-        _run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-              "--encoding=UTF8", "--no-sync"], run_as, folder, env)
-        port = _configure(data, folder)
-        _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
-              "-w", "-t", str(START_TIMEOUT_SECONDS), "start"], run_as, folder, env)
-    except _CommandFailed as exc:
-        reasons.append(f"{label}: {exc}{_log_tail(folder / 'server.log')}")
-        _stop(bindir, data, run_as, folder, env)
+        run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--no-sync"], run_as, folder, env)
+        port = configure(data, folder)
+        run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
+             "-w", "-t", str(START_TIMEOUT_SECONDS), "start"], run_as, folder, env)
+    except CommandFailed as exc:
+        reasons.append(f"{label}: {exc}{log_tail(folder / 'server.log')}")
+        stop(bindir, data, run_as, folder, env)
         yield None
         return
     except BaseException:
-        _stop(bindir, data, run_as, folder, env)
+        stop(bindir, data, run_as, folder, env)
         raise
 
     who = f", running as user {run_as.user!r}" if run_as.user else ""
     try:
         yield EmbeddedServer(
             dsn=f"postgresql://postgres@127.0.0.1:{port}/postgres",
-            description=f"embedded PostgreSQL {_major_version(data)} ({source}{who}) "
+            description=f"embedded PostgreSQL {major_version(data)} ({source}{who}) "
             f"in {folder}",
             folder=folder,
         )
     finally:
-        _stop(bindir, data, run_as, folder, env)
-
-
-def _copy_bundled(bindir: Path, folder: Path) -> Path:
-    """Copy pgserver's binaries where an unprivileged user can run them; return bin/.
-
-    Root's site-packages are often unreachable by other users. The copy keeps
-    the layout the binaries' relative library path (RPATH) expects:
-    ``<site>/pgserver/pginstall/{bin,lib,share}`` and ``<site>/pgserver.libs``.
-    """
-    install = bindir.parent
-    package = install.parent
-    site = folder / "site"
-    for part in ("bin", "lib", "share"):
-        shutil.copytree(install / part, site / package.name / install.name / part,
-                        symlinks=True)
-    libs = package.parent / f"{package.name}.libs"
-    if libs.is_dir():
-        shutil.copytree(libs, site / libs.name, symlinks=True)
-    for path in (site, *site.rglob("*")):
-        if path.is_dir() and not path.is_symlink():
-            path.chmod(path.stat().st_mode | 0o755)
-    return site / package.name / install.name / "bin"
-
-
-def _configure(data: Path, folder: Path) -> int:
-    """Append our settings to postgresql.conf; return the TCP port chosen."""
-    socket_dir = folder / "socket"
-    socket_dir.mkdir()
-    shutil.copystat(folder, socket_dir)
-    st = folder.stat()
-    os.chown(socket_dir, st.st_uid, st.st_gid)
-    port = _free_port()
-    settings = {**_SERVER_SETTINGS, "port": str(port), "unix_socket_directories": str(socket_dir)}
-    lines = "".join(f"{key} = '{_conf_quote(value)}'\n" for key, value in settings.items())
-    with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:
-        conf.write("\n# pgqueue embedded server\n" + lines)
-    return port
-
-
-def _stop(bindir: Path, data: Path, run_as: _RunAs, folder: Path, env: dict[str, str]) -> None:
-    """Stop the server if it runs; never raises."""
-    if not (data / "postmaster.pid").exists():
-        return
-    try:
-        _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-              "-t", str(STOP_TIMEOUT_SECONDS), "stop"], run_as, folder, env)
-    except (_CommandFailed, OSError) as exc:
-        logger.warning("embedded server did not stop cleanly", extra={"error": str(exc)})
-    _kill_postmaster(data)
-
-
-class _CommandFailed(Exception):
-    pass
-
-
-def _run(args: list[str], run_as: _RunAs, cwd: Path, env: dict[str, str]) -> None:
-    """Run one PostgreSQL tool, in its own session so Ctrl-C reaches only us."""
-    try:
-        result = subprocess.run(
-            args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=COMMAND_TIMEOUT_SECONDS, start_new_session=True, check=False,
-            **run_as.kwargs(),
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise _CommandFailed(f"{Path(args[0]).name}: {_one_line(exc)}") from None
-    if result.returncode != 0:
-        output = " ".join((result.stderr or result.stdout).split())[-500:]
-        raise _CommandFailed(f"{Path(args[0]).name} exited with {result.returncode}: {output}")
-
-
-def _child_env(folder: Path) -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env["HOME"] = str(folder)
-    return env
-
-
-def _kill_postmaster(data: Path) -> None:
-    """Last resort after a failed stop: kill the postmaster named in postmaster.pid."""
-    pid_file = data / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text(encoding="utf-8").split()[0])
-    except (OSError, ValueError, IndexError):
-        return
-    for sig in (signal.SIGQUIT, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-
-
-# --- small helpers -------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _conf_quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "''")
-
-
-def _major_version(data: Path) -> str:
-    try:
-        return (data / "PG_VERSION").read_text(encoding="utf-8").strip()
-    except OSError:
-        return "(unknown version)"
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", path)) or (0,)
-
-
-def _log_tail(log: Path, lines: int = 5) -> str:
-    try:
-        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
-    except OSError:
-        return ""
-    return f" [server log: {' | '.join(line.strip() for line in tail)}]" if tail else ""
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+        stop(bindir, data, run_as, folder, env)
