@@ -58,8 +58,8 @@ def links(path: Path) -> list[str]:
     """The targets of the links of a Markdown file, code excluded."""
     targets = []
     for line in prose_lines(path.read_text()):
-        line = re.sub(r"`[^`]*`", "", line)  # inline code is not a link
-        targets += [m["target"] for m in LINK.finditer(line)]
+        prose = re.sub(r"`[^`]*`", "", line)  # inline code is not a link
+        targets += [m["target"] for m in LINK.finditer(prose)]
     return targets
 
 
