@@ -45,7 +45,9 @@ FINISH_TIMEOUT = 60.0
 WORKER_OPTIONS = {"--concurrency": "10", "--poll-interval": str(FAST["poll_interval"]),
                   "--heartbeat-interval": str(FAST["heartbeat_interval"]),
                   "--stall-timeout": str(FAST["stall_timeout"]),
-                  "--shutdown-timeout": str(FAST["shutdown_timeout"])}
+                  "--shutdown-timeout": str(FAST["shutdown_timeout"]),
+                  # A server restarted on a loaded machine may take a while to answer.
+                  "--startup-timeout": "300"}
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -316,7 +318,9 @@ def test_worker_started_while_database_is_down_waits_for_it(
     finally:
         refusing.close()
     log = worker_process.log()
-    assert log.count("database connection lost") == 1, log
+    # Never connected, so not "lost": each failed attempt says why, with its back-off.
+    assert "database connection lost" not in log, log
+    assert log.count("cannot connect to the database; retrying") >= 2, log
     assert "database connection restored" not in log, log
 
     throwaway_cluster.start()
@@ -327,7 +331,7 @@ def test_worker_started_while_database_is_down_waits_for_it(
     ids = enqueue_jobs(dsn, 5)
     wait_all_succeeded(dsn, len(ids))
     assert worker_process.alive(), worker_process.log()
-    assert worker_process.log().count("database connection lost") == 1, worker_process.log()
+    assert "database connection lost" not in worker_process.log(), worker_process.log()
     assert worker_process.stop() == 0, worker_process.log()
     check_nothing_lost(dsn, ids, worker_process.ran(), f"down at start, {attempts} attempts")
 
