@@ -6,40 +6,23 @@ A job exists if and only if the transaction that enqueued it committed::
         conn.execute("INSERT INTO orders ...")
         pgqueue.enqueue(conn, "send_email", {"to": "a@example.com"}, queue="email")
     # committed: the job exists and a worker has been woken
+
+``import pgqueue`` loads only the producer, its validation, the SQL loader, the
+errors and migrations; every other public name (``Worker``, ``batch``,
+``Registry``, ...) loads its module on first use. An application that only
+enqueues never loads the worker, the CLI, the dashboard or observability.
 """
 
 from __future__ import annotations
 
-from . import events
-from .backoff import RetryPolicy
-from .batches import (
-    AsyncBatch,
-    Batch,
-    BatchInfo,
-    batch,
-    batch_async,
-    get_batch,
-    get_batch_async,
-    list_batches,
-)
-from .chains import chain, chain_async
-from .control import (
-    CancelResult,
-    QueueLimits,
-    cancel,
-    cancel_async,
-    get_queue_limits,
-    pause_queue,
-    pause_queue_async,
-    resume_queue,
-    resume_queue_async,
-    set_concurrency_limit,
-    set_concurrency_limit_async,
-    set_rate_limit,
-    set_rate_limit_async,
-)
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+from . import _hooks
 from .errors import (
     DatabaseUnavailableError,
+    InvalidArgumentError,
     InvalidJobError,
     JobFailedError,
     JobNotFoundError,
@@ -51,13 +34,56 @@ from .errors import (
     SchemaNotReadyError,
     TaskError,
 )
+
+# Eager, unlike the rest: the function ``migrate`` shares its module's name, and
+# a later ``import pgqueue.migrate`` must not find the module in its place.
 from .migrate import migrate, migration_sql
 from .producer import JobSpec, enqueue, enqueue_many
 from .producer_async import enqueue_async, enqueue_many_async
-from .results import result, result_async, wait_for_result, wait_for_result_async
-from .tasks import Registry, Task
-from .types import Job, JobContext, JobState
-from .worker import Worker
+
+if TYPE_CHECKING:
+    from . import events
+    from .admin import (
+        RetryOutcome,
+        get_job,
+        list_jobs,
+        list_queues,
+        list_workers,
+        prune,
+        retry,
+        retry_failed,
+    )
+    from .backoff import RetryPolicy
+    from .batches import (
+        AsyncBatch,
+        Batch,
+        BatchInfo,
+        batch,
+        batch_async,
+        get_batch,
+        get_batch_async,
+        list_batches,
+    )
+    from .chains import chain, chain_async
+    from .control import (
+        CancelResult,
+        QueueLimits,
+        cancel,
+        cancel_async,
+        get_queue_limits,
+        pause_queue,
+        pause_queue_async,
+        resume_queue,
+        resume_queue_async,
+        set_concurrency_limit,
+        set_concurrency_limit_async,
+        set_rate_limit,
+        set_rate_limit_async,
+    )
+    from .results import result, result_async, wait_for_result, wait_for_result_async
+    from .tasks import Registry, Task
+    from .types import Job, JobContext, JobState
+    from .worker import Worker
 
 __version__ = "0.1.0"
 
@@ -103,18 +129,6 @@ __all__ = [
 ]
 
 # Operating a queue: inspect, retry, prune (pgqueue.admin).
-from .admin import (
-    InvalidArgumentError,
-    RetryOutcome,
-    get_job,
-    list_jobs,
-    list_queues,
-    list_workers,
-    prune,
-    retry,
-    retry_failed,
-)
-
 __all__ += [
     "InvalidArgumentError",
     "RetryOutcome",
@@ -145,3 +159,58 @@ __all__ += [
     "wait_for_result",
     "wait_for_result_async",
 ]
+
+# The module of every public name loaded on first use (None: the name is the module).
+_LAZY: dict[str, str | None] = {
+    "events": None,
+    **dict.fromkeys(("RetryOutcome", "get_job", "list_jobs", "list_queues", "list_workers",
+                     "prune", "retry", "retry_failed"), "admin"),
+    "RetryPolicy": "backoff",
+    **dict.fromkeys(("AsyncBatch", "Batch", "BatchInfo", "batch", "batch_async", "get_batch",
+                     "get_batch_async", "list_batches"), "batches"),
+    **dict.fromkeys(("chain", "chain_async"), "chains"),
+    **dict.fromkeys(("CancelResult", "QueueLimits", "cancel", "cancel_async",
+                     "get_queue_limits", "pause_queue", "pause_queue_async", "resume_queue",
+                     "resume_queue_async", "set_concurrency_limit",
+                     "set_concurrency_limit_async", "set_rate_limit",
+                     "set_rate_limit_async"), "control"),
+    **dict.fromkeys(("result", "result_async", "wait_for_result", "wait_for_result_async"),
+                    "results"),
+    **dict.fromkeys(("Registry", "Task"), "tasks"),
+    **dict.fromkeys(("Job", "JobContext", "JobState"), "types"),
+    "Worker": "worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    if module_name is None:
+        value: Any = importlib.import_module(f"{__name__}.{name}")
+    else:
+        value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _trace_enqueue(jobs: list[Any]) -> _hooks.EnqueueScope | None:
+    """The producer's trace hook until OpenTelemetry is in use, then tracing's own.
+
+    Only a process that has imported OpenTelemetry loads pgqueue's tracing: the
+    producer span and the trace context stored on the job cost nothing otherwise.
+    """
+    if "opentelemetry.trace" not in sys.modules:
+        return None
+    from .observability.tracing import producer_scope
+
+    _hooks.set_trace_hook(producer_scope)
+    return producer_scope(jobs)
+
+
+_hooks.set_trace_hook(_trace_enqueue)

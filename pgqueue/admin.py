@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from ._params import validate_queue, validate_task
 from ._sql import query
-from .errors import InvalidJobError, PgQueueError
+from .errors import InvalidArgumentError, InvalidJobError
 from .types import JobState
 
 __all__ = [
@@ -49,13 +49,6 @@ DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
 DEFAULT_PRUNE_BATCH = 10_000
 _MAX_JOB_ID = 2**63 - 1
-
-
-class InvalidArgumentError(PgQueueError, ValueError):
-    """An argument of an admin function (filter, limit, cursor, age) is invalid.
-
-    Raised before anything is sent to the database.
-    """
 
 
 class RetryOutcome(StrEnum):

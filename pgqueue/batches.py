@@ -26,10 +26,11 @@ import psycopg
 
 from . import _params
 from ._sql import query
-from .admin import InvalidArgumentError, validate_limit
-from .errors import InvalidJobError
-from .producer import JobSpec, Steps, enqueue, enqueue_many, run_steps
-from .producer_async import enqueue_async, enqueue_many_async, run_steps_async
+from ._steps import Steps, run_steps, run_steps_async
+from .admin import validate_limit
+from .errors import InvalidArgumentError, InvalidJobError
+from .producer import BatchBase, JobSpec, enqueue, enqueue_many
+from .producer_async import enqueue_async, enqueue_many_async
 from .tasks import Task
 
 __all__ = [
@@ -84,24 +85,6 @@ class BatchInfo:
     @property
     def finished(self) -> bool:
         return self.finished_at is not None
-
-
-class BatchBase:
-    """What a batch's jobs need to know of it: its id, and whether it is sealed."""
-
-    __slots__ = ("_sealed", "id")
-
-    def __init__(self, batch_id: int) -> None:
-        self.id = batch_id
-        self._sealed = False
-
-    @property
-    def sealed(self) -> bool:
-        """True once sealed (by this object): no more jobs may join."""
-        return self._sealed
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} id={self.id}{' sealed' if self._sealed else ''}>"
 
 
 class Batch(BatchBase):
@@ -252,8 +235,8 @@ def _create_params(name: object, callback: object, callback_args: object,
                    callback_queue: object) -> dict[str, Any]:
     if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX
                              or "\x00" in name):
-        raise InvalidJobError(f"name must be a string of 1 to {NAME_MAX} characters "
-                              "(no NUL), or None")
+        raise InvalidArgumentError(f"name must be a string of 1 to {NAME_MAX} characters "
+                                   "(no NUL), or None")
     task: str | None = None
     if isinstance(callback, Task):
         task = callback.name

@@ -23,12 +23,12 @@ from typing import Any
 
 import psycopg
 
+from ._hooks import enqueue_scope
 from ._params import NewJob
 from ._sql import query
+from ._steps import Steps, check_async, check_sync, run_steps, run_steps_async
 from .errors import InvalidJobError
-from .observability.enqueue import observe_enqueue
-from .producer import JobSpec, Steps, check_sync, enqueue_many_steps, run_steps, to_new_jobs
-from .producer_async import check_async, run_steps_async
+from .producer import JobSpec, enqueue_many_steps, to_new_jobs
 
 __all__ = ["chain", "chain_async"]
 
@@ -61,7 +61,7 @@ def chain(conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
             ])
     """
     check_sync(conn, async_twin="pgqueue.chain_async")
-    with observe_enqueue(_validate(jobs)) as scope:
+    with enqueue_scope(_validate(jobs)) as scope:
         return scope.done(run_steps(conn, chain_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 
@@ -69,7 +69,7 @@ async def chain_async(conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[A
                       jobs: Iterable[JobSpec]) -> list[int]:
     """:func:`chain` for an ``AsyncConnection``; same arguments and errors."""
     check_async(conn, sync_twin="pgqueue.chain")
-    with observe_enqueue(_validate(jobs)) as scope:
+    with enqueue_scope(_validate(jobs)) as scope:
         return scope.done(await run_steps_async(conn, chain_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 

@@ -2,7 +2,8 @@
 
 Like enqueue, each call runs one statement on the caller's connection and never
 commits: the effect (and the NOTIFY that tells workers) happens at the caller's
-commit.
+commit. A bad argument raises :class:`~pgqueue.errors.InvalidArgumentError`
+before anything runs.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from typing import Any
 
 import psycopg
 
-from ._params import duration_seconds, validate_queue
+from . import _params
 from ._sql import query
-from .errors import InvalidJobError
-from .producer import Steps, run_steps
-from .producer_async import run_steps_async
+from ._steps import Steps, run_steps, run_steps_async
+from .errors import InvalidArgumentError, InvalidJobError
 
 __all__ = [
     "CancelResult",
@@ -51,9 +51,9 @@ class CancelResult(StrEnum):
 
 def _job_params(job_id: object, reason: object) -> dict[str, Any]:
     if not isinstance(job_id, int) or isinstance(job_id, bool) or job_id < 1:
-        raise InvalidJobError(f"job_id must be a positive int, got {job_id!r}")
+        raise InvalidArgumentError(f"job_id must be a positive int, got {job_id!r}")
     if not isinstance(reason, str) or not 1 <= len(reason) <= 1000 or "\x00" in reason:
-        raise InvalidJobError("reason must be a string of 1 to 1000 characters")
+        raise InvalidArgumentError("reason must be a string of 1 to 1000 characters")
     return {"job_id": job_id, "reason": reason}
 
 
@@ -104,11 +104,11 @@ async def resume_queue_async(conn: AsyncConn, queue: str) -> bool:
 
 
 def _queue_call(conn: Conn, name: str, queue: str) -> bool:
-    return bool(run_steps(conn, _value(name, {"queue": validate_queue(queue)})))
+    return bool(run_steps(conn, _value(name, {"queue": _queue_name(queue)})))
 
 
 async def _queue_call_async(conn: AsyncConn, name: str, queue: str) -> bool:
-    return bool(await run_steps_async(conn, _value(name, {"queue": validate_queue(queue)})))
+    return bool(await run_steps_async(conn, _value(name, {"queue": _queue_name(queue)})))
 
 
 # --- limits across all workers ---------------------------------------------------------
@@ -163,7 +163,7 @@ async def set_rate_limit_async(conn: AsyncConn, queue: str, limit: int | None,
 
 def get_queue_limits(conn: Conn, queue: str) -> QueueLimits | None:
     """The queue's limits and current counts; None for a queue never used."""
-    rows = run_steps(conn, _rows("queue_limits_get", {"queue": validate_queue(queue)}))
+    rows = run_steps(conn, _rows("queue_limits_get", {"queue": _queue_name(queue)}))
     if not rows:
         return None
     concurrency, running, rate, period, claims = rows[0]
@@ -179,23 +179,38 @@ def _limit(value: object, field: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _LIMIT_MAX:
-        raise InvalidJobError(f"{field} must be an int from 1 to {_LIMIT_MAX}, or None, "
-                              f"got {value!r}")
+        raise InvalidArgumentError(f"{field} must be an int from 1 to {_LIMIT_MAX}, or None, "
+                                   f"got {value!r}")
     return value
 
 
 def _concurrency_params(queue: str, limit: object) -> dict[str, Any]:
-    return {"queue": validate_queue(queue), "concurrency": _limit(limit, "concurrency limit")}
+    return {"queue": _queue_name(queue), "concurrency": _limit(limit, "concurrency limit")}
 
 
 def _rate_params(queue: str, limit: object, per: object) -> dict[str, Any]:
     rate = _limit(limit, "rate limit")
     if rate is None:
         if per is not None:
-            raise InvalidJobError("per is only meaningful with a rate limit")
-        return {"queue": validate_queue(queue), "rate": None, "period_seconds": None}
-    seconds = duration_seconds(per, field="per")  # a timedelta or a finite number >= 0
+            raise InvalidArgumentError("per is only meaningful with a rate limit")
+        return {"queue": _queue_name(queue), "rate": None, "period_seconds": None}
+    seconds = _seconds(per)  # a timedelta or a finite number >= 0
     if seconds is None or not 0 < seconds <= _PERIOD_MAX:
-        raise InvalidJobError(f"per must be more than 0 seconds and at most a year, "
-                              f"got {per!r}")
-    return {"queue": validate_queue(queue), "rate": rate, "period_seconds": seconds}
+        raise InvalidArgumentError(f"per must be more than 0 seconds and at most a year, "
+                                   f"got {per!r}")
+    return {"queue": _queue_name(queue), "rate": rate, "period_seconds": seconds}
+
+
+def _queue_name(queue: object) -> str:
+    """``queue`` if it is a valid queue name, else InvalidArgumentError."""
+    try:
+        return _params.validate_queue(queue)
+    except InvalidJobError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+
+
+def _seconds(per: object) -> float | None:
+    try:
+        return _params.duration_seconds(per, field="per")
+    except InvalidJobError as exc:
+        raise InvalidArgumentError(str(exc)) from None

@@ -2,13 +2,23 @@
 
 Every error pgqueue raises on purpose derives from :class:`PgQueueError`. Input
 errors also derive from :class:`ValueError` or :class:`TypeError`, so code that
-already catches those keeps working.
+already catches those keeps working. Every error class lives here; the modules
+that defined some before (``pgqueue.admin``, ``pgqueue.worker.config``)
+re-export them.
+
+A bad argument raises the same class wherever it is passed: a job's fields given
+to enqueue raise :class:`InvalidJobError`; any other argument (a job id, a
+limit, a filter, a timeout) raises :class:`InvalidArgumentError`, which is also
+an :class:`InvalidJobError` so that ``except InvalidJobError`` clauses written
+around controls keep catching it.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "DatabaseUnavailableError",
+    "InvalidArgumentError",
     "InvalidJobError",
     "JobFailedError",
     "JobNotFoundError",
@@ -29,6 +39,23 @@ class InvalidJobError(PgQueueError, ValueError):
 
     Raised before anything is sent to the database: the caller's transaction
     is untouched and still usable.
+    """
+
+
+class InvalidArgumentError(InvalidJobError):
+    """An argument of a call other than enqueue's job fields is invalid.
+
+    A job id, a reason, a limit, a cursor, an age, a filter, a timeout, or a
+    connection unfit for waiting, given to the admin, control, results or batch
+    functions. Raised before anything is sent to the database.
+    """
+
+
+class ConfigError(PgQueueError, ValueError):
+    """A worker setting is out of range.
+
+    Raised when a :class:`pgqueue.Worker` is built (or ``pgqueue worker``
+    starts), before it connects.
     """
 
 

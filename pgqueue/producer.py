@@ -8,66 +8,55 @@ Invariants:
   transaction usable.
 
 The database steps are written once, as generators that yield ``(sql, params)``
-and receive the fetched rows; :mod:`pgqueue.producer_async` drives the same
-generators on an ``AsyncConnection``.
+and receive the fetched rows (:mod:`pgqueue._steps`); :mod:`pgqueue.producer_async`
+drives the same generators on an ``AsyncConnection``. What an enqueue reports
+goes through the producer's own hook points (:mod:`pgqueue._hooks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import psycopg
-from psycopg import errors as pg_errors
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 
 from . import _params
+from ._hooks import enqueue_scope
 from ._params import DEFAULT_QUEUE, NewJob
 from ._sql import query
-from .errors import InvalidJobError, PgQueueError, SchemaNotReadyError
-from .observability.enqueue import observe_enqueue
+from ._steps import CopyRows, Steps, check_sync, run_steps
+from .errors import InvalidJobError
 
-if TYPE_CHECKING:
-    from .batches import BatchBase
-
-__all__ = ["JobSpec", "enqueue", "enqueue_many"]
-
-Rows = list[tuple[Any, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class CopyRows:
-    """A step that streams ``rows`` into a binary ``COPY … FROM STDIN`` (``sql``)."""
-
-    sql: str
-    types: tuple[str, ...]
-    rows: list[tuple[Any, ...]]
-
-
-Step = tuple[str, Mapping[str, Any]] | CopyRows
-Steps = Generator[Step, Rows, Any]
+__all__ = ["BatchBase", "JobSpec", "enqueue", "enqueue_many"]
 
 # The COPY column types of job_copy.sql, in order. The args column is typed
-# "jsonb" and receives the JSON text _params made: _JsonTextDumper sends it in
+# "jsonb" and receives the JSON text _params made: _JsonTextDumper (:mod:`._steps`) sends it in
 # jsonb's binary format (a version byte, then the text) without parsing it again.
 _COPY_TYPES = ("int8", "text", "text", "jsonb", "int4", "timestamptz", "int4", "text",
                "timestamptz", "int8[]", "bool", "text", "int8")
-_JSONB_OID = 3802
 
 
-class _JsonText(str):
-    """Marks JSON text for the dumper below (registration key only)."""
+class BatchBase:
+    """What a batch's jobs need to know of it: its id, and whether it is sealed.
 
+    :mod:`pgqueue.batches` builds its batches on it; it lives here so that the
+    producer checks ``batch=`` without importing them.
+    """
 
-class _JsonTextDumper(Dumper):
-    format = Format.BINARY
-    oid = _JSONB_OID
+    __slots__ = ("_sealed", "id")
 
-    def dump(self, obj: Any) -> bytes:
-        return b"\x01" + str(obj).encode()
+    def __init__(self, batch_id: int) -> None:
+        self.id = batch_id
+        self._sealed = False
+
+    @property
+    def sealed(self) -> bool:
+        """True once sealed (by this object): no more jobs may join."""
+        return self._sealed
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={self.id}{' sealed' if self._sealed else ''}>"
 
 
 class JobSpec(TypedDict):
@@ -150,7 +139,7 @@ def enqueue(
         expires_at=expires_at, ttl=ttl, depends_on=depends_on, concurrency_key=concurrency_key,
         batch_id=batch_id_of(batch),
     )
-    with observe_enqueue([job]) as scope:  # producer span, trace context, count
+    with enqueue_scope([job]) as scope:  # producer span, trace context, count
         return scope.done(run_steps(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
 
 
@@ -167,7 +156,7 @@ def enqueue_many(
     With ``batch`` (an open batch from :func:`pgqueue.batch`) every job joins it.
     """
     check_sync(conn)
-    with observe_enqueue(to_new_jobs(jobs, batch_id_of(batch))) as scope:
+    with enqueue_scope(to_new_jobs(jobs, batch_id_of(batch))) as scope:
         return scope.done(run_steps(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 
@@ -178,8 +167,6 @@ def batch_id_of(batch: object) -> int | None:
     """The id of an open batch for new jobs, or None; InvalidJobError for anything else."""
     if batch is None:
         return None
-    from .batches import BatchBase  # batches builds on this module
-
     if not isinstance(batch, BatchBase):
         raise InvalidJobError("batch must be a batch opened with pgqueue.batch(...), "
                               f"got {type(batch).__name__}")
@@ -324,11 +311,6 @@ def _copy_steps(jobs: list[NewJob], ids: list[int] | None, has_deps: bool) -> St
     return ids
 
 
-def copy_cursor_setup(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> None:
-    """Let a (fresh, pgqueue-owned) cursor COPY JSON text into a jsonb column."""
-    cur.adapters.register_dumper(_JsonText, _JsonTextDumper)
-
-
 def _job_params(job: NewJob) -> dict[str, Any]:
     return {
         "task": job.task,
@@ -351,59 +333,3 @@ def _job_params(job: NewJob) -> dict[str, Any]:
 def _pg_array(ids: tuple[int, ...] | None) -> str | None:
     """bigint[] as text: an array parameter inside an array parameter needs it."""
     return None if not ids else "{" + ",".join(map(str, ids)) + "}"
-
-
-def translate_error(exc: psycopg.Error) -> PgQueueError | None:
-    """The pgqueue error for a database error, or None to re-raise it as is."""
-    if isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedFunction
-                  | pg_errors.InvalidSchemaName):
-        return SchemaNotReadyError(
-            f"the pgqueue schema is missing or out of date ({exc.diag.message_primary}); "
-            "run 'pgqueue migrate'"
-        )
-    if isinstance(exc, pg_errors.CheckViolation | pg_errors.InvalidParameterValue
-                  | pg_errors.InvalidTextRepresentation | pg_errors.UntranslatableCharacter):
-        return InvalidJobError(f"the database rejected the job: {exc.diag.message_primary}")
-    return None
-
-
-def run_steps(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], steps: Steps) -> Any:
-    """Drive producer steps on a sync connection or cursor."""
-    cur = conn if isinstance(conn, psycopg.Cursor) else conn.cursor()
-    try:
-        step = next(steps)
-        while True:
-            try:
-                if isinstance(step, CopyRows):
-                    _copy(cur.connection, step)
-                    step = steps.send([])
-                    continue
-                cur.execute(*step)
-            except psycopg.Error as exc:
-                translated = translate_error(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
-            step = steps.send(cur.fetchall())
-    except StopIteration as stop:
-        return stop.value
-
-
-def _copy(conn: psycopg.Connection[Any], step: CopyRows) -> None:
-    # A cursor of our own: its adapters (the jsonb text dumper) stay private.
-    with conn.cursor() as cur:
-        copy_cursor_setup(cur)
-        with cur.copy(step.sql) as copy:
-            copy.set_types(list(step.types))
-            for row in step.rows:
-                copy.write_row(row)
-
-
-def check_sync(conn: object, async_twin: str = "pgqueue.enqueue_async") -> None:
-    """TypeError unless ``conn`` is a sync Connection or Cursor (the message names
-    ``async_twin``, as :func:`~pgqueue.producer_async.check_async` names its twin)."""
-    if not isinstance(conn, psycopg.Connection | psycopg.Cursor):
-        raise TypeError(
-            f"conn must be a psycopg Connection or Cursor, got {type(conn).__name__}; "
-            f"use {async_twin} for an AsyncConnection"
-        )

@@ -21,10 +21,8 @@ from typing import Any
 import psycopg
 
 from ._sql import query
-from .admin import InvalidArgumentError
-from .errors import JobFailedError, JobNotFoundError, ResultNotReadyError
-from .producer import Steps, run_steps
-from .producer_async import run_steps_async
+from ._steps import Steps, run_steps, run_steps_async
+from .errors import InvalidArgumentError, JobFailedError, JobNotFoundError, ResultNotReadyError
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",

@@ -25,8 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter as Tally
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from psycopg.rows import dict_row
 
-from .._params import NewJob
+from .._hooks import Enqueued, on_enqueued
 from .._sql import query
 from ..events import (
     Event,
@@ -53,7 +52,6 @@ from ..events import (
     WorkerStarted,
     WorkerStopped,
 )
-from .enqueue import add_listener
 
 __all__ = [
     "DEFAULT_METRICS_PORT",
@@ -131,15 +129,11 @@ _OUTCOMES = {"succeeded": SUCCEEDED, "retried": RETRIED, "failed": FAILED,
              "cancelled": CANCELLED}
 
 
-def _count_enqueued(jobs: Sequence[NewJob]) -> None:
-    if len(jobs) == 1:
-        ENQUEUED.labels(jobs[0].queue, jobs[0].task).inc()
-        return
-    for (queue, task), n in Tally((j.queue, j.task) for j in jobs).items():
-        ENQUEUED.labels(queue, task).inc(n)
+def _count_enqueued(event: Enqueued) -> None:
+    ENQUEUED.labels(event.queue, event.task).inc(event.count)
 
 
-add_listener(_count_enqueued)
+on_enqueued(_count_enqueued)  # the producer's hook point: it never imports this module
 
 
 @dataclass(slots=True)

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import trace
 
-from .enqueue import EnqueueScope
+from .._hooks import EnqueueScope
 
-if TYPE_CHECKING:  # the producer imports this module: keep the worker out of it
+if TYPE_CHECKING:  # enqueue-only processes load this module: keep the worker out of it
     import random
 
     from .._params import NewJob

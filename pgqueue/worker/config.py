@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .._params import validate_queue
-from ..errors import InvalidJobError, PgQueueError
+from ..errors import ConfigError, InvalidJobError
 
 __all__ = ["ConfigError", "WorkerConfig", "parse_queues"]
 
@@ -17,10 +17,6 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_STALL_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_STARTUP_TIMEOUT = 60.0
-
-
-class ConfigError(PgQueueError, ValueError):
-    """A worker setting is out of range."""
 
 
 @dataclass(frozen=True, slots=True)

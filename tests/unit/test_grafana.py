@@ -12,10 +12,10 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pgqueue import events
+from pgqueue._hooks import enqueue_scope
 from pgqueue._params import new_job
 from pgqueue.cli import main
 from pgqueue.observability import metrics
-from pgqueue.observability.enqueue import observe_enqueue
 from pgqueue.observability.grafana import dashboard_json
 from pgqueue.types import Job
 from tests.support import cli_runner
@@ -27,7 +27,7 @@ def exported_samples() -> set[str]:
     """Sample names in the registry after one event of every kind went through."""
     now = datetime.now(UTC)
     job = Job(1, "gq", "g.task", {}, 0, 1, 3, now - timedelta(seconds=1), now, now)
-    observe_enqueue([new_job("g.task", queue="gq")]).done(1)
+    enqueue_scope([new_job("g.task", queue="gq")]).done(1)
     observer = metrics.WorkerMetrics()
     for event in (
         events.WorkerStarted("w", ("gq",), 2), events.JobStarted("w", job),
