@@ -2,20 +2,19 @@
 
 Invariant: everything the producer sends has passed through :func:`new_job`,
 so a bad call raises :class:`~pgqueue.errors.InvalidJobError` before any
-statement runs, and the caller's transaction stays usable.
+statement runs, and the caller's transaction stays usable. The args become
+JSON text in :mod:`pgqueue._args_json` (``dump_args``, also importable from here).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any
 
+from ._args_json import check_text, dump_args, shorten
 from .errors import InvalidJobError
 
 __all__ = [
@@ -26,6 +25,7 @@ __all__ = [
     "TIMESTAMP_MAX",
     "TIMESTAMP_MIN",
     "NewJob",
+    "dump_args",
     "duration_seconds",
     "new_job",
     "validate_queue",
@@ -91,7 +91,7 @@ def validate_queue(queue: object, *, field: str = "queue") -> str:
         raise InvalidJobError(f"{field} must be a string, got {type(queue).__name__}")
     if not _QUEUE_RE.fullmatch(queue):
         raise InvalidJobError(
-            f"{field} {_shorten(queue)!r} is not a valid queue name: use 1 to 64 "
+            f"{field} {shorten(queue)!r} is not a valid queue name: use 1 to 64 "
             "letters, digits, '_', '.' or '-', starting with a letter or digit"
         )
     if type(queue) is str:
@@ -107,7 +107,7 @@ def validate_task(task: object, *, field: str = "task") -> str:
         raise InvalidJobError(f"{field} must be a string, got {type(task).__name__}")
     if not _TASK_RE.fullmatch(task):
         raise InvalidJobError(
-            f"{field} {_shorten(task)!r} is not a valid task name: use 1 to 200 "
+            f"{field} {shorten(task)!r} is not a valid task name: use 1 to 200 "
             "letters, digits, '_', '.', ':' or '-'"
         )
     if type(task) is str:
@@ -161,147 +161,6 @@ def new_job(
         concurrency_key=_key(concurrency_key, "concurrency_key"),
         batch_id=batch_id,
     )
-
-
-def dump_args(args: object) -> str:
-    """Serialise job args to JSON text; they must form a JSON object.
-
-    One pass in C in the common case: the encoder itself refuses what JSON cannot
-    hold (NaN, infinities, unknown types, huge ints), and what it would accept
-    silently is checked cheaply: non-string keys and nesting depth by a walk over
-    the containers only, NUL characters and lone surrogates on the output text.
-    Only on a refusal or a suspicion does :func:`_check_json` walk every value,
-    to raise the error that names the exact offending key.
-    """
-    if args is None:
-        return "{}"
-    if not isinstance(args, Mapping):
-        raise InvalidJobError(
-            f"args must be a JSON object (a dict), got {type(args).__name__}"
-        )
-    try:
-        text = _encode(args)
-    except (TypeError, ValueError, RecursionError):
-        _check_json(args, "args")  # raises, naming the key
-        raise InvalidJobError("args cannot be serialised as JSON") from None
-    if not _containers_ok(args, 0) or "\\u0000" in text or not _is_utf8(text):
-        _check_json(args, "args")  # raises, unless the suspicion was unfounded
-    return text
-
-
-
-
-def _containers_ok(value: Any, depth: int) -> bool:
-    """Whether every object key below is a str and nesting stays within 200 levels."""
-    if depth > 200:
-        return False
-    if type(value) is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                return False
-            if (type(item) in _CONTAINERS or isinstance(item, Mapping)) \
-                    and not _containers_ok(item, depth + 1):
-                return False
-        return True
-    if type(value) is list or type(value) is tuple:
-        for item in value:
-            if (type(item) in _CONTAINERS or isinstance(item, Mapping)) \
-                    and not _containers_ok(item, depth + 1):
-                return False
-        return True
-    return False  # another Mapping type, or a subclass: let the full walk judge
-
-
-_CONTAINERS = frozenset({dict, list, tuple})
-
-
-def _is_utf8(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _plain_mapping(value: object) -> object:
-    # json only knows dict; _containers_ok sends any other Mapping to the full walk.
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _make_encode() -> Callable[[object], str]:
-    """Compact JSON text, refusing NaN and infinities, Mappings made dicts.
-
-    ``JSONEncoder.encode`` builds the C encoder anew on every call (1.9 µs for a
-    small dict); the C encoder built once serialises the same in 0.6 µs. It keeps
-    no circular-reference markers: a cycle ends in RecursionError, which
-    dump_args treats like any refusal. Where the C encoder is missing (another
-    Python implementation), the standard encoder is used.
-    """
-    standard = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-                                default=_plain_mapping).encode
-    if c_make_encoder is None:
-        return standard
-    encoder = c_make_encoder(None, _plain_mapping, encode_basestring, None, ":", ",",
-                             False, False, False)
-
-    def encode(value: object) -> str:
-        return "".join(encoder(value, 0))
-
-    return encode
-
-
-_encode = _make_encode()
-
-
-def _check_json(value: Any, path: str, depth: int = 0) -> None:
-    # Walks the value once, so the error names the exact offending key.
-    if depth > 200:
-        raise InvalidJobError(f"{path} is nested more than 200 levels deep")
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        # Python refuses to print ints of more than 4300 digits (about 14,000 bits).
-        if value.bit_length() > 14_000:
-            try:
-                str(value)
-            except ValueError:
-                raise InvalidJobError(f"{path} is an integer too large for JSON") from None
-        return
-    if isinstance(value, str):
-        _check_text(value, path)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidJobError(f"{path} is {value!r}, which JSON cannot hold")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidJobError(
-                    f"{path} has a key {key!r} of type {type(key).__name__}; "
-                    "JSON object keys must be strings"
-                )
-            _check_text(key, f"{path} key {_shorten(key)!r}")
-            _check_json(item, f"{path}[{_shorten(key)!r}]", depth + 1)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]", depth + 1)
-    else:
-        raise InvalidJobError(
-            f"{path} is a {type(value).__name__}, which is not JSON-serialisable; "
-            "pass str, int, float, bool, None, list or dict"
-        )
-
-
-def _check_text(text: str, path: str) -> None:
-    if "\x00" in text:
-        raise InvalidJobError(f"{path} contains a NUL character, which PostgreSQL cannot store")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidJobError(f"{path} is not valid Unicode (lone surrogate)") from None
 
 
 def _priority(priority: object) -> int:
@@ -373,7 +232,7 @@ def _key(key: object, field: str) -> str | None:
         raise InvalidJobError(
             f"{field} must be 1 to {UNIQUE_KEY_MAX} characters, got {len(key)}"
         )
-    _check_text(key, field)
+    check_text(key, field)
     return key
 
 
@@ -397,7 +256,3 @@ def _depends_on(depends_on: object) -> tuple[int, ...] | None:
         raise InvalidJobError(
             f"depends_on names {len(ids)} jobs; at most {DEPENDS_ON_MAX} are allowed")
     return tuple(sorted(ids)) or None
-
-
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
