@@ -67,91 +67,22 @@ def _queue_param() -> dict[str, Any]:
     return {"name": "queue", "in": "path", "required": True, "schema": _QUEUE}
 
 
+def _action() -> dict[str, Any]:
+    """An action's request body: an empty JSON object."""
+    return {"requestBody": _ACTION_BODY}
+
+
 def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
     """The API description; cancel, pause and resume appear when available."""
-    available = set(controls)
-    action = {"requestBody": _ACTION_BODY}
     paths: dict[str, Any] = {
-        "/api/queues": {"get": {
-            "summary": "Every queue with its counts (the pgqueue.queue_stats view)",
-            "operationId": "listQueues",
-            "responses": {"200": _ok({"type": "object", "required": ["queues"], "properties": {
-                "queues": {"type": "array", "items": {"type": "object", "required": ["queue"]}},
-            }}), **_errors()}}},
-        "/api/jobs": {
-            "get": {
-                "summary": "Jobs newest first, filtered, one page at a time",
-                "operationId": "listJobs",
-                "parameters": [
-                    {"name": "queue", "in": "query", "schema": _QUEUE},
-                    {"name": "state", "in": "query", "schema": _STATE},
-                    {"name": "task", "in": "query", "schema": _TASK},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}},
-                    {"name": "cursor", "in": "query", "description": "next_cursor of the "
-                     "previous page", "schema": {"type": "integer", "minimum": 1,
-                                                 "maximum": _MAX_ID}},
-                ],
-                "responses": {"200": _ok({"type": "object", "required": ["jobs", "next_cursor"],
-                                          "properties": {
-                    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                    "next_cursor": {"type": "integer", "nullable": True}}}),
-                    **_errors(400)}},
-            "post": {
-                "summary": "Enqueue a job. NOT transactional: the job is committed at once, "
-                           "apart from any work of the caller; enqueue from Python in your "
-                           "own transaction when you can. Strings anywhere in the body "
-                           "must not hold a NUL character (PostgreSQL cannot store it).",
-                "operationId": "enqueueJob",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["task"], "additionalProperties": False,
-                    "properties": {
-                        "task": _TASK, "args": {"type": "object"}, "queue": _QUEUE,
-                        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
-                        "delay": {"type": "number", "minimum": 0, "maximum": 86400 * 365},
-                        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "unique_key": {"type": "string", "minLength": 1, "maxLength": 255,
-                                       "pattern": "^[^\\u0000]*$"},
-                    }}}}},
-                "responses": {"201": _ok({"type": "object", "required": ["id"], "properties": {
-                    "id": {"type": "integer"}}}, "Enqueued"), **_errors(400, 403, 415)}},
-        },
-        "/api/jobs/{id}": {"get": {
-            "summary": "One job with its args, errors and timings", "operationId": "getJob",
-            "parameters": [_id_param()],
-            "responses": {"200": _ok({"$ref": "#/components/schemas/JobDetail"}),
-                          **_errors(400, 404)}}},
-        "/api/jobs/{id}/retry": {"post": {
-            "summary": "Queue a failed or cancelled job again; it keeps its id",
-            "operationId": "retryJob", "parameters": [_id_param()], **action,
-            "responses": {"200": _ok({"$ref": "#/components/schemas/RetryResult"}),
-                          **_errors(400, 403, 404, 409, 415)}}},
-        "/api/queues/{queue}/retry-failed": {"post": {
-            "summary": "Queue again every failed job of a queue",
-            "operationId": "retryFailed", "parameters": [_queue_param()], **action,
-            "responses": {"200": _ok({"type": "object", "required": ["queue", "retried"],
-                                      "properties": {"queue": {"type": "string"},
-                                                     "retried": {"type": "integer"}}}),
-                          **_errors(400, 403, 415)}}},
-        "/api/workers": {"get": {
-            "summary": "Registered workers with busy slots and heartbeat age",
-            "operationId": "listWorkers",
-            "responses": {"200": _ok({"type": "object", "required": ["workers"], "properties": {
-                "workers": {"type": "array", "items": {"type": "object"}}}}), **_errors()}}},
+        "/api/queues": {"get": _list_queues()},
+        "/api/jobs": {"get": _list_jobs(), "post": _enqueue_job()},
+        "/api/jobs/{id}": {"get": _get_job()},
+        "/api/jobs/{id}/retry": {"post": _retry_job()},
+        "/api/queues/{queue}/retry-failed": {"post": _retry_failed()},
+        "/api/workers": {"get": _list_workers()},
+        **_control_paths(set(controls)),
     }
-    if "cancel" in available:
-        paths["/api/jobs/{id}/cancel"] = {"post": {
-            "summary": "Cancel a queued job, or ask the worker to stop a running one",
-            "operationId": "cancelJob", "parameters": [_id_param()], **action,
-            "responses": {"200": _ok({"type": "object", "required": ["id", "outcome"]}),
-                          **_errors(400, 403, 404, 415)}}}
-    for verb in ("pause", "resume"):
-        if f"{verb}_queue" in available:
-            paths[f"/api/queues/{{queue}}/{verb}"] = {"post": {
-                "summary": f"{verb.capitalize()} a queue", "operationId": f"{verb}Queue",
-                "parameters": [_queue_param()], **action,
-                "responses": {"200": _ok({"type": "object", "required": ["queue", "paused"]}),
-                              **_errors(400, 403, 415)}}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "pgqueue", "version": "1",
@@ -167,3 +98,110 @@ def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+# --- one operation each, in the document's order --------------------------------------
+
+
+def _list_queues() -> dict[str, Any]:
+    return {
+        "summary": "Every queue with its counts (the pgqueue.queue_stats view)",
+        "operationId": "listQueues",
+        "responses": {"200": _ok({"type": "object", "required": ["queues"], "properties": {
+            "queues": {"type": "array", "items": {"type": "object", "required": ["queue"]}},
+        }}), **_errors()}}
+
+
+def _list_jobs() -> dict[str, Any]:
+    return {
+        "summary": "Jobs newest first, filtered, one page at a time",
+        "operationId": "listJobs",
+        "parameters": [
+            {"name": "queue", "in": "query", "schema": _QUEUE},
+            {"name": "state", "in": "query", "schema": _STATE},
+            {"name": "task", "in": "query", "schema": _TASK},
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}},
+            {"name": "cursor", "in": "query", "description": "next_cursor of the "
+             "previous page", "schema": {"type": "integer", "minimum": 1,
+                                         "maximum": _MAX_ID}},
+        ],
+        "responses": {"200": _ok({"type": "object", "required": ["jobs", "next_cursor"],
+                                  "properties": {
+            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+            "next_cursor": {"type": "integer", "nullable": True}}}),
+            **_errors(400)}}
+
+
+def _enqueue_job() -> dict[str, Any]:
+    return {
+        "summary": "Enqueue a job. NOT transactional: the job is committed at once, "
+                   "apart from any work of the caller; enqueue from Python in your "
+                   "own transaction when you can. Strings anywhere in the body "
+                   "must not hold a NUL character (PostgreSQL cannot store it).",
+        "operationId": "enqueueJob",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["task"], "additionalProperties": False,
+            "properties": {
+                "task": _TASK, "args": {"type": "object"}, "queue": _QUEUE,
+                "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+                "delay": {"type": "number", "minimum": 0, "maximum": 86400 * 365},
+                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "unique_key": {"type": "string", "minLength": 1, "maxLength": 255,
+                               "pattern": "^[^\\u0000]*$"},
+            }}}}},
+        "responses": {"201": _ok({"type": "object", "required": ["id"], "properties": {
+            "id": {"type": "integer"}}}, "Enqueued"), **_errors(400, 403, 415)}}
+
+
+def _get_job() -> dict[str, Any]:
+    return {
+        "summary": "One job with its args, errors and timings", "operationId": "getJob",
+        "parameters": [_id_param()],
+        "responses": {"200": _ok({"$ref": "#/components/schemas/JobDetail"}),
+                      **_errors(400, 404)}}
+
+
+def _retry_job() -> dict[str, Any]:
+    return {
+        "summary": "Queue a failed or cancelled job again; it keeps its id",
+        "operationId": "retryJob", "parameters": [_id_param()], **_action(),
+        "responses": {"200": _ok({"$ref": "#/components/schemas/RetryResult"}),
+                      **_errors(400, 403, 404, 409, 415)}}
+
+
+def _retry_failed() -> dict[str, Any]:
+    return {
+        "summary": "Queue again every failed job of a queue",
+        "operationId": "retryFailed", "parameters": [_queue_param()], **_action(),
+        "responses": {"200": _ok({"type": "object", "required": ["queue", "retried"],
+                                  "properties": {"queue": {"type": "string"},
+                                                 "retried": {"type": "integer"}}}),
+                      **_errors(400, 403, 415)}}
+
+
+def _list_workers() -> dict[str, Any]:
+    return {
+        "summary": "Registered workers with busy slots and heartbeat age",
+        "operationId": "listWorkers",
+        "responses": {"200": _ok({"type": "object", "required": ["workers"], "properties": {
+            "workers": {"type": "array", "items": {"type": "object"}}}}), **_errors()}}
+
+
+def _control_paths(available: set[str]) -> dict[str, Any]:
+    """Cancel, pause and resume: only those the dashboard offers."""
+    paths: dict[str, Any] = {}
+    if "cancel" in available:
+        paths["/api/jobs/{id}/cancel"] = {"post": {
+            "summary": "Cancel a queued job, or ask the worker to stop a running one",
+            "operationId": "cancelJob", "parameters": [_id_param()], **_action(),
+            "responses": {"200": _ok({"type": "object", "required": ["id", "outcome"]}),
+                          **_errors(400, 403, 404, 415)}}}
+    for verb in ("pause", "resume"):
+        if f"{verb}_queue" in available:
+            paths[f"/api/queues/{{queue}}/{verb}"] = {"post": {
+                "summary": f"{verb.capitalize()} a queue", "operationId": f"{verb}Queue",
+                "parameters": [_queue_param()], **_action(),
+                "responses": {"200": _ok({"type": "object", "required": ["queue", "paused"]}),
+                              **_errors(400, 403, 415)}}}
+    return paths
