@@ -16,7 +16,7 @@ import random
 import time
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,7 @@ from ..errors import PermanentError, Retry
 from ..tasks import Task
 from ..types import Job, JobContext
 
-__all__ = ["Outcome", "cancelled", "run_attempt"]
+__all__ = ["AttemptRunner", "Outcome", "cancelled", "run_attempt"]
 
 _MESSAGE_MAX = 2000
 _TRACEBACK_MAX = 8000
@@ -49,6 +49,12 @@ class Outcome:
     @property
     def error_message(self) -> str | None:
         return None if self.error is None else str(self.error.get("message"))
+
+
+AttemptRunner = Callable[[Task, Job, JobContext, Executor, "random.Random | None"],
+                         Coroutine[Any, Any, Outcome]]
+"""The signature of :func:`run_attempt`, and of a wrapper around it (tracing)
+that the worker's assembler passes to its slots."""
 
 
 async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
