@@ -4,7 +4,9 @@
   around the INSERT and stores its W3C ``traceparent`` on every job it inserts
   (``pgqueue.jobs.trace_context``). Without a configured SDK no span is made,
   but an incoming context (a valid current span) is still stored.
-- Worker: :func:`traced_attempts` wraps the executor's attempt runner: each
+- Worker: :func:`traced_attempts` wraps the executor's attempt runner (the
+  worker's assembler passes the wrapper to its slots; the services never import
+  this module, and a worker without tracing never imports OpenTelemetry): each
   attempt runs in a CONSUMER span ("process <queue>") whose parent is the
   producer's span, current for the handler (also in the worker's threads), with
   the messaging attributes, task, attempt and outcome, and the error as an
@@ -23,7 +25,7 @@ import contextvars
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import replace
 from importlib.metadata import entry_points
@@ -40,10 +42,9 @@ if TYPE_CHECKING:  # enqueue-only processes load this module: keep the worker ou
     from .._params import NewJob
     from ..tasks import Task
     from ..types import Job, JobContext
-    from ..worker.executor import Outcome
+    from ..worker.executor import AttemptRunner, Outcome
 
 __all__ = [
-    "AttemptRunner",
     "configure_from_env",
     "instrument_psycopg",
     "producer_scope",
@@ -55,8 +56,6 @@ __all__ = [
 logger = logging.getLogger("pgqueue.tracing")
 
 T = TypeVar("T")
-AttemptRunner = Callable[["Task", "Job", "JobContext", Executor, "random.Random | None"],
-                         Coroutine[Any, Any, "Outcome"]]
 
 SYSTEM = "pgqueue"
 _SUPPRESS_PLAIN_KEY = "suppress_instrumentation"  # read by OpenTelemetry instrumentations
