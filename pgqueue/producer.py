@@ -113,10 +113,9 @@ def enqueue(
         expires_at: timezone-aware time after which the job never starts; it ends
             ``cancelled`` with the reason ``expired``.
         ttl: seconds (or a timedelta) from now instead of ``expires_at``.
-        depends_on: ids of jobs that must succeed first. The job waits (queued,
-            not claimable) until all have succeeded; if one ends failed or
-            cancelled, this job ends cancelled, naming it. Jobs of the same
-            transaction may be named.
+        depends_on: ids of jobs that must succeed first. The job waits (queued, not
+            claimable) until all have succeeded; if one ends failed or cancelled, this
+            job ends cancelled, naming it. Jobs of the same transaction may be named.
         concurrency_key: a key (for example a customer id) shared by jobs that a
             task's ``concurrency_per_key`` limits running at once.
         batch: an open batch from :func:`pgqueue.batch`; the job joins it (the
@@ -137,8 +136,7 @@ def enqueue(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
         expires_at=expires_at, ttl=ttl, depends_on=depends_on, concurrency_key=concurrency_key,
-        batch_id=batch_id_of(batch),
-    )
+        batch_id=batch_id_of(batch))
     with enqueue_scope([job]) as scope:  # producer span, trace context, count
         return scope.done(run_steps(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
 
