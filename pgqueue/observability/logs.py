@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,67 +47,113 @@ def log_event(event: Event) -> None:
     if isinstance(event, JobFinished) and event.outcome == "succeeded" \
             and not logger.isEnabledFor(logging.INFO):
         return  # the most frequent event, most often filtered out: skip building it
-    base: dict[str, Any] = {"worker_id": event.worker_id, "event": event.name}
-    if isinstance(event, JobFinished):
-        job = event.job
-        fields = {**base, "job_id": job.id, "task": job.task, "queue": job.queue,
-                  "attempt": job.attempt, "duration_ms": round(event.duration_seconds * 1000, 3),
-                  "outcome": event.outcome}
-        if event.outcome == "succeeded":
-            logger.info("job succeeded", extra=fields)
-        elif event.outcome == "retried":
-            logger.warning("job failed; will retry", extra={
-                **fields, "error": event.error, "retry_in_seconds": event.retry_in_seconds})
-        else:
-            logger.error("job %s", event.outcome, extra={**fields, "error": event.error})
-    elif isinstance(event, JobLost):
-        logger.warning("lost the job before its outcome was written; outcome discarded",
-                       extra={**base, "job_id": event.job.id, "task": event.job.task,
-                              "queue": event.job.queue, "attempt": event.job.attempt,
-                              "outcome": event.outcome})
-    elif isinstance(event, OutcomeRewritten):
-        fields = {**base, "job_id": event.job.id, "task": event.job.task,
-                  "queue": event.job.queue, "attempt": event.job.attempt,
-                  "outcome": event.outcome, "original_outcome": event.original,
-                  "reason": event.reason}
-        if event.isolated:
-            logger.error("the database refused an outcome; recorded the job as failed",
-                         extra=fields)
-        else:
-            logger.warning("outcome could not be stored as it was; stored rewritten",
-                           extra=fields)
-    elif isinstance(event, JobsReclaimed):
-        logger.warning("reclaimed stalled jobs", extra={
-            **base, "requeued": list(event.requeued), "failed": list(event.failed)})
-    elif isinstance(event, JobsHandedBack):
-        logger.info("handed unfinished jobs back to the queue",
-                    extra={**base, "job_ids": list(event.job_ids)})
-    elif isinstance(event, LeaderChanged):
-        logger.info("became leader" if event.is_leader else "no longer leader", extra=base)
-    elif isinstance(event, ConnectionLost):
-        logger.error("database connection lost; retrying", extra={
-            **base, "service": event.service, "error": event.error})
-    elif isinstance(event, ConnectionFailed):
-        logger.error("cannot connect to the database; retrying", extra={
-            **base, "service": event.service, "error": event.error,
-            "retry_in_seconds": event.retry_in_seconds,
-            "gives_up_in_seconds": event.gives_up_in_seconds})
-    elif isinstance(event, ConnectionRestored):
-        logger.info("database connection restored", extra={**base, "service": event.service})
-    elif isinstance(event, ServiceError):
-        if event.failures == 1:  # once per streak; metrics count every one
-            fields = {**base, "service": event.service, "error": event.error}
-            if event.traceback is not None:
-                fields["traceback"] = event.traceback
-            logger.error("service error; continuing", extra=fields)
-    elif isinstance(event, ServiceRecovered):
-        logger.info("service recovered", extra={
-            **base, "service": event.service, "failures": event.failures})
-    elif isinstance(event, WorkerStarted):
-        logger.info("worker started", extra={**base, "queues": list(event.queues),
-                                             "concurrency": event.concurrency})
-    elif isinstance(event, WorkerStopped):
-        logger.info("worker stopped", extra=base)
+    log = _LOG_BY_EVENT.get(type(event))
+    if log is not None:
+        log(event, {"worker_id": event.worker_id, "event": event.name})
+
+
+def _job_finished(event: JobFinished, base: dict[str, Any]) -> None:
+    job = event.job
+    fields = {**base, "job_id": job.id, "task": job.task, "queue": job.queue,
+              "attempt": job.attempt, "duration_ms": round(event.duration_seconds * 1000, 3),
+              "outcome": event.outcome}
+    if event.outcome == "succeeded":
+        logger.info("job succeeded", extra=fields)
+    elif event.outcome == "retried":
+        logger.warning("job failed; will retry", extra={
+            **fields, "error": event.error, "retry_in_seconds": event.retry_in_seconds})
+    else:
+        logger.error("job %s", event.outcome, extra={**fields, "error": event.error})
+
+
+def _job_lost(event: JobLost, base: dict[str, Any]) -> None:
+    logger.warning("lost the job before its outcome was written; outcome discarded",
+                   extra={**base, "job_id": event.job.id, "task": event.job.task,
+                          "queue": event.job.queue, "attempt": event.job.attempt,
+                          "outcome": event.outcome})
+
+
+def _outcome_rewritten(event: OutcomeRewritten, base: dict[str, Any]) -> None:
+    fields = {**base, "job_id": event.job.id, "task": event.job.task,
+              "queue": event.job.queue, "attempt": event.job.attempt,
+              "outcome": event.outcome, "original_outcome": event.original,
+              "reason": event.reason}
+    if event.isolated:
+        logger.error("the database refused an outcome; recorded the job as failed",
+                     extra=fields)
+    else:
+        logger.warning("outcome could not be stored as it was; stored rewritten",
+                       extra=fields)
+
+
+def _jobs_reclaimed(event: JobsReclaimed, base: dict[str, Any]) -> None:
+    logger.warning("reclaimed stalled jobs", extra={
+        **base, "requeued": list(event.requeued), "failed": list(event.failed)})
+
+
+def _jobs_handed_back(event: JobsHandedBack, base: dict[str, Any]) -> None:
+    logger.info("handed unfinished jobs back to the queue",
+                extra={**base, "job_ids": list(event.job_ids)})
+
+
+def _leader_changed(event: LeaderChanged, base: dict[str, Any]) -> None:
+    logger.info("became leader" if event.is_leader else "no longer leader", extra=base)
+
+
+def _connection_lost(event: ConnectionLost, base: dict[str, Any]) -> None:
+    logger.error("database connection lost; retrying", extra={
+        **base, "service": event.service, "error": event.error})
+
+
+def _connection_failed(event: ConnectionFailed, base: dict[str, Any]) -> None:
+    logger.error("cannot connect to the database; retrying", extra={
+        **base, "service": event.service, "error": event.error,
+        "retry_in_seconds": event.retry_in_seconds,
+        "gives_up_in_seconds": event.gives_up_in_seconds})
+
+
+def _connection_restored(event: ConnectionRestored, base: dict[str, Any]) -> None:
+    logger.info("database connection restored", extra={**base, "service": event.service})
+
+
+def _service_error(event: ServiceError, base: dict[str, Any]) -> None:
+    if event.failures == 1:  # once per streak; metrics count every one
+        fields = {**base, "service": event.service, "error": event.error}
+        if event.traceback is not None:
+            fields["traceback"] = event.traceback
+        logger.error("service error; continuing", extra=fields)
+
+
+def _service_recovered(event: ServiceRecovered, base: dict[str, Any]) -> None:
+    logger.info("service recovered", extra={
+        **base, "service": event.service, "failures": event.failures})
+
+
+def _worker_started(event: WorkerStarted, base: dict[str, Any]) -> None:
+    logger.info("worker started", extra={**base, "queues": list(event.queues),
+                                         "concurrency": event.concurrency})
+
+
+def _worker_stopped(event: WorkerStopped, base: dict[str, Any]) -> None:
+    logger.info("worker stopped", extra=base)
+
+
+# Each logged event class, with the function that logs it (JobStarted is not logged).
+_LOG_BY_EVENT: dict[type[Event], Callable[[Any, dict[str, Any]], None]] = {
+    JobFinished: _job_finished,
+    JobLost: _job_lost,
+    OutcomeRewritten: _outcome_rewritten,
+    JobsReclaimed: _jobs_reclaimed,
+    JobsHandedBack: _jobs_handed_back,
+    LeaderChanged: _leader_changed,
+    ConnectionLost: _connection_lost,
+    ConnectionFailed: _connection_failed,
+    ConnectionRestored: _connection_restored,
+    ServiceError: _service_error,
+    ServiceRecovered: _service_recovered,
+    WorkerStarted: _worker_started,
+    WorkerStopped: _worker_stopped,
+}
 
 
 class JsonFormatter(logging.Formatter):
