@@ -20,6 +20,7 @@ import random
 import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from .. import _dsn
@@ -49,6 +50,17 @@ from .slots import Slots
 __all__ = ["Worker"]
 
 logger = logging.getLogger("pgqueue.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class _Services:
+    """One run's services, as :meth:`Worker._assemble` wired them."""
+
+    completer: Completer
+    slots: Slots
+    fetcher: Fetcher
+    maintenance: Maintenance
+    listener: Listener
 
 
 class Worker:
@@ -169,7 +181,40 @@ class Worker:
         # be skipped and each claim rescans them.
         claim = Session(self.dsn, name="claim")
         complete = Session(self.dsn, name="complete")
+        parts = self._assemble(claim, complete, threads, stop)
+        if self._stop_requested:
+            self._signal_stop()
+        services: list[asyncio.Task[None]] = []
+        try:
+            if not await connect(claim, parts.maintenance.register, worker_id=self.id,
+                                 startup_timeout=self.config.startup_timeout, stop=stop,
+                                 emit=self._emit):
+                return
+            self._emit(WorkerStarted(self.id, tuple(self.queues), self.config.concurrency))
+            services = [
+                asyncio.create_task(parts.listener.run(), name="pgqueue-listener"),
+                asyncio.create_task(parts.maintenance.run(), name="pgqueue-maintenance"),
+                asyncio.create_task(parts.completer.run(), name="pgqueue-completer"),
+            ]
+            await parts.fetcher.run()
+            await shut_down(claim, parts.slots, parts.completer, services[1],
+                            worker_id=self.id, shutdown_timeout=self.config.shutdown_timeout,
+                            resign=parts.maintenance.resign, emit=self._emit)
+        finally:
+            for service in services:
+                service.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
+            for session in (claim, complete):
+                await session.close()
+            threads.shutdown(wait=False, cancel_futures=True)
+            self._emit(WorkerStopped(self.id))
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+                self.metrics_server = None
 
+    def _assemble(self, claim: Session, complete: Session, threads: ThreadPoolExecutor,
+                  stop: asyncio.Event) -> _Services:
+        """Build the services on their sessions and wire them to one another."""
         # The fetcher, built last, needs the slots; these two reach it once it exists.
         def retry_scheduled(delay_seconds: float) -> None:
             fetcher.retry_scheduled(delay_seconds)
@@ -195,35 +240,7 @@ class Worker:
             emit=self._emit, on_cancel=slots.cancel, schedules=self.registry.schedules)
         listener = Listener(self.dsn, self.id, on_notify=self._notified, on_gap=fetcher.poke,
                             emit=self._emit, check_interval=self.config.poll_interval)
-        if self._stop_requested:
-            self._signal_stop()
-        services: list[asyncio.Task[None]] = []
-        try:
-            if not await connect(claim, maintenance.register, worker_id=self.id,
-                                 startup_timeout=self.config.startup_timeout, stop=stop,
-                                 emit=self._emit):
-                return
-            self._emit(WorkerStarted(self.id, tuple(self.queues), self.config.concurrency))
-            services = [
-                asyncio.create_task(listener.run(), name="pgqueue-listener"),
-                asyncio.create_task(maintenance.run(), name="pgqueue-maintenance"),
-                asyncio.create_task(completer.run(), name="pgqueue-completer"),
-            ]
-            await fetcher.run()
-            await shut_down(claim, slots, completer, services[1], worker_id=self.id,
-                            shutdown_timeout=self.config.shutdown_timeout,
-                            resign=maintenance.resign, emit=self._emit)
-        finally:
-            for service in services:
-                service.cancel()
-            await asyncio.gather(*services, return_exceptions=True)
-            for session in (claim, complete):
-                await session.close()
-            threads.shutdown(wait=False, cancel_futures=True)
-            self._emit(WorkerStopped(self.id))
-            if self.metrics_server is not None:
-                self.metrics_server.close()
-                self.metrics_server = None
+        return _Services(completer, slots, fetcher, maintenance, listener)
 
     def _notified(self, channel: str, payload: str) -> None:
         """Route a notification: new jobs and resumed queues wake the fetcher,
