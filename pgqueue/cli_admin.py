@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from . import _dsn, admin
-from .dashboard.http import json_default
+from .cli_common import DSN_HELP, echo_json, require_dsn
 from .types import JobState
 
 __all__ = ["EXIT_NOT_FOUND", "parse_duration", "register"]
@@ -26,13 +26,12 @@ __all__ = ["EXIT_NOT_FOUND", "parse_duration", "register"]
 EXIT_ERROR = 1
 EXIT_NOT_FOUND = 3
 
-_DSN_HELP = "PostgreSQL connection string; else $PGQUEUE_DSN, else $DATABASE_URL."
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _STATUS_COLUMNS = ("queue", "ready", "scheduled", "running", "failed", "succeeded_1h",
                    "lag_seconds", "unclaimable", "paused")
 
-dsn_option = click.option("--dsn", envvar="PGQUEUE_DSN", help=_DSN_HELP)
+dsn_option = click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
@@ -50,14 +49,7 @@ def parse_duration(text: str) -> float:
 
 
 def _connect(dsn: str | None) -> Any:
-    resolved = _dsn.resolve_dsn(dsn)
-    if not resolved:
-        raise click.UsageError("no database given: pass --dsn or set PGQUEUE_DSN or DATABASE_URL")
-    return _dsn.connect(resolved, autocommit=True)
-
-
-def _echo_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
+    return _dsn.connect(require_dsn(dsn), autocommit=True)
 
 
 def _cell(value: Any) -> str:
@@ -104,7 +96,7 @@ def status(watch: bool, interval: float, as_json: bool, dsn: str | None) -> None
         while True:
             queues = admin.list_queues(conn)
             if as_json:
-                _echo_json({"queues": queues})
+                echo_json({"queues": queues})
             else:
                 columns = [c for c in _STATUS_COLUMNS if any(c in q for q in queues)] or \
                     ["queue"]
@@ -146,7 +138,7 @@ def jobs_list(queue: str | None, state: str | None, task: str | None, limit: int
         except admin.InvalidArgumentError as exc:
             raise _invalid(exc) from None
     if as_json:
-        _echo_json({"jobs": [dataclasses.asdict(j) for j in page.jobs],
+        echo_json({"jobs": [dataclasses.asdict(j) for j in page.jobs],
                     "next_cursor": page.next_cursor})
         return
     columns = ["id", "queue", "task", "state", "attempt", "created_at", "finished_at",
@@ -170,7 +162,7 @@ def jobs_show(job_id: int, as_json: bool, dsn: str | None) -> None:
         _fail(f"no job has id {job_id}", EXIT_NOT_FOUND)
         return
     if as_json:
-        _echo_json({**dataclasses.asdict(job), "trace_id": job.trace_id})
+        echo_json({**dataclasses.asdict(job), "trace_id": job.trace_id})
         return
     skip = {"args", "errors", "result", "trace_context"}
     for field in admin.field_names(admin.JobDetail):
@@ -211,14 +203,14 @@ def retry(job_ids: tuple[int, ...], failed: bool, queue: str | None, as_json: bo
             except admin.InvalidArgumentError as exc:
                 raise _invalid(exc) from None
             if as_json:
-                _echo_json({"queue": queue, "retried": count})
+                echo_json({"queue": queue, "retried": count})
             else:
                 click.echo(f"retried {count} failed job{'s' if count != 1 else ''}"
                            + (f" of queue {queue}" if queue else ""))
             return
         outcomes = {job_id: admin.retry(conn, job_id) for job_id in job_ids}
     if as_json:
-        _echo_json({"jobs": [{"id": i, "outcome": o.value} for i, o in outcomes.items()]})
+        echo_json({"jobs": [{"id": i, "outcome": o.value} for i, o in outcomes.items()]})
     else:
         for job_id, outcome in outcomes.items():
             click.echo(f"{job_id}: {outcome.value}")
@@ -250,7 +242,7 @@ def prune(older_than: str, dry_run: bool, as_json: bool, dsn: str | None) -> Non
     if dry_run:
         total = sum(counts.values())
         if as_json:
-            _echo_json({"dry_run": True, "older_than_seconds": seconds, "would_delete": total,
+            echo_json({"dry_run": True, "older_than_seconds": seconds, "would_delete": total,
                         "by_state": counts})
             return
         click.echo(f"would delete {total} finished job{'s' if total != 1 else ''} older than "
@@ -259,7 +251,7 @@ def prune(older_than: str, dry_run: bool, as_json: bool, dsn: str | None) -> Non
             click.echo(f"  {state:<10} {jobs}")
         return
     if as_json:
-        _echo_json({"deleted": count})
+        echo_json({"deleted": count})
     else:
         click.echo(f"deleted {count} finished job{'s' if count != 1 else ''}")
 
@@ -272,7 +264,7 @@ def workers(as_json: bool, dsn: str | None) -> None:
     with _connect(dsn) as conn:
         found = admin.list_workers(conn)
     if as_json:
-        _echo_json({"workers": [dataclasses.asdict(w) for w in found]})
+        echo_json({"workers": [dataclasses.asdict(w) for w in found]})
         return
     columns = ["host", "pid", "queues", "busy", "heartbeat_age", "started_at", "id"]
     rows = [[w.host, w.pid, w.queues, f"{w.busy}/{w.concurrency}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import re
 import sys
 import time
@@ -25,7 +24,7 @@ from . import _dsn, batch_export
 from .admin import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, InvalidArgumentError
 from .batches import BatchInfo, batch, get_batch, list_batches
 from .cli_admin import EXIT_NOT_FOUND, dsn_option, format_table, json_option
-from .dashboard.http import json_default
+from .cli_common import echo_json, require_dsn
 from .errors import InvalidJobError
 
 __all__ = ["progress_bar", "register"]
@@ -44,14 +43,7 @@ def progress_bar(info: BatchInfo, width: int = BAR_WIDTH) -> str:
 
 
 def _connect(dsn: str | None, **kwargs: Any) -> psycopg.Connection[Any]:
-    resolved = _dsn.resolve_dsn(dsn)
-    if not resolved:
-        raise click.UsageError("no database given: pass --dsn or set PGQUEUE_DSN or DATABASE_URL")
-    return _dsn.connect(resolved, **kwargs)
-
-
-def _echo_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
+    return _dsn.connect(require_dsn(dsn), **kwargs)
 
 
 def _not_found(batch_id: int) -> None:
@@ -138,7 +130,7 @@ def batch_create(task: str, csv_path: Path, queue: str, name: str | None,
         except UnicodeDecodeError as exc:
             raise click.UsageError(f"the CSV file is not UTF-8: {exc}") from None
     if as_json:
-        _echo_json({"batch_id": opened.id, "jobs": count, "task": task, "queue": queue,
+        echo_json({"batch_id": opened.id, "jobs": count, "task": task, "queue": queue,
                     "name": label})
     else:
         click.echo(opened.id)
@@ -194,7 +186,7 @@ def batch_status(batch_id: int, watch: bool, interval: float, as_json: bool,
                 _not_found(batch_id)
                 return
             if as_json:
-                _echo_json({**dataclasses.asdict(info), "done": info.done})
+                echo_json({**dataclasses.asdict(info), "done": info.done})
             else:
                 if watch:
                     click.clear()
@@ -222,7 +214,7 @@ def batch_list(limit: int, before_id: int | None, as_json: bool, dsn: str | None
         except InvalidArgumentError as exc:
             raise click.UsageError(str(exc)) from None
     if as_json:
-        _echo_json({"batches": [dataclasses.asdict(b) for b in found]})
+        echo_json({"batches": [dataclasses.asdict(b) for b in found]})
         return
     columns = ["id", "name", "total", "succeeded", "failed", "cancelled", "pending",
                "created_at", "finished_at"]
