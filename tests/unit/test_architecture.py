@@ -246,9 +246,6 @@ def test_no_file_over_400_lines() -> None:
     assert offenders == {}
 
 
-@pytest.mark.xfail(strict=True, reason="still over 60 lines: observability/logs.py log_event "
-                   "(66), worker/processes.py run_processes (97), worker/worker.py run_async "
-                   "(75); remove this mark once they are split")
 def test_no_function_over_60_lines() -> None:
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
