@@ -143,3 +143,40 @@ def print_tree(producer: Any, spans: list[dict[str, Any]]) -> None:
 
     print(f"{producer.name} [PRODUCER] (test process)")
     show(hex_id(producer.context.span_id, 16), 1)
+
+
+WORKER_SCRIPT = """
+import asyncio, json, sys
+import psycopg
+import pgqueue
+from pgqueue import events
+
+dsn, tracing = sys.argv[1], sys.argv[2] == "on"
+tasks = pgqueue.Registry()
+
+@tasks.task(name="t.noop", queue="otel-check")
+async def noop() -> None: ...
+
+with psycopg.connect(dsn) as conn:
+    pgqueue.enqueue(conn, "t.noop", {}, queue="otel-check")
+worker = pgqueue.Worker(tasks, dsn=dsn, poll_interval=0.5, tracing=tracing)
+worker.subscribe(lambda e: worker.stop() if isinstance(e, events.JobFinished) else None)
+asyncio.run(worker.run_async())
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "opentelemetry")))
+"""
+
+
+@pytest.mark.parametrize("tracing", ["off", "on"])
+def test_a_worker_without_tracing_never_imports_opentelemetry(clean_db: str,
+                                                              tracing: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", WORKER_SCRIPT, clean_db, tracing],
+                          check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert fetch(clean_db, "SELECT state::text FROM pgqueue.all_jobs") == [("succeeded",)]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    if tracing == "off":
+        assert loaded == []
+    else:  # the check sees them when they are there
+        assert "opentelemetry.trace" in loaded
