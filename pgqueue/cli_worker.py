@@ -13,6 +13,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_common import DSN_HELP, require_dsn
+from .worker.config import (  # the worker's defaults only: no service is loaded
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+)
 
 if TYPE_CHECKING:
     from .tasks import Registry
@@ -115,16 +122,20 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--processes", envvar="PGQUEUE_PROCESSES", type=click.IntRange(1, 256),
               default=1, show_default=True, help="Worker processes under one supervisor.")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
-@click.option("--poll-interval", envvar="PGQUEUE_POLL_INTERVAL", type=float, default=5.0,
-              show_default=True, help="Seconds between claims when no notification comes.")
+@click.option("--poll-interval", envvar="PGQUEUE_POLL_INTERVAL", type=float,
+              default=DEFAULT_POLL_INTERVAL, show_default=True,
+              help="Seconds between claims when no notification comes.")
 @click.option("--heartbeat-interval", envvar="PGQUEUE_HEARTBEAT_INTERVAL", type=float,
-              default=5.0, show_default=True, help="Seconds between heartbeats.")
-@click.option("--stall-timeout", envvar="PGQUEUE_STALL_TIMEOUT", type=float, default=60.0,
-              show_default=True, help="Reclaim running jobs whose heartbeat is older.")
+              default=DEFAULT_HEARTBEAT_INTERVAL, show_default=True,
+              help="Seconds between heartbeats.")
+@click.option("--stall-timeout", envvar="PGQUEUE_STALL_TIMEOUT", type=float,
+              default=DEFAULT_STALL_TIMEOUT, show_default=True,
+              help="Reclaim running jobs whose heartbeat is older.")
 @click.option("--shutdown-timeout", envvar="PGQUEUE_SHUTDOWN_TIMEOUT", type=float,
-              default=30.0, show_default=True, help="Grace period for running jobs on SIGTERM.")
+              default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True,
+              help="Grace period for running jobs on SIGTERM.")
 @click.option("--startup-timeout", envvar="PGQUEUE_STARTUP_TIMEOUT", type=float,
-              default=60.0, show_default=True, show_envvar=True,
+              default=DEFAULT_STARTUP_TIMEOUT, show_default=True, show_envvar=True,
               help="Exit non-zero when no database connection succeeded within this many "
                    "seconds of start (a database lost later is waited for).")
 @click.option("--log-level", envvar="PGQUEUE_LOG_LEVEL", default="info", show_default=True,
