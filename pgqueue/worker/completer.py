@@ -47,6 +47,9 @@ _REASON_MAX = 1000
 
 
 class Completer:
+    """Owns the outcomes not yet written: batches them into fenced writes on the
+    complete session (its own connection), and settles what they finish."""
+
     def __init__(self, session: Session, worker_id: str, emit: Callable[[Event], None],
                  on_retry_scheduled: Callable[[float], None] | None = None) -> None:
         self._session = session

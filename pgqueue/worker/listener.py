@@ -19,6 +19,10 @@ __all__ = ["Listener"]
 
 
 class Listener:
+    """Owns the LISTEN on a dedicated connection of its own (not a :class:`Session`):
+    hands each notification to ``on_notify`` and calls ``on_gap`` after every
+    (re)connect or quiet check, when one may have been missed."""
+
     def __init__(self, dsn: str, worker_id: str, *, on_notify: Callable[[str, str], None],
                  on_gap: Callable[[], None], emit: Callable[[Event], None],
                  check_interval: float) -> None:

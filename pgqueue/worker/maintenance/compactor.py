@@ -18,6 +18,9 @@ class CompactorConfig:
 
 
 class Compactor:
+    """Owns folding the failed-count deltas (leader only); runs on the claim
+    session."""
+
     name = "compactor"
 
     def __init__(self, session: Session, config: CompactorConfig | None = None) -> None:

@@ -33,6 +33,9 @@ class ExpiryResult:
 
 
 class Expiry:
+    """Owns ending queued jobs past their ``expires_at`` (leader only); runs on
+    the claim session."""
+
     name = "expiry"
 
     def __init__(self, session: Session, config: ExpiryConfig | None = None) -> None:

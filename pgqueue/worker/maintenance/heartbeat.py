@@ -37,6 +37,9 @@ class HeartbeatResult:
 
 
 class Heartbeat:
+    """Owns this worker's row (register, refresh) and its attempts' heartbeats;
+    runs on the claim session."""
+
     name = "heartbeat"
 
     def __init__(self, session: Session, identity: Mapping[str, Any], *,

@@ -37,6 +37,9 @@ class LeaderConfig:
 
 
 class Leader:
+    """Owns this worker's side of the lease (elect, renew, resign); runs on the
+    claim session."""
+
     name = "leader"
 
     def __init__(self, session: Session, worker_id: str, emit: Callable[[Event], None],

@@ -46,6 +46,9 @@ class ReapResult:
 
 
 class Reaper:
+    """Owns reclaiming stalled jobs and removing dead worker rows (leader only);
+    runs on the claim session."""
+
     name = "reaper"
 
     def __init__(self, session: Session, worker_id: str, emit: Callable[[Event], None],

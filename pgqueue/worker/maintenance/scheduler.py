@@ -45,6 +45,9 @@ class ScheduleResult:
 
 
 class Scheduler:
+    """Owns enqueueing the periodic ticks (leader only); runs on the claim
+    session."""
+
     name = "scheduler"
 
     def __init__(self, session: Session, schedules: Sequence[Schedule], leader: Leader,

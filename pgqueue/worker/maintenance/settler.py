@@ -29,6 +29,9 @@ class SettlerResult:
 
 
 class Settler:
+    """Owns the sweep that settles finished jobs' dependents and batches left
+    unsettled (leader only); runs on the claim session."""
+
     name = "settler"
 
     def __init__(self, session: Session, config: SettlerConfig | None = None) -> None:
