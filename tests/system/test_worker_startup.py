@@ -29,6 +29,16 @@ def start(dsn: str, *options: str, log: Path, env: dict[str, str] | None = None
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
+def exit_code(proc: subprocess.Popen[bytes], timeout: float = 120) -> int:
+    """Wait for ``proc`` to end by itself; kill it if it does not, and fail."""
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_sigterm_during_startup_is_a_clean_stop(clean_db: str, tmp_path: Path,
                                                 processes: str) -> None:
@@ -59,12 +69,7 @@ def test_unmigrated_database_exits_non_zero_with_the_reason(empty_dsn: str, tmp_
     log = tmp_path / "worker.log"
     proc = start(empty_dsn, "--app", "tests.apps.worker_app:tasks", "--processes", processes,
                  log=log)
-    try:
-        code = proc.wait(120)  # once forever: the supervisor restarted such children
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code = exit_code(proc)  # once forever: the supervisor restarted such children
     output = log.read_text()
     assert code == 1, output
     assert "run 'pgqueue migrate'" in output
@@ -76,12 +81,7 @@ def test_dsn_that_never_works_is_reported_and_given_up(admin_dsn: str, tmp_path:
     log = tmp_path / "worker.log"
     proc = start(missing, "--app", "tests.apps.worker_app:tasks", "--startup-timeout", "3",
                  log=log)
-    try:
-        code = proc.wait(120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code = exit_code(proc)
     output = log.read_text()
     assert code == 1, output
     assert "database connection lost" not in output  # it never had one
