@@ -16,16 +16,36 @@ import pgqueue
 from pgqueue import events
 
 
+class _BothStreams:
+    """A click 8.1 ``Result`` read as 8.2 reads: ``output`` is stdout and stderr."""
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+    @property
+    def output(self) -> str:
+        return str(self._result.stdout) + str(self._result.stderr)
+
+
 def cli_runner() -> Any:
-    """A click ``CliRunner`` whose results keep stdout and stderr apart, on every click
-    version pgqueue supports (8.1 mixes them unless told not to; 8.2 dropped the option)."""
+    """A click ``CliRunner`` whose results read the same on every click version pgqueue
+    supports: ``stdout`` and ``stderr`` apart, ``output`` both (click 8.2 and later do
+    this by themselves; 8.1 mixes the streams unless told not to)."""
     import inspect
 
     from click.testing import CliRunner
 
-    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
-        return CliRunner(mix_stderr=False)
-    return CliRunner()
+    if "mix_stderr" not in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner()
+
+    class Runner(CliRunner):
+        def invoke(self, *args: Any, **kwargs: Any) -> Any:
+            return _BothStreams(super().invoke(*args, **kwargs))
+
+    return Runner(mix_stderr=False)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02,

@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from pgqueue.cli import main
+from tests.support import cli_runner
 
 
 def command_paths(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -22,7 +22,7 @@ def command_paths(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[
 
 
 def help_text(*path: str) -> str:
-    result = CliRunner().invoke(main, [*path, "--help"], terminal_width=200)
+    result = cli_runner().invoke(main, [*path, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
     return " ".join(result.output.split())
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 import pgqueue
 from pgqueue._sql import query
 from pgqueue.cli import main
-from tests.support import running_worker, scalar
+from tests.support import cli_runner, running_worker, scalar
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.apps.papercuts_app:tasks"
@@ -41,7 +41,7 @@ DATABASE_COMMANDS = [
 
 
 def cli(dsn: str, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--dsn", dsn])
+    return cli_runner().invoke(main, [*args, "--dsn", dsn])
 
 
 def run_pgqueue(*args: str, env: dict[str, str] | None = None,
