@@ -19,7 +19,6 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-from . import _hooks
 from .errors import (
     DatabaseUnavailableError,
     InvalidArgumentError,
@@ -38,8 +37,9 @@ from .errors import (
 # Eager, unlike the rest: the function ``migrate`` shares its module's name, and
 # a later ``import pgqueue.migrate`` must not find the module in its place.
 from .migrate import migrate, migration_sql
-from .producer import JobSpec, enqueue, enqueue_many
-from .producer_async import enqueue_async, enqueue_many_async
+from .producer import hooks as _hooks
+from .producer.enqueue import JobSpec, enqueue, enqueue_many
+from .producer.enqueue_async import enqueue_async, enqueue_many_async
 
 if TYPE_CHECKING:
     from . import events
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
         retry_failed,
     )
     from .backoff import RetryPolicy
-    from .batches import (
+    from .producer.batches import (
         AsyncBatch,
         Batch,
         BatchInfo,
@@ -64,8 +64,8 @@ if TYPE_CHECKING:
         get_batch_async,
         list_batches,
     )
-    from .chains import chain, chain_async
-    from .control import (
+    from .producer.chains import chain, chain_async
+    from .producer.control import (
         CancelResult,
         QueueLimits,
         cancel,
@@ -80,7 +80,7 @@ if TYPE_CHECKING:
         set_rate_limit,
         set_rate_limit_async,
     )
-    from .results import result, result_async, wait_for_result, wait_for_result_async
+    from .producer.results import result, result_async, wait_for_result, wait_for_result_async
     from .tasks import Registry, Task
     from .types import Job, JobContext, JobState
     from .worker import Worker
@@ -141,7 +141,7 @@ __all__ += [
     "retry_failed",
 ]
 
-# Results and batches (pgqueue.results, pgqueue.batches).
+# Results and batches (pgqueue.producer.results, pgqueue.producer.batches).
 __all__ += [
     "AsyncBatch",
     "Batch",
@@ -167,15 +167,15 @@ _LAZY: dict[str, str | None] = {
                      "prune", "retry", "retry_failed"), "admin"),
     "RetryPolicy": "backoff",
     **dict.fromkeys(("AsyncBatch", "Batch", "BatchInfo", "batch", "batch_async", "get_batch",
-                     "get_batch_async", "list_batches"), "batches"),
-    **dict.fromkeys(("chain", "chain_async"), "chains"),
+                     "get_batch_async", "list_batches"), "producer.batches"),
+    **dict.fromkeys(("chain", "chain_async"), "producer.chains"),
     **dict.fromkeys(("CancelResult", "QueueLimits", "cancel", "cancel_async",
                      "get_queue_limits", "pause_queue", "pause_queue_async", "resume_queue",
                      "resume_queue_async", "set_concurrency_limit",
                      "set_concurrency_limit_async", "set_rate_limit",
-                     "set_rate_limit_async"), "control"),
+                     "set_rate_limit_async"), "producer.control"),
     **dict.fromkeys(("result", "result_async", "wait_for_result", "wait_for_result_async"),
-                    "results"),
+                    "producer.results"),
     **dict.fromkeys(("Registry", "Task"), "tasks"),
     **dict.fromkeys(("Job", "JobContext", "JobState"), "types"),
     "Worker": "worker",

@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DatabaseUnavailableError",
+    "DemoError",
     "InvalidArgumentError",
     "InvalidJobError",
     "JobFailedError",
@@ -27,6 +28,7 @@ __all__ = [
     "ResultNotReadyError",
     "SchemaNotReadyError",
     "TaskError",
+    "WorkerStartError",
 ]
 
 
@@ -76,6 +78,21 @@ class TaskError(PgQueueError, ValueError):
 
 class DatabaseUnavailableError(PgQueueError):
     """The database could not be reached (bad DSN, server down, network cut)."""
+
+
+class WorkerStartError(PgQueueError):
+    """A worker process could not start, or kept dying right after its start.
+
+    Raised by the supervisor of ``pgqueue worker --processes N``
+    (:func:`pgqueue.worker.processes.run_processes`) once it gives up on a child.
+    """
+
+
+class DemoError(PgQueueError):
+    """The demo could not finish its jobs (the worker stopped or stalled).
+
+    Raised by :func:`pgqueue.demo.run_demo` (``pgqueue demo``).
+    """
 
 
 class JobNotFoundError(PgQueueError, LookupError):

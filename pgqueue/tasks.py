@@ -16,12 +16,12 @@ from typing import Any
 
 import psycopg
 
-from ._params import DEFAULT_QUEUE, dump_args, validate_queue, validate_task
 from .backoff import DEFAULT_RETRY, RetryPolicy
 from .errors import InvalidJobError, TaskError
 from .periodic import Schedule
-from .producer import enqueue
-from .producer_async import enqueue_async
+from .producer.enqueue import enqueue
+from .producer.enqueue_async import enqueue_async
+from .producer.params import DEFAULT_QUEUE, dump_args, validate_queue, validate_task
 from .types import JobContext
 
 __all__ = ["EnqueueOptions", "Registry", "Task"]

@@ -16,7 +16,7 @@ import psycopg
 
 from .. import admin
 from ..errors import InvalidJobError
-from ..producer import enqueue
+from ..producer.enqueue import enqueue
 from .http import HttpError, Request, Response
 
 __all__ = ["controls", "parse_int", "queue_rows", "throughput"]

@@ -38,7 +38,6 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from psycopg.rows import dict_row
 
-from .._hooks import Enqueued, on_enqueued
 from .._sql import query
 from ..events import (
     Event,
@@ -52,6 +51,7 @@ from ..events import (
     WorkerStarted,
     WorkerStopped,
 )
+from ..producer.hooks import Enqueued, on_enqueued
 
 __all__ = [
     "DEFAULT_METRICS_PORT",

@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import trace
 
-from .._hooks import EnqueueScope
+from ..producer.hooks import EnqueueScope
 
 if TYPE_CHECKING:  # enqueue-only processes load this module: keep the worker out of it
     import random
 
-    from .._params import NewJob
+    from ..producer.params import NewJob
     from ..tasks import Task
     from ..types import Job, JobContext
     from ..worker.executor import AttemptRunner, Outcome

@@ -6,8 +6,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .._params import validate_queue
 from ..errors import ConfigError, InvalidJobError
+from ..producer.params import validate_queue
 
 __all__ = ["ConfigError", "WorkerConfig", "parse_queues"]
 

@@ -26,7 +26,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import SimpleQueue
 from types import FrameType
 
-from ..errors import PgQueueError
+from ..errors import PgQueueError, WorkerStartError
 
 __all__ = ["MAX_QUICK_DEATHS", "WorkerStartError", "run_processes"]
 
@@ -40,10 +40,6 @@ FIRST_RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 # The exit code of a child whose worker refused to start (it sent its reason).
 CANNOT_START_EXIT_CODE = 78
-
-
-class WorkerStartError(PgQueueError):
-    """A worker process could not start, or kept dying right after its start."""
 
 
 def _child(target: Callable[[], None], slot: int, reasons: SimpleQueue[tuple[int, str]]) -> None:

@@ -299,7 +299,7 @@ def test_cli_status_jobs_show_retry_prune_workers(clean_db: str) -> None:
 def test_parse_duration() -> None:
     import click
 
-    from pgqueue.cli_admin import parse_duration
+    from pgqueue.cli.admin import parse_duration
 
     assert [parse_duration(t) for t in ("30s", "15m", "12h", "7d", "2w", "90s")] == \
         [30, 900, 43200, 604800, 1209600, 90]

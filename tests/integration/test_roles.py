@@ -32,6 +32,7 @@ import pytest
 from psycopg import conninfo, sql
 
 import pgqueue
+import pgqueue.producer.batches
 from pgqueue._sql import query
 from tests.conftest import dsn_for
 from tests.support import fetch, running_worker, scalar, wait_until
@@ -321,7 +322,7 @@ def test_producer_cannot_seal_or_join_another_producers_batch(roles: Roles) -> N
             with psycopg.connect(dsn) as theirs, \
                     pytest.raises(psycopg.errors.InsufficientPrivilege, match="belongs to"):
                 pgqueue.enqueue_many(theirs, [{"task": "app.pay"}],  # COPY
-                                     batch=pgqueue.batches.Batch(theirs, mine.id))
+                                     batch=pgqueue.producer.batches.Batch(theirs, mine.id))
         # The owner's next adds work: nobody else sealed the batch.
         mine.enqueue("app.pay", {"n": 2})
         mine.enqueue_many([{"task": "app.pay", "args": {"n": 3}}])
@@ -333,7 +334,7 @@ def test_producer_cannot_seal_or_join_another_producers_batch(roles: Roles) -> N
     # Sealed now: no role without UPDATE on pgqueue.jobs adds to it, by any path.
     with psycopg.connect(owner) as conn, pytest.raises(pgqueue.InvalidJobError, match="sealed"):
         pgqueue.enqueue_many(conn, [{"task": "app.pay"}],
-                             batch=pgqueue.batches.Batch(conn, mine.id))
+                             batch=pgqueue.producer.batches.Batch(conn, mine.id))
     assert not refused(roles.dsn, "INSERT INTO pgqueue.jobs (task, batch_id)"  # the owner can
                        " VALUES ('app.pay', %s)", [mine.id])
 

@@ -8,7 +8,7 @@ stopped (killed if it will not stop) and the folder deleted, however the test
 ended.
 
 The helpers that find the binaries, pick the OS user and write the settings are
-the ones ``pgqueue demo`` uses for its embedded server (``pgqueue._embedded``).
+the ones ``pgqueue demo`` uses for its embedded server (``pgqueue.demo.embedded``).
 One setting differs: the demo runs with ``synchronous_commit = off``, which lets
 a crash of PostgreSQL (``pg_ctl restart -m immediate``) forget the last commits
 it already acknowledged. These tests check that committed jobs survive such a
@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgqueue import _embedded
+from pgqueue.demo import embedded as _embedded
 from tests.support import wait_until
 
 __all__ = ["Cluster", "throwaway_cluster"]

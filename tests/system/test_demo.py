@@ -27,9 +27,10 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
-from pgqueue import DatabaseUnavailableError, _embedded
-from pgqueue._embedded import EmbeddedServer, embedded_postgres, find_system_bindir
+from pgqueue import DatabaseUnavailableError
+from pgqueue.demo import embedded as _embedded
 from pgqueue.demo import run_demo
+from pgqueue.demo.embedded import EmbeddedServer, embedded_postgres, find_system_bindir
 from tests.support import wait_until
 
 AVAILABLE = {
@@ -223,7 +224,7 @@ def test_embedded_server_is_removed_on_ctrl_c(embedded_tmpdir: Path) -> None:
     script = textwrap.dedent("""
         import sys, time
         from pathlib import Path
-        from pgqueue._embedded import embedded_postgres
+        from pgqueue.demo.embedded import embedded_postgres
         with embedded_postgres(("system",)) as server:
             pid = (server.folder / "data" / "postmaster.pid").read_text().split()[0]
             Path(sys.argv[1] + ".part").write_text(f"{server.folder} {pid}")

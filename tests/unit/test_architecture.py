@@ -10,12 +10,13 @@ else to the package.
   a function-level import of the package root ``pgqueue`` itself (reading
   ``__version__``): the root is always loaded before any of its modules runs.
 - ``import pgqueue; pgqueue.enqueue`` (in a fresh interpreter) loads no module
-  of the worker, the CLI, the dashboard or observability, nor croniter.
-- The producer side (everything it imports, transitively) never imports the
-  worker, the CLI, the dashboard or observability.
+  of the worker, the CLI, the dashboard, observability or the demo, nor croniter.
+- The producer side (``pgqueue/producer/`` and ``pgqueue/tasks.py``, and
+  everything they import, transitively) never imports the worker, the CLI, the
+  dashboard, observability or the demo.
 - The worker's services (``pgqueue/worker/*`` except the assembler
-  ``worker/worker.py`` and the package's ``__init__``) never import the CLI or
-  observability, nor the assembler: subscribers are attached where the worker
+  ``worker/worker.py`` and the package's ``__init__``) never import the CLI,
+  observability or the demo, nor the assembler: subscribers are attached where the worker
   is assembled.
 - Only the SQL loader (``pgqueue/_sql.py``) names files under ``sql/``.
 - No file over 400 lines, no function over 60.
@@ -41,13 +42,11 @@ PACKAGE = ROOT / "pgqueue"
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
-PRODUCER_SIDE = ("pgqueue.producer", "pgqueue.producer_async", "pgqueue._params",
-                 "pgqueue._steps", "pgqueue._hooks", "pgqueue.batches", "pgqueue.chains",
-                 "pgqueue.results", "pgqueue.control", "pgqueue.tasks")
+PRODUCER_PACKAGES = ("pgqueue.producer", "pgqueue.tasks")  # every module under them
 WORKER_ASSEMBLY = ("pgqueue.worker", "pgqueue.worker.worker")
 NOT_FOR_PRODUCERS = ("pgqueue.worker", "pgqueue.cli", "pgqueue.dashboard",
-                     "pgqueue.observability")
-NOT_FOR_SERVICES = ("pgqueue.cli", "pgqueue.observability")
+                     "pgqueue.observability", "pgqueue.demo")
+NOT_FOR_SERVICES = ("pgqueue.cli", "pgqueue.observability", "pgqueue.demo")
 
 
 def _within(module: str, prefixes: tuple[str, ...]) -> bool:
@@ -152,8 +151,9 @@ def find_cycle() -> list[str] | None:
 
 def test_the_graph_sees_known_imports() -> None:
     """Guards the reader itself: relative, submodule and function-level imports."""
-    top, _ = imports("pgqueue.producer")
-    assert {"pgqueue._steps", "pgqueue._hooks", "pgqueue._sql", "pgqueue.errors"} <= top
+    top, _ = imports("pgqueue.producer.enqueue")
+    assert {"pgqueue.producer.steps", "pgqueue.producer.hooks", "pgqueue._sql",
+            "pgqueue.errors"} <= top
     assert "pgqueue.worker.worker" in imports("pgqueue.worker")[1]  # loaded lazily
     assert "pgqueue.observability.tracing" in imports("pgqueue")[1]  # the lazy trace hook
 
@@ -172,7 +172,7 @@ def test_import_pgqueue_and_enqueue_loads_only_the_producer() -> None:
              if _within(m, NOT_FOR_PRODUCERS) or m.split(".")[0] in {"croniter", "opentelemetry",
                                                                       "prometheus_client"}]
     assert heavy == []
-    assert "pgqueue.producer" in loaded
+    assert "pgqueue.producer.enqueue" in loaded
 
 
 def test_every_public_name_resolves() -> None:
@@ -184,9 +184,15 @@ def test_every_public_name_resolves() -> None:
         _ = pgqueue.no_such_name  # type: ignore[attr-defined]
 
 
+def producer_side() -> list[str]:
+    found = sorted(m for m in modules() if _within(m, PRODUCER_PACKAGES))
+    assert len(found) >= 12, found  # the producer package and the task registry
+    return found
+
+
 def test_producer_side_never_imports_worker_cli_or_observability() -> None:
     offenders = {}
-    for start in PRODUCER_SIDE:
+    for start in producer_side():
         for module, path in reachable(start).items():
             if _within(module, NOT_FOR_PRODUCERS):
                 offenders[module] = " -> ".join(path)

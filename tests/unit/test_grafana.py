@@ -12,11 +12,11 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pgqueue import events
-from pgqueue._hooks import enqueue_scope
-from pgqueue._params import new_job
 from pgqueue.cli import main
 from pgqueue.observability import metrics
 from pgqueue.observability.grafana import dashboard_json
+from pgqueue.producer.hooks import enqueue_scope
+from pgqueue.producer.params import new_job
 from pgqueue.types import Job
 from tests.support import cli_runner
 

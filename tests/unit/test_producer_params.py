@@ -1,4 +1,4 @@
-"""pgqueue._params without a database: validation and normalisation of enqueue input."""
+"""pgqueue.producer.params without a database: validation and normalisation of enqueue input."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pgqueue import InvalidJobError, _params
+from pgqueue import InvalidJobError
+from pgqueue.producer import params as _params
 
 
 def test_defaults() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgqueue import InvalidJobError, _params
+from pgqueue import InvalidJobError
+from pgqueue.producer import params as _params
 
 # Any code point, surrogates and NUL included: both must be refused cleanly.
 TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=20)

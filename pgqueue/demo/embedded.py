@@ -30,7 +30,7 @@ unix socket inside the temporary folder, trust local connections, and run with
 
 This module chooses and starts the server and owns its temporary folder; the
 PostgreSQL tools it runs (initdb, pg_ctl, the last-resort kill) are in
-:mod:`pgqueue._embedded_pgctl`.
+:mod:`pgqueue.demo.embedded_pgctl`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._embedded_pgctl import (
+from ..errors import DatabaseUnavailableError
+from .embedded_pgctl import (
     COMMAND_TIMEOUT_SECONDS,
     STOP_TIMEOUT_SECONDS,
     UNPRIVILEGED_USERS,
@@ -67,14 +68,13 @@ from ._embedded_pgctl import (
     stop,
     version_key,
 )
-from ._embedded_pgctl import CommandFailed as _CommandFailed  # noqa: F401 (old name)
-from ._embedded_pgctl import RunAs as _RunAs  # noqa: F401 (old name)
-from ._embedded_pgctl import child_env as _child_env  # noqa: F401 (old name)
-from ._embedded_pgctl import configure as _configure  # noqa: F401 (old name)
-from ._embedded_pgctl import kill_postmaster as _kill_postmaster  # noqa: F401 (old name)
-from ._embedded_pgctl import run as _run  # noqa: F401 (old name)
-from ._embedded_pgctl import run_as_user as _run_as  # noqa: F401 (old name)
-from .errors import DatabaseUnavailableError
+from .embedded_pgctl import CommandFailed as _CommandFailed  # noqa: F401 (old name)
+from .embedded_pgctl import RunAs as _RunAs  # noqa: F401 (old name)
+from .embedded_pgctl import child_env as _child_env  # noqa: F401 (old name)
+from .embedded_pgctl import configure as _configure  # noqa: F401 (old name)
+from .embedded_pgctl import kill_postmaster as _kill_postmaster  # noqa: F401 (old name)
+from .embedded_pgctl import run as _run  # noqa: F401 (old name)
+from .embedded_pgctl import run_as_user as _run_as  # noqa: F401 (old name)
 
 __all__ = [
     "COMMAND_TIMEOUT_SECONDS", "METHODS", "START_TIMEOUT_SECONDS", "STOP_TIMEOUT_SECONDS",

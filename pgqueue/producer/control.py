@@ -15,10 +15,10 @@ from typing import Any
 
 import psycopg
 
-from . import _params
-from ._sql import query
-from ._steps import Steps, run_steps, run_steps_async
-from .errors import InvalidArgumentError, InvalidJobError
+from .._sql import query
+from ..errors import InvalidArgumentError, InvalidJobError
+from . import params as _params
+from .steps import Steps, run_steps, run_steps_async
 
 __all__ = [
     "CancelResult",

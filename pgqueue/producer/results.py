@@ -20,9 +20,9 @@ from typing import Any
 
 import psycopg
 
-from ._sql import query
-from ._steps import Steps, run_steps, run_steps_async
-from .errors import InvalidArgumentError, JobFailedError, JobNotFoundError, ResultNotReadyError
+from .._sql import query
+from ..errors import InvalidArgumentError, JobFailedError, JobNotFoundError, ResultNotReadyError
+from .steps import Steps, run_steps, run_steps_async
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",

@@ -3,7 +3,7 @@
 Invariant: everything the producer sends has passed through :func:`new_job`,
 so a bad call raises :class:`~pgqueue.errors.InvalidJobError` before any
 statement runs, and the caller's transaction stays usable. The args become
-JSON text in :mod:`pgqueue._args_json` (``dump_args``, also importable from here).
+JSON text in :mod:`pgqueue.producer.args_json` (``dump_args``, also importable from here).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ._args_json import check_text, dump_args, shorten
-from .errors import InvalidJobError
+from ..errors import InvalidJobError
+from .args_json import check_text, dump_args, shorten
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",

@@ -3,7 +3,7 @@
 Invariant: :func:`dump_args` returns the text of a JSON object that PostgreSQL
 stores as is (no NUL character, no lone surrogate, no NaN, nesting within 200
 levels), or raises :class:`~pgqueue.errors.InvalidJobError` naming the offending
-key. Used by :mod:`pgqueue._params` for every job and by the batch callback.
+key. Used by :mod:`pgqueue.producer.params` for every job and by the batch callback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from .errors import InvalidJobError
+from ..errors import InvalidJobError
 
 __all__ = ["check_text", "dump_args", "shorten"]
 

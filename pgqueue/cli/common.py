@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from . import _dsn
+from .. import _dsn
 
 __all__ = ["DSN_HELP", "echo_json", "require_dsn"]
 
@@ -16,7 +16,7 @@ DSN_HELP = "PostgreSQL connection string; else $PGQUEUE_DSN, else $DATABASE_URL.
 
 def echo_json(payload: Any) -> None:
     """One JSON document, as every ``--json`` prints (the operating commands' format)."""
-    from .dashboard.http import json_default
+    from ..dashboard.http import json_default
 
     click.echo(json.dumps(payload, default=json_default, indent=2, ensure_ascii=False))
 

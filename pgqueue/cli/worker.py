@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli_common import DSN_HELP, require_dsn
-from .worker.config import (  # the worker's defaults only: no service is loaded
+from ..worker.config import (  # the worker's defaults only: no service is loaded
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
 )
+from .common import DSN_HELP, require_dsn
 
 if TYPE_CHECKING:
-    from .tasks import Registry
+    from ..tasks import Registry
 
 __all__ = ["load_registry", "register"]
 
@@ -31,7 +31,7 @@ def load_registry(app: str) -> Registry:
     """The Registry named by ``module:attribute`` (the current folder is importable)."""
     import importlib
 
-    from .tasks import Registry
+    from ..tasks import Registry
 
     module_name, _, attr = app.partition(":")
     if not module_name or not attr:
@@ -93,7 +93,7 @@ def _run_worker_and_exit(worker: Any) -> None:
     stop request still holds a thread (its job was already handed back)."""
     import logging
 
-    from .observability.runtime import finish_process
+    from ..observability.runtime import finish_process
 
     worker.run()
     finish_process()
@@ -155,9 +155,9 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
            log_level: str, log_format: str, metrics_port: int, otel_psycopg: str) -> None:
     """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
     early_stop = _EarlyStop.install()
-    from .observability.logs import configure_logging
-    from .worker import Worker
-    from .worker.processes import run_processes
+    from ..observability.logs import configure_logging
+    from ..worker import Worker
+    from ..worker.processes import run_processes
 
     configure_logging(log_level, log_format)
     registry = load_registry(app)
@@ -168,7 +168,7 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
         "startup_timeout": startup_timeout,
     }
     Worker(registry, **options)  # validates every option before anything starts
-    from .observability import runtime
+    from ..observability import runtime
 
     if processes == 1:
         runtime.prepare_process(otel_psycopg)
@@ -187,7 +187,7 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
         child_worker = Worker(registry, **options)
         child_stop.hand_to(child_worker)
         if endpoint is not None:
-            from .observability.metrics import WorkerMetrics
+            from ..observability.metrics import WorkerMetrics
 
             child_worker.subscribe(WorkerMetrics(options["dsn"]))
         _run_worker_and_exit(child_worker)

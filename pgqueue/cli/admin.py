@@ -17,9 +17,9 @@ from typing import Any
 
 import click
 
-from . import _dsn, admin
-from .cli_common import DSN_HELP, echo_json, require_dsn
-from .types import JobState
+from .. import _dsn, admin
+from ..types import JobState
+from .common import DSN_HELP, echo_json, require_dsn
 
 __all__ = ["EXIT_NOT_FOUND", "parse_duration", "register"]
 
@@ -299,7 +299,7 @@ def _host_list(ctx: click.Context, param: click.Parameter,
 def dashboard(host: str, port: int, token: str | None, read_only: bool,
               allowed_hosts: tuple[str, ...], dsn: str | None) -> None:
     """Serve the web dashboard and the HTTP API (/api/, /api/openapi.json)."""
-    from .dashboard import make_server
+    from ..dashboard import make_server
 
     _connect(dsn).close()  # a clear error now rather than at the first request
     if host not in ("127.0.0.1", "localhost", "::1") and not token:

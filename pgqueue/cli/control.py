@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from . import _dsn
-from .cli_common import DSN_HELP, echo_json, require_dsn
+from .. import _dsn
+from .common import DSN_HELP, echo_json, require_dsn
 
 __all__ = ["register"]
 
@@ -22,8 +22,8 @@ def cancel(job_ids: tuple[int, ...], reason: str, dsn: str | None) -> None:
     Exit code 0 when every job was cancelled, requested or already finished;
     3 when a job does not exist.
     """
-    from .control import CancelResult
-    from .control import cancel as run_cancel
+    from ..producer.control import CancelResult
+    from ..producer.control import cancel as run_cancel
 
     missing = False
     with _dsn.connect(require_dsn(dsn)) as conn:
@@ -46,7 +46,7 @@ def queue() -> None:
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
 def queue_pause(name: str, dsn: str | None) -> None:
     """Stop workers claiming from a queue (running jobs finish). Survives restarts."""
-    from .control import pause_queue
+    from ..producer.control import pause_queue
 
     with _dsn.connect(require_dsn(dsn)) as conn:
         changed = pause_queue(conn, name)
@@ -58,7 +58,7 @@ def queue_pause(name: str, dsn: str | None) -> None:
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
 def queue_resume(name: str, dsn: str | None) -> None:
     """Let workers claim from a paused queue again."""
-    from .control import resume_queue
+    from ..producer.control import resume_queue
 
     with _dsn.connect(require_dsn(dsn)) as conn:
         changed = resume_queue(conn, name)
@@ -117,8 +117,8 @@ def queue_limit(name: str, concurrency: tuple[int | None] | None,
     pgqueue queue limit payment --concurrency 3;
     pgqueue queue limit partner-api --rate 100/1m.
     """
-    from .control import get_queue_limits, set_concurrency_limit, set_rate_limit
-    from .errors import InvalidJobError
+    from ..errors import InvalidJobError
+    from ..producer.control import get_queue_limits, set_concurrency_limit, set_rate_limit
 
     with _dsn.connect(require_dsn(dsn)) as conn:
         try:
@@ -161,7 +161,7 @@ def periodic() -> None:
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
 def periodic_list(as_json: bool, dsn: str | None) -> None:
     """Every schedule the leader has recorded, with its last and next run."""
-    from ._sql import query
+    from .._sql import query
 
     with _dsn.connect(require_dsn(dsn)) as conn:
         rows = conn.execute(query("periodic_list")).fetchall()

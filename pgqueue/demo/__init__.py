@@ -9,6 +9,9 @@ failures show up too.
 
 Invariant: the demo only counts and reports the jobs it enqueued itself, so it
 can run against a database that holds other jobs.
+
+The throwaway server is ``embedded`` (found or installed binaries, its data
+directory, its life), with the ``pg_ctl`` plumbing in ``embedded_pgctl``.
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from typing import Any
 import click
 import psycopg
 
-from . import _dsn, events
-from ._embedded import embedded_postgres
-from ._sql import query
-from .backoff import RetryPolicy
-from .errors import PgQueueError
-from .migrate import migrate
-from .producer import JobSpec, enqueue_many
-from .tasks import Registry
+from .. import _dsn, events
+from .._sql import query
+from ..backoff import RetryPolicy
+from ..errors import DemoError
+from ..migrate import migrate
+from ..producer.enqueue import JobSpec, enqueue_many
+from ..tasks import Registry
+from .embedded import embedded_postgres
 
 __all__ = ["DemoError", "DemoResult", "build_tasks", "example_jobs", "run_demo"]
 
@@ -52,10 +55,6 @@ STALL_SECONDS = 60.0
 FINAL_OUTCOMES = frozenset({"succeeded", "failed", "cancelled"})
 
 Echo = Callable[[str], object]
-
-
-class DemoError(PgQueueError):
-    """The demo could not finish its jobs (the worker stopped or stalled)."""
 
 
 class SimulatedFailure(Exception):
@@ -241,7 +240,7 @@ class _WorkerRun:
         self.pending = set(ids)
         self.show = show
         self.result = result
-        from . import Worker  # the worker's modules load only when the demo runs
+        from .. import Worker  # the worker's modules load only when the demo runs
 
         # The demo shows progress itself; per-job log lines would drown it.
         self.worker = Worker(tasks, dsn=dsn, queues=None, concurrency=concurrency,

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import psycopg
 
-from ._sql import query
+from .._sql import query
 
 __all__ = ["ARG_COLUMNS_MAX", "ExportRow", "iter_jobs", "scalar_arg_keys", "write_csv",
            "write_jsonl"]

@@ -8,6 +8,9 @@ Invariants:
   so no reader ever sees it in both tables or in neither.
 - Input is validated before the first statement runs; a bad value raises
   :class:`InvalidArgumentError` naming the argument.
+
+``batch_export`` streams one batch's jobs out as CSV or JSON lines
+(``pgqueue batch export``).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ._params import validate_queue, validate_task
-from ._sql import query
-from .errors import InvalidArgumentError, InvalidJobError
-from .types import JobState
+from .._sql import query
+from ..errors import InvalidArgumentError, InvalidJobError
+from ..producer.params import validate_queue, validate_task
+from ..types import JobState
 
 __all__ = [
     "DEFAULT_LIST_LIMIT",

@@ -25,7 +25,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from .errors import InvalidJobError, PgQueueError, SchemaNotReadyError
+from ..errors import InvalidJobError, PgQueueError, SchemaNotReadyError
 
 __all__ = [
     "CopyRows",

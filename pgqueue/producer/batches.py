@@ -24,14 +24,14 @@ from typing import Any
 
 import psycopg
 
-from . import _params
-from ._sql import query
-from ._steps import Steps, run_steps, run_steps_async
-from .admin import validate_limit
-from .errors import InvalidArgumentError, InvalidJobError
-from .producer import BatchBase, JobSpec, enqueue, enqueue_many
-from .producer_async import enqueue_async, enqueue_many_async
-from .tasks import Task
+from .._sql import query
+from ..admin import validate_limit
+from ..errors import InvalidArgumentError, InvalidJobError
+from ..tasks import Task
+from . import params as _params
+from .enqueue import BatchBase, JobSpec, enqueue, enqueue_many
+from .enqueue_async import enqueue_async, enqueue_many_async
+from .steps import Steps, run_steps, run_steps_async
 
 __all__ = [
     "AsyncBatch",

@@ -3,14 +3,14 @@
 Invariants:
 - pgqueue never commits, rolls back or opens a connection here: the caller's
   transaction decides whether the job exists.
-- All input is validated (``_params``) before the first statement runs, so a bad
+- All input is validated (``params``) before the first statement runs, so a bad
   call raises :class:`~pgqueue.errors.InvalidJobError` and leaves the caller's
   transaction usable.
 
 The database steps are written once, as generators that yield ``(sql, params)``
-and receive the fetched rows (:mod:`pgqueue._steps`); :mod:`pgqueue.producer_async`
+and receive the fetched rows (:mod:`pgqueue.producer.steps`); :mod:`pgqueue.producer.enqueue_async`
 drives the same generators on an ``AsyncConnection``. What an enqueue reports
-goes through the producer's own hook points (:mod:`pgqueue._hooks`).
+goes through the producer's own hook points (:mod:`pgqueue.producer.hooks`).
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from typing import Any, NotRequired, TypedDict
 
 import psycopg
 
-from . import _params
-from ._hooks import enqueue_scope
-from ._params import DEFAULT_QUEUE, NewJob
-from ._sql import query
-from ._steps import CopyRows, Steps, check_sync, run_steps
-from .errors import InvalidJobError
+from .._sql import query
+from ..errors import InvalidJobError
+from . import params as _params
+from .hooks import enqueue_scope
+from .params import DEFAULT_QUEUE, NewJob
+from .steps import CopyRows, Steps, check_sync, run_steps
 
 __all__ = ["BatchBase", "JobSpec", "enqueue", "enqueue_many"]
 
 # The COPY column types of job_copy.sql, in order. The args column is typed
-# "jsonb" and receives the JSON text _params made: _JsonTextDumper (:mod:`._steps`) sends it in
+# "jsonb" and receives the JSON text params made: _JsonTextDumper (:mod:`.steps`) sends it in
 # jsonb's binary format (a version byte, then the text) without parsing it again.
 _COPY_TYPES = ("int8", "text", "text", "jsonb", "int4", "timestamptz", "int4", "text",
                "timestamptz", "int8[]", "bool", "text", "int8")
@@ -40,7 +40,7 @@ _COPY_TYPES = ("int8", "text", "text", "jsonb", "int4", "timestamptz", "int4", "
 class BatchBase:
     """What a batch's jobs need to know of it: its id, and whether it is sealed.
 
-    :mod:`pgqueue.batches` builds its batches on it; it lives here so that the
+    :mod:`pgqueue.producer.batches` builds its batches on it; it lives here so that the
     producer checks ``batch=`` without importing them.
     """
 
@@ -158,7 +158,7 @@ def enqueue_many(
         return scope.done(run_steps(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 
-# --- shared with producer_async -------------------------------------------------
+# --- shared with enqueue_async --------------------------------------------------
 
 
 def batch_id_of(batch: object) -> int | None:

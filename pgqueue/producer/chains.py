@@ -23,12 +23,12 @@ from typing import Any
 
 import psycopg
 
-from ._hooks import enqueue_scope
-from ._params import NewJob
-from ._sql import query
-from ._steps import Steps, check_async, check_sync, run_steps, run_steps_async
-from .errors import InvalidJobError
-from .producer import JobSpec, enqueue_many_steps, to_new_jobs
+from .._sql import query
+from ..errors import InvalidJobError
+from .enqueue import JobSpec, enqueue_many_steps, to_new_jobs
+from .hooks import enqueue_scope
+from .params import NewJob
+from .steps import Steps, check_async, check_sync, run_steps, run_steps_async
 
 __all__ = ["chain", "chain_async"]
 

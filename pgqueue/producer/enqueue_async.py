@@ -1,7 +1,7 @@
-"""Async twins of :mod:`pgqueue.producer` for ``psycopg.AsyncConnection``.
+"""Async twins of :mod:`pgqueue.producer.enqueue` for ``psycopg.AsyncConnection``.
 
 They validate with the same code and run the same steps; only the I/O differs
-(:func:`pgqueue._steps.run_steps_async`).
+(:func:`pgqueue.producer.steps.run_steps_async`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from typing import Any
 
 import psycopg
 
-from . import _params
-from ._hooks import enqueue_scope
-from ._params import DEFAULT_QUEUE
-from ._steps import check_async, run_steps_async
-from .producer import (
+from . import params as _params
+from .enqueue import (
     BatchBase,
     JobSpec,
     batch_id_of,
@@ -24,6 +21,9 @@ from .producer import (
     enqueue_steps,
     to_new_jobs,
 )
+from .hooks import enqueue_scope
+from .params import DEFAULT_QUEUE
+from .steps import check_async, run_steps_async
 
 __all__ = ["enqueue_async", "enqueue_many_async"]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
-from ._params import NewJob
+from .params import NewJob
 
 __all__ = ["EnqueueScope", "Enqueued", "enqueue_scope", "on_enqueued", "set_trace_hook"]
 

@@ -1,8 +1,8 @@
 """The ``pgqueue`` command line: the group, its error translation, and the small commands.
 
 Each other command group lives in a module of its own and registers itself on
-``main``: ``cli_worker`` (worker), ``cli_control`` (cancel, queue, periodic),
-``cli_admin`` (status, jobs, retry, prune, workers, dashboard), ``cli_batch`` (batch).
+``main``: ``cli.worker`` (worker), ``cli.control`` (cancel, queue, periodic),
+``cli.admin`` (status, jobs, retry, prune, workers, dashboard), ``cli.batch`` (batch).
 Commands import what they use inside their body, so ``pgqueue --help`` stays quick.
 """
 
@@ -16,14 +16,14 @@ import click
 import psycopg
 from psycopg import errors as pg_errors
 
-from . import _dsn
-from .cli_admin import register as register_admin
-from .cli_batch import register as register_batch
-from .cli_common import DSN_HELP, require_dsn
-from .cli_control import register as register_control
-from .cli_worker import load_registry
-from .cli_worker import register as register_worker
-from .errors import PgQueueError
+from .. import _dsn
+from ..errors import PgQueueError
+from .admin import register as register_admin
+from .batch import register as register_batch
+from .common import DSN_HELP, require_dsn
+from .control import register as register_control
+from .worker import load_registry
+from .worker import register as register_worker
 
 __all__ = ["load_registry", "main"]
 
@@ -65,8 +65,8 @@ def main() -> None:
 )
 def migrate(dsn: str | None, print_sql: bool) -> None:
     """Create or upgrade the pgqueue schema."""
-    from .migrate import latest_version, migration_sql
-    from .migrate import migrate as run_migrate
+    from ..migrate import latest_version, migration_sql
+    from ..migrate import migrate as run_migrate
 
     if print_sql:
         click.echo(migration_sql(), nl=False)
@@ -107,9 +107,9 @@ def enqueue(
 
     Without --app, warns when no running worker would take the task from its queue.
     """
-    from ._sql import query
-    from .producer import enqueue as run_enqueue
-    from .tasks import EnqueueOptions
+    from .._sql import query
+    from ..producer.enqueue import enqueue as run_enqueue
+    from ..tasks import EnqueueOptions
 
     try:
         args = json.loads(args_json)
@@ -143,7 +143,7 @@ def enqueue(
 @main.command("grafana-dashboard")
 def grafana_dashboard() -> None:
     """Print the Grafana dashboard JSON for the worker's Prometheus metrics."""
-    from .observability.grafana import dashboard_json
+    from ..observability.grafana import dashboard_json
 
     click.echo(dashboard_json(), nl=False)
 
@@ -167,7 +167,7 @@ def demo(dsn: str | None, jobs: int, failure_rate: float, concurrency: int) -> N
     pgserver package from pgqueue[embedded], else the system's initdb) and
     deletes it afterwards. Ctrl-C stops the worker gracefully.
     """
-    from .demo import run_demo
+    from ..demo import run_demo
 
     result = run_demo(dsn, jobs=jobs, failure_rate=failure_rate, concurrency=concurrency)
     if result.interrupted:

@@ -20,12 +20,12 @@ from typing import Any, TextIO
 import click
 import psycopg
 
-from . import _dsn, batch_export
-from .admin import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, InvalidArgumentError
-from .batches import BatchInfo, batch, get_batch, list_batches
-from .cli_admin import EXIT_NOT_FOUND, dsn_option, format_table, json_option
-from .cli_common import echo_json, require_dsn
-from .errors import InvalidJobError
+from .. import _dsn
+from ..admin import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, InvalidArgumentError, batch_export
+from ..errors import InvalidJobError
+from ..producer.batches import BatchInfo, batch, get_batch, list_batches
+from .admin import EXIT_NOT_FOUND, dsn_option, format_table, json_option
+from .common import echo_json, require_dsn
 
 __all__ = ["progress_bar", "register"]
 

@@ -1,6 +1,6 @@
 """The PostgreSQL tools run by hand for the embedded server: initdb, pg_ctl, a kill.
 
-Used by :mod:`pgqueue._embedded` (which decides which binaries to run and
+Used by :mod:`pgqueue.demo.embedded` (which decides which binaries to run and
 owns the temporary folder) and by the test suite's throwaway clusters. Every
 command runs in its own session, so the terminal's Ctrl-C reaches only us; as
 root, commands run as the first of :data:`UNPRIVILEGED_USERS` that exists.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DatabaseUnavailableError
+from ..errors import DatabaseUnavailableError
 
 __all__ = [
     "COMMAND_TIMEOUT_SECONDS", "STOP_TIMEOUT_SECONDS", "UNPRIVILEGED_USERS", "CommandFailed",
