@@ -243,7 +243,7 @@ def _start_system(folder: Path, reasons: list[str]) -> Iterator[EmbeddedServer |
 _START = {"pgserver": _start_pgserver, "system": _start_system}
 
 
-# --- a server from a folder of binaries (the tools: _embedded_pgctl) ---------------------
+# --- a server from a folder of binaries (the tools: embedded_pgctl) ----------------------
 
 
 @contextlib.contextmanager
