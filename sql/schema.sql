@@ -77,20 +77,15 @@ CREATE FUNCTION pgqueue.cancel_queued(job_ids bigint[], reasons text[]) RETURNS 
 WITH gone AS (
     DELETE FROM pgqueue.jobs j
     WHERE j.id = ANY (cancel_queued.job_ids) AND j.state = 'queued'
-    RETURNING j.*
+    RETURNING j
 ),
 archived AS (
     INSERT INTO pgqueue.finished_jobs
-        (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
-         started_at, finished_at, worker_id, unique_key, last_error, errors, trace_context,
-         timeout_seconds, expires_at, cancel_requested_at, depends_on, batch_id,
-         concurrency_key)
-    SELECT g.id, g.queue, g.task, g.args, g.priority, 'cancelled', g.attempt, g.max_attempts,
-           g.run_at, g.created_at, g.started_at, now(), g.worker_id, g.unique_key, r.reason,
-           g.errors, g.trace_context, g.timeout_seconds, g.expires_at, now(), g.depends_on,
-           g.batch_id, g.concurrency_key
+    SELECT (pgqueue.finished_row(g.j, 'cancelled', r.reason, (g.j).errors,
+                                 cancel_requested_at => now())).*
     FROM gone g
-    JOIN unnest(cancel_queued.job_ids, cancel_queued.reasons) AS r(id, reason) ON r.id = g.id
+    JOIN unnest(cancel_queued.job_ids, cancel_queued.reasons) AS r(id, reason)
+        ON r.id = (g.j).id
     RETURNING id
 )
 SELECT COALESCE(array_agg(id), '{}') FROM archived
@@ -126,6 +121,44 @@ CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n in
            c.created_at, c.started_at, c.timeout_seconds, c.trace_context
     FROM pgqueue.claim_v2($1, $2, $3, $4, $5, $6, $7, $8) c
 $_$;
+
+CREATE FUNCTION pgqueue.claim_candidates(queues text[], rooms integer[], tasks text[], n integer, at timestamp with time zone, key_tasks text[], key_caps integer[]) RETURNS TABLE(id bigint, priority integer, run_at timestamp with time zone, concurrency_key text, cap integer)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap
+    FROM unnest(claim_candidates.queues, claim_candidates.rooms) AS u(name, room)
+    LEFT JOIN pgqueue.queues pq ON pq.name = u.name
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.run_at, j.concurrency_key,
+               CASE WHEN j.concurrency_key IS NOT NULL
+                    THEN claim_candidates.key_caps[
+                             array_position(claim_candidates.key_tasks, j.task::text)]
+               END AS cap
+        FROM pgqueue.jobs j
+        WHERE j.state = 'queued' AND j.blocked IS NULL
+          AND j.queue = u.name
+          AND j.run_at <= claim_candidates.at
+          AND j.task = ANY (claim_candidates.tasks)
+          AND (j.expires_at IS NULL OR j.expires_at > claim_candidates.at)
+          -- A key already at its cap (as far as this snapshot knows) is
+          -- skipped here, so it cannot fill the claim and hold back other
+          -- keys; the exact check follows under the key's lock.
+          AND (j.concurrency_key IS NULL
+               OR NOT (j.task = ANY (claim_candidates.key_tasks))
+               OR (SELECT count(*) FROM pgqueue.jobs x
+                   WHERE x.state = 'running' AND x.concurrency_key = j.concurrency_key)
+                  < claim_candidates.key_caps[
+                        array_position(claim_candidates.key_tasks, j.task::text)])
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT u.room
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE pq.paused IS NOT TRUE AND u.room > 0
+    ORDER BY c.priority DESC, c.run_at, c.id
+    LIMIT claim_candidates.n
+$$;
+
+COMMENT ON FUNCTION pgqueue.claim_candidates(queues text[], rooms integer[], tasks text[], n integer, at timestamp with time zone, key_tasks text[], key_caps integer[]) IS 'the candidates of one claim, locked (FOR UPDATE SKIP LOCKED): inlined into claim_v2, not for direct use';
 
 CREATE FUNCTION pgqueue.claim_v2(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text, claim_token bigint)
     LANGUAGE plpgsql
@@ -176,40 +209,13 @@ BEGIN
     END IF;
 
     IF cardinality(claim_v2.key_tasks) = 0 THEN
-        -- No capped key can apply: pick and claim in one statement. (The
-        -- candidate query is the one below, word for word; its key-cap filter
-        -- is a no-op here.)
+        -- No capped key can apply: pick and claim in one statement (the
+        -- candidates' key-cap filter is a no-op here).
         RETURN QUERY
         WITH picked AS MATERIALIZED (
-            SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap
-            FROM unnest(claim_v2.queues, rooms) AS u(name, room)
-            LEFT JOIN pgqueue.queues pq ON pq.name = u.name
-            CROSS JOIN LATERAL (
-                SELECT j.id, j.priority, j.run_at, j.concurrency_key,
-                       CASE WHEN j.concurrency_key IS NOT NULL
-                            THEN claim_v2.key_caps[array_position(claim_v2.key_tasks, j.task::text)]
-                       END AS cap
-                FROM pgqueue.jobs j
-                WHERE j.state = 'queued' AND j.blocked IS NULL
-                  AND j.queue = u.name
-                  AND j.run_at <= at
-                  AND j.task = ANY (claim_v2.tasks)
-                  AND (j.expires_at IS NULL OR j.expires_at > at)
-                  -- A key already at its cap (as far as this snapshot knows) is
-                  -- skipped here, so it cannot fill the claim and hold back other
-                  -- keys; the exact check follows under the key's lock.
-                  AND (j.concurrency_key IS NULL
-                       OR NOT (j.task = ANY (claim_v2.key_tasks))
-                       OR (SELECT count(*) FROM pgqueue.jobs x
-                           WHERE x.state = 'running' AND x.concurrency_key = j.concurrency_key)
-                          < claim_v2.key_caps[array_position(claim_v2.key_tasks, j.task::text)])
-                ORDER BY j.priority DESC, j.run_at, j.id
-                LIMIT u.room
-                FOR UPDATE SKIP LOCKED
-            ) c
-            WHERE pq.paused IS NOT TRUE AND u.room > 0
-            ORDER BY c.priority DESC, c.run_at, c.id
-            LIMIT claim_v2.n
+            SELECT c.id
+            FROM pgqueue.claim_candidates(claim_v2.queues, rooms, claim_v2.tasks, claim_v2.n,
+                                          at, claim_v2.key_tasks, claim_v2.key_caps) c
         ),
         claimed AS (
             UPDATE pgqueue.jobs j
@@ -241,37 +247,8 @@ BEGIN
            array_agg(c.concurrency_key ORDER BY c.priority DESC, c.run_at, c.id),
            array_agg(c.cap ORDER BY c.priority DESC, c.run_at, c.id)
     INTO ids, keys, caps
-    FROM (
-        SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap
-        FROM unnest(claim_v2.queues, rooms) AS u(name, room)
-        LEFT JOIN pgqueue.queues pq ON pq.name = u.name
-        CROSS JOIN LATERAL (
-            SELECT j.id, j.priority, j.run_at, j.concurrency_key,
-                   CASE WHEN j.concurrency_key IS NOT NULL
-                        THEN claim_v2.key_caps[array_position(claim_v2.key_tasks, j.task::text)]
-                   END AS cap
-            FROM pgqueue.jobs j
-            WHERE j.state = 'queued' AND j.blocked IS NULL
-              AND j.queue = u.name
-              AND j.run_at <= at
-              AND j.task = ANY (claim_v2.tasks)
-              AND (j.expires_at IS NULL OR j.expires_at > at)
-              -- A key already at its cap (as far as this snapshot knows) is
-              -- skipped here, so it cannot fill the claim and hold back other
-              -- keys; the exact check follows under the key's lock.
-              AND (j.concurrency_key IS NULL
-                   OR NOT (j.task = ANY (claim_v2.key_tasks))
-                   OR (SELECT count(*) FROM pgqueue.jobs x
-                       WHERE x.state = 'running' AND x.concurrency_key = j.concurrency_key)
-                      < claim_v2.key_caps[array_position(claim_v2.key_tasks, j.task::text)])
-            ORDER BY j.priority DESC, j.run_at, j.id
-            LIMIT u.room
-            FOR UPDATE SKIP LOCKED
-        ) c
-        WHERE pq.paused IS NOT TRUE AND u.room > 0
-        ORDER BY c.priority DESC, c.run_at, c.id
-        LIMIT claim_v2.n
-    ) c;
+    FROM pgqueue.claim_candidates(claim_v2.queues, rooms, claim_v2.tasks, claim_v2.n, at,
+                                  claim_v2.key_tasks, claim_v2.key_caps) c;
 
     IF ids IS NULL THEN
         RETURN;
@@ -305,8 +282,8 @@ BEGIN
             started_at = at,
             heartbeat_at = at,
             worker_id = claim_v2.worker_id,
-                -- Drawn once per statement (an InitPlan), and only if a job is claimed.
-                claim_token = (SELECT nextval('pgqueue.claim_tokens'))
+            -- Drawn once per statement (an InitPlan), and only if a job is claimed.
+            claim_token = (SELECT nextval('pgqueue.claim_tokens'))
         WHERE j.id = ANY (ids)
         RETURNING j.*
     ),
@@ -460,6 +437,110 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+CREATE FUNCTION pgqueue.timestamp_in_bounds(at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+SELECT at >= '1970-01-01 00:00:00+00'::timestamptz
+   AND at < '9999-12-31 00:00:00+00'::timestamptz
+$$;
+
+COMMENT ON FUNCTION pgqueue.timestamp_in_bounds(at timestamp with time zone) IS 'true when a stored pgqueue timestamp is from 1970-01-01 up to (not including) 9999-12-31 UTC; null for null';
+
+CREATE TABLE pgqueue.finished_jobs (
+    id bigint NOT NULL,
+    queue text NOT NULL,
+    task text NOT NULL,
+    args jsonb NOT NULL,
+    priority integer NOT NULL,
+    state pgqueue.job_state NOT NULL,
+    attempt integer NOT NULL,
+    max_attempts integer NOT NULL,
+    run_at timestamp with time zone NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone DEFAULT now() NOT NULL,
+    worker_id uuid,
+    unique_key text,
+    last_error text,
+    errors jsonb NOT NULL,
+    trace_context text,
+    timeout_seconds double precision,
+    expires_at timestamp with time zone,
+    cancel_requested_at timestamp with time zone,
+    depends_on bigint[],
+    batch_id bigint,
+    concurrency_key text,
+    result jsonb,
+    CONSTRAINT finished_jobs_cancel_requested_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(cancel_requested_at)),
+    CONSTRAINT finished_jobs_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
+    CONSTRAINT finished_jobs_expires_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(expires_at)),
+    CONSTRAINT finished_jobs_final_state CHECK ((state = ANY (ARRAY['succeeded'::pgqueue.job_state, 'failed'::pgqueue.job_state, 'cancelled'::pgqueue.job_state]))),
+    CONSTRAINT finished_jobs_finished_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(finished_at)),
+    CONSTRAINT finished_jobs_run_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(run_at)),
+    CONSTRAINT finished_jobs_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at))
+);
+
+CREATE TABLE pgqueue.jobs (
+    id bigint NOT NULL,
+    queue pgqueue.queue_name DEFAULT 'default'::text NOT NULL,
+    task pgqueue.task_name NOT NULL,
+    args jsonb DEFAULT '{}'::jsonb NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    state pgqueue.job_state DEFAULT 'queued'::pgqueue.job_state NOT NULL,
+    attempt integer DEFAULT 0 NOT NULL,
+    max_attempts integer DEFAULT 5 NOT NULL,
+    run_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    heartbeat_at timestamp with time zone,
+    worker_id uuid,
+    unique_key text,
+    last_error text,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    trace_context text,
+    timeout_seconds double precision,
+    expires_at timestamp with time zone,
+    cancel_requested_at timestamp with time zone,
+    depends_on bigint[],
+    batch_id bigint,
+    concurrency_key text,
+    blocked boolean,
+    has_dependents boolean,
+    claim_token bigint,
+    CONSTRAINT jobs_args_object CHECK ((jsonb_typeof(args) = 'object'::text)),
+    CONSTRAINT jobs_attempt_range CHECK ((attempt >= 0)),
+    CONSTRAINT jobs_blocked_queued CHECK (((blocked IS NULL) OR ((state = 'queued'::pgqueue.job_state) AND (depends_on IS NOT NULL)))),
+    CONSTRAINT jobs_blocked_true CHECK (blocked),
+    CONSTRAINT jobs_cancel_requested_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(cancel_requested_at)),
+    CONSTRAINT jobs_concurrency_key_length CHECK (((length(concurrency_key) >= 1) AND (length(concurrency_key) <= 255))),
+    CONSTRAINT jobs_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
+    CONSTRAINT jobs_errors_array CHECK ((jsonb_typeof(errors) = 'array'::text)),
+    CONSTRAINT jobs_expires_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(expires_at)),
+    CONSTRAINT jobs_heartbeat_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(heartbeat_at)),
+    CONSTRAINT jobs_live_state CHECK ((state = ANY (ARRAY['queued'::pgqueue.job_state, 'running'::pgqueue.job_state]))),
+    CONSTRAINT jobs_max_attempts_range CHECK ((max_attempts >= 1)),
+    CONSTRAINT jobs_priority_range CHECK (((priority >= '-1000'::integer) AND (priority <= 1000))),
+    CONSTRAINT jobs_run_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(run_at)),
+    CONSTRAINT jobs_running_has_worker CHECK (((state <> 'running'::pgqueue.job_state) OR (worker_id IS NOT NULL))),
+    CONSTRAINT jobs_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at)),
+    CONSTRAINT jobs_timeout_positive CHECK ((timeout_seconds > (0)::double precision)),
+    CONSTRAINT jobs_unique_key_length CHECK (((length(unique_key) >= 1) AND (length(unique_key) <= 255)))
+);
+
+CREATE FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, last_error text, errors jsonb, result jsonb DEFAULT NULL::jsonb, cancel_requested_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS pgqueue.finished_jobs
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT ROW(job.id, job.queue, job.task, job.args, job.priority, finished_row.state,
+               job.attempt, job.max_attempts, job.run_at, job.created_at, job.started_at,
+               now(), job.worker_id, job.unique_key, finished_row.last_error,
+               finished_row.errors, job.trace_context, job.timeout_seconds, job.expires_at,
+               COALESCE(finished_row.cancel_requested_at, job.cancel_requested_at),
+               job.depends_on, job.batch_id, job.concurrency_key,
+               finished_row.result)::pgqueue.finished_jobs
+$$;
+
+COMMENT ON FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, last_error text, errors jsonb, result jsonb, cancel_requested_at timestamp with time zone) IS 'the history row of a live job that finishes now: INSERT INTO pgqueue.finished_jobs SELECT (pgqueue.finished_row(...)).*';
 
 CREATE FUNCTION pgqueue.jobs_after_insert() RETURNS trigger
     LANGUAGE plpgsql
@@ -932,96 +1013,6 @@ BEGIN
         LIMIT settle_pending.max_items));
 END
 $$;
-
-CREATE FUNCTION pgqueue.timestamp_in_bounds(at timestamp with time zone) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-SELECT at >= '1970-01-01 00:00:00+00'::timestamptz
-   AND at < '9999-12-31 00:00:00+00'::timestamptz
-$$;
-
-COMMENT ON FUNCTION pgqueue.timestamp_in_bounds(at timestamp with time zone) IS 'true when a stored pgqueue timestamp is from 1970-01-01 up to (not including) 9999-12-31 UTC; null for null';
-
-CREATE TABLE pgqueue.finished_jobs (
-    id bigint NOT NULL,
-    queue text NOT NULL,
-    task text NOT NULL,
-    args jsonb NOT NULL,
-    priority integer NOT NULL,
-    state pgqueue.job_state NOT NULL,
-    attempt integer NOT NULL,
-    max_attempts integer NOT NULL,
-    run_at timestamp with time zone NOT NULL,
-    created_at timestamp with time zone NOT NULL,
-    started_at timestamp with time zone,
-    finished_at timestamp with time zone DEFAULT now() NOT NULL,
-    worker_id uuid,
-    unique_key text,
-    last_error text,
-    errors jsonb NOT NULL,
-    trace_context text,
-    timeout_seconds double precision,
-    expires_at timestamp with time zone,
-    cancel_requested_at timestamp with time zone,
-    depends_on bigint[],
-    batch_id bigint,
-    concurrency_key text,
-    result jsonb,
-    CONSTRAINT finished_jobs_cancel_requested_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(cancel_requested_at)),
-    CONSTRAINT finished_jobs_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
-    CONSTRAINT finished_jobs_expires_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(expires_at)),
-    CONSTRAINT finished_jobs_final_state CHECK ((state = ANY (ARRAY['succeeded'::pgqueue.job_state, 'failed'::pgqueue.job_state, 'cancelled'::pgqueue.job_state]))),
-    CONSTRAINT finished_jobs_finished_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(finished_at)),
-    CONSTRAINT finished_jobs_run_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(run_at)),
-    CONSTRAINT finished_jobs_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at))
-);
-
-CREATE TABLE pgqueue.jobs (
-    id bigint NOT NULL,
-    queue pgqueue.queue_name DEFAULT 'default'::text NOT NULL,
-    task pgqueue.task_name NOT NULL,
-    args jsonb DEFAULT '{}'::jsonb NOT NULL,
-    priority integer DEFAULT 0 NOT NULL,
-    state pgqueue.job_state DEFAULT 'queued'::pgqueue.job_state NOT NULL,
-    attempt integer DEFAULT 0 NOT NULL,
-    max_attempts integer DEFAULT 5 NOT NULL,
-    run_at timestamp with time zone DEFAULT now() NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    started_at timestamp with time zone,
-    heartbeat_at timestamp with time zone,
-    worker_id uuid,
-    unique_key text,
-    last_error text,
-    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
-    trace_context text,
-    timeout_seconds double precision,
-    expires_at timestamp with time zone,
-    cancel_requested_at timestamp with time zone,
-    depends_on bigint[],
-    batch_id bigint,
-    concurrency_key text,
-    blocked boolean,
-    has_dependents boolean,
-    claim_token bigint,
-    CONSTRAINT jobs_args_object CHECK ((jsonb_typeof(args) = 'object'::text)),
-    CONSTRAINT jobs_attempt_range CHECK ((attempt >= 0)),
-    CONSTRAINT jobs_blocked_queued CHECK (((blocked IS NULL) OR ((state = 'queued'::pgqueue.job_state) AND (depends_on IS NOT NULL)))),
-    CONSTRAINT jobs_blocked_true CHECK (blocked),
-    CONSTRAINT jobs_cancel_requested_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(cancel_requested_at)),
-    CONSTRAINT jobs_concurrency_key_length CHECK (((length(concurrency_key) >= 1) AND (length(concurrency_key) <= 255))),
-    CONSTRAINT jobs_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
-    CONSTRAINT jobs_errors_array CHECK ((jsonb_typeof(errors) = 'array'::text)),
-    CONSTRAINT jobs_expires_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(expires_at)),
-    CONSTRAINT jobs_heartbeat_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(heartbeat_at)),
-    CONSTRAINT jobs_live_state CHECK ((state = ANY (ARRAY['queued'::pgqueue.job_state, 'running'::pgqueue.job_state]))),
-    CONSTRAINT jobs_max_attempts_range CHECK ((max_attempts >= 1)),
-    CONSTRAINT jobs_priority_range CHECK (((priority >= '-1000'::integer) AND (priority <= 1000))),
-    CONSTRAINT jobs_run_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(run_at)),
-    CONSTRAINT jobs_running_has_worker CHECK (((state <> 'running'::pgqueue.job_state) OR (worker_id IS NOT NULL))),
-    CONSTRAINT jobs_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at)),
-    CONSTRAINT jobs_timeout_positive CHECK ((timeout_seconds > (0)::double precision)),
-    CONSTRAINT jobs_unique_key_length CHECK (((length(unique_key) >= 1) AND (length(unique_key) <= 255)))
-);
 
 CREATE VIEW pgqueue.all_jobs AS
  SELECT j.id,

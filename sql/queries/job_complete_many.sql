@@ -6,7 +6,8 @@
 -- attempt). A stale worker whose job was reclaimed (and maybe claimed again)
 -- changes nothing; its ids are missing from the result.
 -- Final outcomes (succeeded, failed, cancelled) move the row to
--- pgqueue.finished_jobs; `retried` puts it back to `queued` at now() + delay.
+-- pgqueue.finished_jobs (the row built by pgqueue.finished_row, migration 0012);
+-- `retried` puts it back to `queued` at now() + delay.
 -- An error given with `succeeded` is a note (a result stored rewritten): it
 -- joins `errors` but leaves last_error alone.
 -- Parameters, arrays of equal length: ids, tokens (claim tokens), outcomes
@@ -34,23 +35,19 @@ finished AS (
     WHERE j.id = o.id AND j.claim_token = o.token
       AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
       AND o.outcome IN ('succeeded', 'failed', 'cancelled')
-    RETURNING j.*, o.outcome, o.error, o.result
+    RETURNING j AS job, j.id, j.queue, j.concurrency_key, j.has_dependents, j.batch_id,
+              o.outcome, o.error, o.result
 ),
 archived AS (
     INSERT INTO pgqueue.finished_jobs
-        (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
-         started_at, finished_at, worker_id, unique_key, last_error, errors, trace_context,
-         timeout_seconds, expires_at, cancel_requested_at, depends_on, batch_id,
-         concurrency_key, result)
-    SELECT f.id, f.queue, f.task, f.args, f.priority, f.outcome::pgqueue.job_state, f.attempt,
-           f.max_attempts, f.run_at, f.created_at, f.started_at, now(), f.worker_id,
-           f.unique_key,
-           CASE WHEN f.outcome = 'succeeded' THEN f.last_error
-                ELSE COALESCE(f.error ->> 'message', f.last_error) END,
-           CASE WHEN f.error IS NULL THEN f.errors
-                ELSE pgqueue.append_error(f.errors, f.error || jsonb_build_object('at', now())) END,
-           f.trace_context, f.timeout_seconds, f.expires_at, f.cancel_requested_at,
-           f.depends_on, f.batch_id, f.concurrency_key, f.result
+    SELECT (pgqueue.finished_row(
+               f.job, f.outcome::pgqueue.job_state,
+               CASE WHEN f.outcome = 'succeeded' THEN (f.job).last_error
+                    ELSE COALESCE(f.error ->> 'message', (f.job).last_error) END,
+               CASE WHEN f.error IS NULL THEN (f.job).errors
+                    ELSE pgqueue.append_error((f.job).errors,
+                                              f.error || jsonb_build_object('at', now())) END,
+               f.result)).*
     FROM finished f
     RETURNING id
 ),

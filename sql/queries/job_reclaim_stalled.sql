@@ -1,7 +1,8 @@
 -- job_reclaim_stalled: the reaper. Running jobs whose heartbeat is older than
 -- the stall timeout go back to `queued` (due now) if attempts remain, else to
--- `failed` in history; the reason is recorded either way. Wakes the queues
--- that got jobs back. Run by the leader only.
+-- `failed` in history (the row built by pgqueue.finished_row, migration 0012);
+-- the reason is recorded either way. Wakes the queues that got jobs back. Run
+-- by the leader only.
 -- Parameters: stall_seconds, limit (at most this many jobs per statement: after
 --   a long outage the reaper runs many short statements, oldest heartbeat first,
 --   until one reclaims fewer than the limit).
@@ -36,23 +37,18 @@ exhausted AS (
     DELETE FROM pgqueue.jobs j
     USING stalled s
     WHERE j.id = s.id AND j.attempt >= j.max_attempts
-    RETURNING j.*
+    RETURNING j
 ),
 archived AS (
     INSERT INTO pgqueue.finished_jobs
-        (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
-         started_at, finished_at, worker_id, unique_key, last_error, errors, trace_context,
-         timeout_seconds, expires_at, cancel_requested_at, depends_on, batch_id,
-         concurrency_key)
-    SELECT e.id, e.queue, e.task, e.args, e.priority, 'failed', e.attempt, e.max_attempts,
-           e.run_at, e.created_at, e.started_at, now(), e.worker_id, e.unique_key,
-           'stalled: no heartbeat for ' || %(stall_seconds)s || ' s on the last attempt',
-           pgqueue.append_error(e.errors, jsonb_build_object(
-               'kind', 'stalled', 'attempt', e.attempt, 'at', now(), 'worker_id', e.worker_id,
-               'message', 'stalled: no heartbeat for ' || %(stall_seconds)s
-                          || ' s on the last attempt')),
-           e.trace_context, e.timeout_seconds, e.expires_at, e.cancel_requested_at,
-           e.depends_on, e.batch_id, e.concurrency_key
+    SELECT (pgqueue.finished_row(
+               e.j, 'failed',
+               'stalled: no heartbeat for ' || %(stall_seconds)s || ' s on the last attempt',
+               pgqueue.append_error((e.j).errors, jsonb_build_object(
+                   'kind', 'stalled', 'attempt', (e.j).attempt, 'at', now(),
+                   'worker_id', (e.j).worker_id,
+                   'message', 'stalled: no heartbeat for ' || %(stall_seconds)s
+                              || ' s on the last attempt')))).*
     FROM exhausted e
     RETURNING id, queue, task, attempt
 ),
