@@ -222,9 +222,10 @@ def test_embedded_server_is_removed_on_ctrl_c(embedded_tmpdir: Path) -> None:
     require("system")
     started = embedded_tmpdir / "started.txt"
     script = textwrap.dedent("""
-        import sys, time
+        import faulthandler, signal, sys, time
         from pathlib import Path
         from pgqueue.demo.embedded import embedded_postgres
+        faulthandler.register(signal.SIGUSR1)  # where it is, should the stop hang
         with embedded_postgres(("system",)) as server:
             pid = (server.folder / "data" / "postmaster.pid").read_text().split()[0]
             Path(sys.argv[1] + ".part").write_text(f"{server.folder} {pid}")
@@ -241,7 +242,15 @@ def test_embedded_server_is_removed_on_ctrl_c(embedded_tmpdir: Path) -> None:
         folder, pid = started.read_text().split()
         assert Path(folder).parent == embedded_tmpdir
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=180)
+        try:
+            _, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)  # failure path only: let faulthandler write the stacks
+            proc.kill()
+            raise AssertionError("the embedded server was not stopped within 300 s of "
+                                 f"Ctrl-C; its stacks:\n{proc.communicate(timeout=60)[1]}"
+                                 ) from None
     finally:
         proc.kill()
         proc.wait(60)
