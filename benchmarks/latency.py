@@ -36,6 +36,17 @@ tasks = pgqueue.Registry()
 tasks.task(latency_probe, name=TASK)
 
 
+def wake_up_ms(committed: float, started: float) -> float:
+    """Milliseconds from the producer seeing its commit return to the handler's start.
+
+    The worker can start the handler before the producer's commit call has
+    returned (the notification is sent at commit, and the return travels back
+    while the worker claims): that job waited for nothing, so it counts as 0,
+    not as a negative latency. The peers' samples are taken the same way.
+    """
+    return max(0.0, (started - committed) * 1000)
+
+
 def percentile(values: list[float], share: float) -> float:
     """Nearest-rank percentile (``share`` in 0..1)."""
     ordered = sorted(values)
@@ -66,7 +77,7 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
                     if not finished.acquire(timeout=10):
                         raise BenchmarkError(f"job {i} did not finish within 10 s")
                     if i >= 0:
-                        latencies.append((_started[i] - committed) * 1000)
+                        latencies.append(wake_up_ms(committed, _started[i]))
                     time.sleep(PAUSE_SECONDS)
         finally:
             run.stop()

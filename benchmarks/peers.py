@@ -327,7 +327,7 @@ async def _latency_loop(n: int, probe: _Probe,
         except TimeoutError:
             raise BenchmarkError(f"latency job {i} did not start") from None
         if i >= 0:
-            samples.append((probe.last_start - committed) * 1000)
+            samples.append(latency.wake_up_ms(committed, probe.last_start))
         await asyncio.sleep(LATENCY_PAUSE_SECONDS)
     return samples
 

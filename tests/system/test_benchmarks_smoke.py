@@ -53,7 +53,10 @@ def _run_benchmarks(args: list[str], admin_dsn: str, out: Path,
 def _check_figure(figures: dict[str, Any], name: str, stdout: str) -> None:
     assert name in figures, f"figure {name} missing from the result file"
     value = figures[name]["value"]
-    assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, value)
+    assert isinstance(value, float) and math.isfinite(value), (name, value)
+    # A latency can be 0 (the handler started before the producer saw its commit
+    # return); every other figure is a rate or a duration of real work.
+    assert value >= 0 if "latency" in name else value > 0, (name, value)
     assert figures[name]["unit"], name
     # One printed line per figure: "name value unit".
     assert any(line.startswith(f"{name} ") for line in stdout.splitlines()), name
