@@ -35,7 +35,6 @@ from ..events import (
     OutcomeRewritten,
     ServiceError,
 )
-from ..types import Job
 from .executor import Outcome
 from .session import Session, is_connection_error, is_data_error
 from .storable import storable_error, storable_result_json, storable_text
@@ -64,13 +63,9 @@ class Completer:
         self._failing: str | None = None  # why writes fail: "connection" or "error"
         self._follow_up: list[int] = []
 
-    @property
-    def pending_ids(self) -> list[int]:
-        return [o.job.id for o in self._pending]
-
-    @property
-    def pending_jobs(self) -> list[Job]:
-        return [o.job for o in self._pending]
+    def held(self) -> list[tuple[int, int | None]]:
+        """(job id, claim token) of every attempt whose outcome is not written yet."""
+        return [(o.job.id, o.job.claim_token) for o in self._pending]
 
     def submit(self, outcome: Outcome) -> None:
         self._pending.append(outcome)

@@ -235,8 +235,7 @@ class Worker:
                                           emit=self._emit, stop=stop)
         maintenance = Maintenance(
             claim, self.id, self.config, self.queues, self.registry.names,
-            held_ids=lambda: slots.held() + [(j.id, j.claim_token)
-                                              for j in completer.pending_jobs],
+            held_ids=lambda: slots.held() + completer.held(),
             emit=self._emit, on_cancel=slots.cancel, schedules=self.registry.schedules)
         listener = Listener(self.dsn, self.id, on_notify=self._notified, on_gap=fetcher.poke,
                             emit=self._emit, check_interval=self.config.poll_interval)
