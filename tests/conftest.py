@@ -122,6 +122,31 @@ def new_database(admin_dsn: str) -> Iterator[Callable[[], str]]:
         drop_database(admin_dsn, dsn)
 
 
+@pytest.fixture
+def dashboards(clean_db: str) -> Iterator[Callable[..., int]]:
+    """Start dashboards on 127.0.0.1 and free ports (options as ``make_server``'s);
+    each call returns the port. Every one is stopped after the test."""
+    import threading
+
+    from pgqueue.dashboard import make_server
+
+    running: list[Any] = []
+
+    def start(**options: Any) -> int:
+        server, pool = make_server(clean_db, host="127.0.0.1", port=0, **options)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, pool, thread))
+        return int(server.server_address[1])
+
+    yield start
+    for server, pool, thread in running:
+        server.shutdown()
+        server.server_close()
+        pool.close()
+        thread.join(10)
+
+
 class Listener:
     """A LISTEN connection on pgqueue's channel that collects payloads.
 

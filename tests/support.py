@@ -48,6 +48,16 @@ def cli_runner() -> Any:
     return Runner(mix_stderr=False)
 
 
+def history(dsn: str, job_id: int) -> dict[str, Any]:
+    """A job's state, attempt, last error, errors and result, live or finished."""
+    rows = fetch(dsn, "SELECT state::text, attempt, last_error, errors, result "
+                      "FROM pgqueue.all_jobs WHERE id = %s", [job_id])
+    assert len(rows) == 1, rows
+    state, attempt, last_error, errors, result = rows[0]
+    return {"state": state, "attempt": attempt, "last_error": last_error, "errors": errors,
+            "result": result}
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02,
                message: str = "condition") -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
 import pgqueue
-from pgqueue.dashboard import make_server
 from tests.integration.test_admin import finish
 
 Served = Callable[..., str]
 
 
 @pytest.fixture
-def serve(clean_db: str) -> Iterator[Served]:
+def serve(dashboards: Callable[..., int]) -> Served:
     """Start dashboards on free ports; returns their base URLs. Stopped after the test."""
-    running: list[Any] = []
-
-    def start(**options: Any) -> str:
-        server, pool = make_server(clean_db, host="127.0.0.1", port=0, **options)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        running.append((server, pool, thread))
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server, pool, thread in running:
-        server.shutdown()
-        server.server_close()
-        pool.close()
-        thread.join(10)
+    return lambda **options: f"http://127.0.0.1:{dashboards(**options)}"
 
 
 def call(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,

@@ -10,37 +10,20 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
 import pgqueue
-from pgqueue.dashboard import make_server
 
 Serve = Callable[..., int]
 
 
 @pytest.fixture
-def serve(clean_db: str) -> Iterator[Serve]:
+def serve(dashboards: Serve) -> Serve:
     """Start dashboards on 127.0.0.1 and free ports; returns the port."""
-    running: list[Any] = []
-
-    def start(**options: Any) -> int:
-        server, pool = make_server(clean_db, host="127.0.0.1", port=0, **options)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        running.append((server, pool, thread))
-        return int(server.server_address[1])
-
-    yield start
-    for server, pool, thread in running:
-        server.shutdown()
-        server.server_close()
-        pool.close()
-        thread.join(10)
+    return dashboards
 
 
 def request(port: int, method: str, path: str, host: str, body: bytes | None = None,

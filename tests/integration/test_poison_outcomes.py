@@ -22,16 +22,7 @@ from pgqueue.types import Job
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import Outcome
 from pgqueue.worker.session import Session
-from tests.support import fetch, running_worker, scalar, wait_until
-
-
-def history(dsn: str, job_id: int) -> dict[str, Any]:
-    rows = fetch(dsn, "SELECT state::text, attempt, last_error, errors, result "
-                      "FROM pgqueue.all_jobs WHERE id = %s", [job_id])
-    assert len(rows) == 1, rows
-    state, attempt, last_error, errors, result = rows[0]
-    return {"state": state, "attempt": attempt, "last_error": last_error, "errors": errors,
-            "result": result}
+from tests.support import fetch, history, running_worker, scalar, wait_until
 
 
 def enqueue(dsn: str, task: str, **kw: Any) -> int:

@@ -13,18 +13,9 @@ import pytest
 
 import pgqueue
 from pgqueue import events
-from tests.support import fetch, running_worker, scalar, wait_until
+from tests.support import fetch, history, running_worker, scalar, wait_until
 
 FAST_RETRY = pgqueue.RetryPolicy(base_seconds=0.05, max_seconds=0.2, jitter=0)
-
-
-def history(dsn: str, job_id: int) -> dict[str, Any]:
-    rows = fetch(dsn, "SELECT state::text, attempt, last_error, errors, result "
-                      "FROM pgqueue.all_jobs WHERE id = %s", [job_id])
-    assert len(rows) == 1, rows
-    state, attempt, last_error, errors, result = rows[0]
-    return {"state": state, "attempt": attempt, "last_error": last_error, "errors": errors,
-            "result": result}
 
 
 def enqueue(dsn: str, task: str, args: dict[str, Any] | None = None, **kw: Any) -> int:
