@@ -135,7 +135,7 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True,
               help="Grace period for running jobs on SIGTERM.")
 @click.option("--startup-timeout", envvar="PGQUEUE_STARTUP_TIMEOUT", type=float,
-              default=DEFAULT_STARTUP_TIMEOUT, show_default=True, show_envvar=True,
+              default=DEFAULT_STARTUP_TIMEOUT, show_default=True,
               help="Exit non-zero when no database connection succeeded within this many "
                    "seconds of start (a database lost later is waited for).")
 @click.option("--log-level", envvar="PGQUEUE_LOG_LEVEL", default="info", show_default=True,
