@@ -19,6 +19,7 @@ import psycopg
 from .backoff import DEFAULT_RETRY, RetryPolicy
 from .errors import InvalidJobError, TaskError
 from .periodic import Schedule
+from .producer.connections import AsyncHandle, SyncHandle
 from .producer.enqueue import enqueue
 from .producer.enqueue_async import enqueue_async
 from .producer.params import DEFAULT_QUEUE, dump_args, validate_queue, validate_task
@@ -44,7 +45,7 @@ class EnqueueOptions:
     depends_on: Iterable[int] | None = None
     concurrency_key: str | None = None
 
-    def enqueue(self, task: Task, conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
+    def enqueue(self, task: Task, conn: SyncHandle,
                 args: Mapping[str, Any]) -> int:
         return enqueue(conn, task.name, args, queue=self.queue, priority=self.priority,
                        max_attempts=self.max_attempts, run_at=self.run_at,
@@ -53,7 +54,7 @@ class EnqueueOptions:
                        concurrency_key=self.concurrency_key)
 
     async def enqueue_async(self, task: Task,
-                            conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
+                            conn: AsyncHandle,
                             args: Mapping[str, Any]) -> int:
         return await enqueue_async(conn, task.name, args, queue=self.queue,
                                    priority=self.priority, max_attempts=self.max_attempts,
@@ -116,7 +117,7 @@ class Task:
         return EnqueueOptions(queue=self.queue, priority=self.priority,
                               max_attempts=self.max_attempts)
 
-    def enqueue(self, conn: psycopg.Connection[Any] | psycopg.Cursor[Any], /,
+    def enqueue(self, conn: SyncHandle, /,
                 **args: Any) -> int:
         """Enqueue this task with its defaults; keyword arguments are the job's args.
 
@@ -172,7 +173,7 @@ class BoundTask:
     task: Task
     opts: EnqueueOptions
 
-    def enqueue(self, conn: psycopg.Connection[Any] | psycopg.Cursor[Any], /,
+    def enqueue(self, conn: SyncHandle, /,
                 **args: Any) -> int:
         return self.opts.enqueue(self.task, conn, args)
 

@@ -1,7 +1,8 @@
 """Operating a queue from Python: inspect jobs and workers, retry, prune.
 
 Invariants:
-- Every function runs on the caller's connection and never commits: the caller's
+- Every function runs on the caller's connection (any object the producer accepts:
+  psycopg, SQLAlchemy, Django) and never commits: the caller's
   transaction decides (with an autocommit connection, each statement commits).
 - A retried job keeps its id. Its row moves from ``pgqueue.finished_jobs`` back
   to ``pgqueue.jobs`` in one statement (the SQL function ``pgqueue.retry_jobs``),
@@ -15,17 +16,18 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from .._sql import query
 from ..errors import InvalidArgumentError, InvalidJobError
+from ..producer.connections import SyncHandle, own_cursor, sync_connection
 from ..producer.params import validate_queue, validate_task
 from ..types import JobState
 
@@ -149,7 +151,7 @@ class WorkerInfo:
     heartbeat_age_seconds: float
 
 
-def retry(conn: psycopg.Connection[Any], job_id: int) -> RetryOutcome:
+def retry(conn: SyncHandle, job_id: int) -> RetryOutcome:
     """Queue a failed or cancelled job again; it keeps its id.
 
     The job runs again from attempt 1 with its ``max_attempts``; its past errors
@@ -162,24 +164,22 @@ def retry(conn: psycopg.Connection[Any], job_id: int) -> RetryOutcome:
             if pgqueue.retry(conn, 42) is pgqueue.RetryOutcome.RETRIED: ...
     """
     _check_job_id(job_id)
-    row = conn.execute(query("admin_job_retry"), {"job_id": job_id}).fetchone()
-    assert row is not None
-    return RetryOutcome(row[0])
+    ((outcome,),) = _fetch(conn, "admin_job_retry", {"job_id": job_id})
+    return RetryOutcome(outcome)
 
 
-def retry_failed(conn: psycopg.Connection[Any], queue: str | None = None) -> int:
+def retry_failed(conn: SyncHandle, queue: str | None = None) -> int:
     """Queue again every failed job (of ``queue``, else of every queue); return how many.
 
     Jobs whose unique key a live job holds are left as they are.
     """
     if queue is not None:
         queue = _valid(validate_queue, queue)
-    row = conn.execute(query("admin_jobs_retry_failed"), {"queue": queue}).fetchone()
-    assert row is not None
-    return int(row[0])
+    ((count,),) = _fetch(conn, "admin_jobs_retry_failed", {"queue": queue})
+    return int(count)
 
 
-def prune(conn: psycopg.Connection[Any], older_than: timedelta | float, *,
+def prune(conn: SyncHandle, older_than: timedelta | float, *,
           batch: int = DEFAULT_PRUNE_BATCH) -> int:
     """Delete finished jobs that finished more than ``older_than`` ago; return how many.
 
@@ -192,26 +192,24 @@ def prune(conn: psycopg.Connection[Any], older_than: timedelta | float, *,
         raise InvalidArgumentError(f"batch must be an integer >= 1, got {batch!r}")
     total = 0
     while True:
-        rows = conn.execute(query("admin_jobs_prune"),
-                            {"older_than_seconds": seconds, "batch": batch}).fetchall()
+        rows = _fetch(conn, "admin_jobs_prune", {"older_than_seconds": seconds, "batch": batch})
         total += len(rows)
         if len(rows) < batch:
             return total
 
 
-def prune_counts(conn: psycopg.Connection[Any], older_than: timedelta | float) -> dict[str, int]:
+def prune_counts(conn: SyncHandle, older_than: timedelta | float) -> dict[str, int]:
     """What :func:`prune` would delete now, as ``{state: jobs}``; deletes nothing.
 
     States with nothing to delete are left out, so an empty dict means nothing
     is that old.
     """
     seconds = _age_seconds(older_than)
-    rows = conn.execute(query("admin_jobs_prune_count"),
-                        {"older_than_seconds": seconds}).fetchall()
+    rows = _fetch(conn, "admin_jobs_prune_count", {"older_than_seconds": seconds})
     return {str(state): int(jobs) for state, jobs in rows}
 
 
-def list_jobs(conn: psycopg.Connection[Any], *, queue: str | None = None,
+def list_jobs(conn: SyncHandle, *, queue: str | None = None,
               state: str | None = None, task: str | None = None,
               limit: int = DEFAULT_LIST_LIMIT, cursor: int | None = None) -> JobPage:
     """Jobs newest first (by id), live and finished, optionally filtered.
@@ -232,38 +230,41 @@ def list_jobs(conn: psycopg.Connection[Any], *, queue: str | None = None,
         "limit": validate_limit(limit),
         "before_id": None if cursor is None else _check_job_id(cursor, "cursor"),
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query("admin_jobs_list"), params).fetchall()
-    jobs = [JobSummary(**row) for row in rows]
+    jobs = [JobSummary(**row) for row in _fetch(conn, "admin_jobs_list", params, dicts=True)]
     next_cursor = jobs[-1].id if len(jobs) == params["limit"] else None
     return JobPage(jobs, next_cursor)
 
 
-def get_job(conn: psycopg.Connection[Any], job_id: int) -> JobDetail | None:
+def get_job(conn: SyncHandle, job_id: int) -> JobDetail | None:
     """Everything about one job, or None when no job has this id."""
     _check_job_id(job_id)
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(query("admin_job_get"), {"job_id": job_id}).fetchone()
-    return None if row is None else JobDetail(**row)
+    rows = _fetch(conn, "admin_job_get", {"job_id": job_id}, dicts=True)
+    return JobDetail(**rows[0]) if rows else None
 
 
-def list_workers(conn: psycopg.Connection[Any]) -> list[WorkerInfo]:
+def list_workers(conn: SyncHandle) -> list[WorkerInfo]:
     """Every registered worker, with its busy slots and heartbeat age."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query("admin_workers_list")).fetchall()
+    rows = _fetch(conn, "admin_workers_list", dicts=True)
     return [WorkerInfo(**{**row, "heartbeat_age_seconds": float(row["heartbeat_age_seconds"])})
             for row in rows]
 
 
-def list_queues(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_queues(conn: SyncHandle) -> list[dict[str, Any]]:
     """The rows of the ``pgqueue.queue_stats`` view, by queue name.
 
     Each row is a dict of the view's columns (numbers as int or float), so a
     column added by a later migration appears here too.
     """
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query("admin_queues_list")).fetchall()
+    rows = _fetch(conn, "admin_queues_list", dicts=True)
     return [{key: _plain_number(value) for key, value in row.items()} for row in rows]
+
+
+def _fetch(conn: SyncHandle, name: str, params: Mapping[str, Any] | None = None, *,
+           dicts: bool = False) -> list[Any]:
+    """Run one query on pgqueue's own cursor on the caller's connection (see
+    :mod:`pgqueue.producer.connections`): default loaders, nothing prepared."""
+    with own_cursor(sync_connection(conn), dict_row if dicts else tuple_row) as cur:
+        return cur.execute(query(name), params, prepare=False).fetchall()
 
 
 # --- validation shared with the CLI and the dashboard ---------------------------------

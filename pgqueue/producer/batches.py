@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from .._sql import query
 from ..admin import validate_limit
 from ..errors import InvalidArgumentError, InvalidJobError
 from ..tasks import Task
 from . import params as _params
+from .connections import AsyncHandle, SyncHandle
 from .enqueue import BatchBase, JobSpec, enqueue, enqueue_many
 from .enqueue_async import enqueue_async, enqueue_many_async
 from .steps import Steps, run_steps, run_steps_async
@@ -45,8 +44,6 @@ __all__ = [
     "list_batches",
 ]
 
-Conn = psycopg.Connection[Any] | psycopg.Cursor[Any]
-AsyncConn = psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any]
 
 NAME_MAX = 200
 _MAX_ID = 2**63 - 1
@@ -98,7 +95,7 @@ class Batch(BatchBase):
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: Conn, batch_id: int) -> None:
+    def __init__(self, conn: SyncHandle, batch_id: int) -> None:
         super().__init__(batch_id)
         self._conn = conn
 
@@ -123,7 +120,7 @@ class AsyncBatch(BatchBase):
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: AsyncConn, batch_id: int) -> None:
+    def __init__(self, conn: AsyncHandle, batch_id: int) -> None:
         super().__init__(batch_id)
         self._conn = conn
 
@@ -144,7 +141,7 @@ class AsyncBatch(BatchBase):
 
 
 @contextmanager
-def batch(conn: Conn, *, name: str | None = None, callback: str | Task | None = None,
+def batch(conn: SyncHandle, *, name: str | None = None, callback: str | Task | None = None,
           callback_args: Mapping[str, Any] | None = None,
           callback_queue: str | None = None) -> Iterator[Batch]:
     """Open a batch on ``conn``, yield it, and seal it when the block ends normally.
@@ -178,7 +175,7 @@ def batch(conn: Conn, *, name: str | None = None, callback: str | Task | None = 
 
 
 @asynccontextmanager
-async def batch_async(conn: AsyncConn, *, name: str | None = None,
+async def batch_async(conn: AsyncHandle, *, name: str | None = None,
                       callback: str | Task | None = None,
                       callback_args: Mapping[str, Any] | None = None,
                       callback_queue: str | None = None) -> AsyncIterator[AsyncBatch]:
@@ -189,19 +186,20 @@ async def batch_async(conn: AsyncConn, *, name: str | None = None,
     await opened.seal()
 
 
-def get_batch(conn: Conn, batch_id: int) -> BatchInfo | None:
+def get_batch(conn: SyncHandle, batch_id: int) -> BatchInfo | None:
     """The batch's counts and times (a ``pgqueue.batches`` row), or None if unknown."""
     rows = run_steps(conn, _rows("batch_get", {"batch_id": _check_id(batch_id)}))
     return BatchInfo(*rows[0]) if rows else None
 
 
-async def get_batch_async(conn: AsyncConn, batch_id: int) -> BatchInfo | None:
+async def get_batch_async(conn: AsyncHandle, batch_id: int) -> BatchInfo | None:
     """:func:`get_batch` for an AsyncConnection."""
     rows = await run_steps_async(conn, _rows("batch_get", {"batch_id": _check_id(batch_id)}))
     return BatchInfo(*rows[0]) if rows else None
 
 
-def list_batches(conn: Conn, *, limit: int = 50, before_id: int | None = None) -> list[BatchInfo]:
+def list_batches(conn: SyncHandle, *, limit: int = 50,
+                 before_id: int | None = None) -> list[BatchInfo]:
     """Batches newest first; ``before_id`` (the last id of a page) pages on."""
     params = {"limit": validate_limit(limit),
               "before_id": None if before_id is None else _check_id(before_id, "before_id")}

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
-
-import psycopg
 
 from .._sql import query
 from ..errors import InvalidJobError
+from .connections import AsyncHandle, SyncHandle
 from .enqueue import JobSpec, enqueue_many_steps, to_new_jobs
 from .hooks import enqueue_scope
 from .params import NewJob
@@ -33,7 +31,7 @@ from .steps import Steps, check_async, check_sync, run_steps, run_steps_async
 __all__ = ["chain", "chain_async"]
 
 
-def chain(conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
+def chain(conn: SyncHandle,
           jobs: Iterable[JobSpec]) -> list[int]:
     """Enqueue jobs that run in order, each after the previous one succeeded.
 
@@ -65,7 +63,7 @@ def chain(conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
         return scope.done(run_steps(conn, chain_steps(scope.jobs)))  # type: ignore[no-any-return]
 
 
-async def chain_async(conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
+async def chain_async(conn: AsyncHandle,
                       jobs: Iterable[JobSpec]) -> list[int]:
     """:func:`chain` for an ``AsyncConnection``; same arguments and errors."""
     check_async(conn, sync_twin="pgqueue.chain")

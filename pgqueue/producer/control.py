@@ -13,11 +13,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-import psycopg
-
 from .._sql import query
 from ..errors import InvalidArgumentError, InvalidJobError
 from . import params as _params
+from .connections import AsyncHandle, SyncHandle
 from .steps import Steps, run_steps, run_steps_async
 
 __all__ = [
@@ -36,8 +35,6 @@ __all__ = [
     "set_rate_limit_async",
 ]
 
-Conn = psycopg.Connection[Any] | psycopg.Cursor[Any]
-AsyncConn = psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any]
 
 
 class CancelResult(StrEnum):
@@ -63,7 +60,7 @@ def _value(name: str, params: dict[str, Any]) -> Steps:
     return rows[0][0]
 
 
-def cancel(conn: Conn, job_id: int, *, reason: str = "cancelled by request") -> CancelResult:
+def cancel(conn: SyncHandle, job_id: int, *, reason: str = "cancelled by request") -> CancelResult:
     """Cancel a job: a queued job at once, a running one through its worker.
 
     A running ``async def`` handler is cancelled; a plain function sees
@@ -74,14 +71,14 @@ def cancel(conn: Conn, job_id: int, *, reason: str = "cancelled by request") -> 
     return CancelResult(run_steps(conn, _value("job_cancel", _job_params(job_id, reason))))
 
 
-async def cancel_async(conn: AsyncConn, job_id: int, *,
+async def cancel_async(conn: AsyncHandle, job_id: int, *,
                        reason: str = "cancelled by request") -> CancelResult:
     """:func:`cancel` for an AsyncConnection."""
     steps = _value("job_cancel", _job_params(job_id, reason))
     return CancelResult(await run_steps_async(conn, steps))
 
 
-def pause_queue(conn: Conn, queue: str) -> bool:
+def pause_queue(conn: SyncHandle, queue: str) -> bool:
     """Pause a queue: workers claim nothing more from it (running jobs finish).
 
     The pause survives restarts and shows in ``queue_stats.paused``. Returns
@@ -90,24 +87,24 @@ def pause_queue(conn: Conn, queue: str) -> bool:
     return _queue_call(conn, "queue_pause", queue)
 
 
-def resume_queue(conn: Conn, queue: str) -> bool:
+def resume_queue(conn: SyncHandle, queue: str) -> bool:
     """Resume a paused queue and wake its workers; True if it was paused."""
     return _queue_call(conn, "queue_resume", queue)
 
 
-async def pause_queue_async(conn: AsyncConn, queue: str) -> bool:
+async def pause_queue_async(conn: AsyncHandle, queue: str) -> bool:
     return await _queue_call_async(conn, "queue_pause", queue)
 
 
-async def resume_queue_async(conn: AsyncConn, queue: str) -> bool:
+async def resume_queue_async(conn: AsyncHandle, queue: str) -> bool:
     return await _queue_call_async(conn, "queue_resume", queue)
 
 
-def _queue_call(conn: Conn, name: str, queue: str) -> bool:
+def _queue_call(conn: SyncHandle, name: str, queue: str) -> bool:
     return bool(run_steps(conn, _value(name, {"queue": _queue_name(queue)})))
 
 
-async def _queue_call_async(conn: AsyncConn, name: str, queue: str) -> bool:
+async def _queue_call_async(conn: AsyncHandle, name: str, queue: str) -> bool:
     return bool(await run_steps_async(conn, _value(name, {"queue": _queue_name(queue)})))
 
 
@@ -128,7 +125,7 @@ class QueueLimits:
     claims_in_window: int
 
 
-def set_concurrency_limit(conn: Conn, queue: str, limit: int | None) -> None:
+def set_concurrency_limit(conn: SyncHandle, queue: str, limit: int | None) -> None:
     """At most ``limit`` jobs of ``queue`` run at once, across every worker (None: no limit).
 
     Enforced when jobs are claimed, so it is never exceeded; lowering it stops
@@ -138,13 +135,13 @@ def set_concurrency_limit(conn: Conn, queue: str, limit: int | None) -> None:
     run_steps(conn, _value("queue_set_concurrency_limit", _concurrency_params(queue, limit)))
 
 
-async def set_concurrency_limit_async(conn: AsyncConn, queue: str, limit: int | None) -> None:
+async def set_concurrency_limit_async(conn: AsyncHandle, queue: str, limit: int | None) -> None:
     """:func:`set_concurrency_limit` for an AsyncConnection."""
     await run_steps_async(conn, _value("queue_set_concurrency_limit",
                                        _concurrency_params(queue, limit)))
 
 
-def set_rate_limit(conn: Conn, queue: str, limit: int | None,
+def set_rate_limit(conn: SyncHandle, queue: str, limit: int | None,
                    per: timedelta | float | None = None) -> None:
     """At most ``limit`` jobs of ``queue`` start in any window of ``per`` (seconds or a
     timedelta), across every worker; ``limit=None`` removes the limit.
@@ -155,13 +152,13 @@ def set_rate_limit(conn: Conn, queue: str, limit: int | None,
     run_steps(conn, _value("queue_set_rate_limit", _rate_params(queue, limit, per)))
 
 
-async def set_rate_limit_async(conn: AsyncConn, queue: str, limit: int | None,
+async def set_rate_limit_async(conn: AsyncHandle, queue: str, limit: int | None,
                                per: timedelta | float | None = None) -> None:
     """:func:`set_rate_limit` for an AsyncConnection."""
     await run_steps_async(conn, _value("queue_set_rate_limit", _rate_params(queue, limit, per)))
 
 
-def get_queue_limits(conn: Conn, queue: str) -> QueueLimits | None:
+def get_queue_limits(conn: SyncHandle, queue: str) -> QueueLimits | None:
     """The queue's limits and current counts; None for a queue never used."""
     rows = run_steps(conn, _rows("queue_limits_get", {"queue": _queue_name(queue)}))
     if not rows:

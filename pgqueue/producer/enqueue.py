@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
-import psycopg
-
 from .._sql import query
 from ..errors import InvalidJobError
 from . import params as _params
+from .connections import SyncHandle
 from .hooks import enqueue_scope
 from .params import DEFAULT_QUEUE, NewJob
 from .steps import CopyRows, Steps, check_sync, run_steps
@@ -80,7 +79,7 @@ _SPEC_KEYS = frozenset(JobSpec.__annotations__)
 
 
 def enqueue(
-    conn: psycopg.Connection[Any] | psycopg.Cursor[Any],
+    conn: SyncHandle,
     task: str,
     args: Mapping[str, Any] | None = None,
     *,
@@ -131,7 +130,7 @@ def enqueue(
             conn.execute("UPDATE accounts SET ...")
             pgqueue.enqueue(conn, "send_email", {"to": "a@example.com"}, queue="email")
     """
-    check_sync(conn)
+    check_sync(conn, async_twin="pgqueue.enqueue_async")
     job = _params.new_job(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
@@ -142,7 +141,7 @@ def enqueue(
 
 
 def enqueue_many(
-    conn: psycopg.Connection[Any] | psycopg.Cursor[Any], jobs: Iterable[JobSpec], *,
+    conn: SyncHandle, jobs: Iterable[JobSpec], *,
     batch: BatchBase | None = None,
 ) -> list[int]:
     """Insert many jobs in a few round trips; return their ids in input order.
@@ -153,7 +152,7 @@ def enqueue_many(
     bad job raises InvalidJobError naming its index, and nothing is inserted.
     With ``batch`` (an open batch from :func:`pgqueue.batch`) every job joins it.
     """
-    check_sync(conn)
+    check_sync(conn, async_twin="pgqueue.enqueue_many_async")
     with enqueue_scope(to_new_jobs(jobs, batch_id_of(batch))) as scope:
         return scope.done(run_steps(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]
 

@@ -10,9 +10,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-
 from . import params as _params
+from .connections import AsyncHandle
 from .enqueue import (
     BatchBase,
     JobSpec,
@@ -29,7 +28,7 @@ __all__ = ["enqueue_async", "enqueue_many_async"]
 
 
 async def enqueue_async(
-    conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
+    conn: AsyncHandle,
     task: str,
     args: Mapping[str, Any] | None = None,
     *,
@@ -46,7 +45,7 @@ async def enqueue_async(
     batch: BatchBase | None = None,
 ) -> int:
     """:func:`pgqueue.enqueue` for an ``AsyncConnection``; same arguments and errors."""
-    check_async(conn)
+    check_async(conn, sync_twin="pgqueue.enqueue")
     job = _params.new_job(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
@@ -58,10 +57,10 @@ async def enqueue_async(
 
 
 async def enqueue_many_async(
-    conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any], jobs: Iterable[JobSpec], *,
+    conn: AsyncHandle, jobs: Iterable[JobSpec], *,
     batch: BatchBase | None = None,
 ) -> list[int]:
     """:func:`pgqueue.enqueue_many` for an ``AsyncConnection``."""
-    check_async(conn)
+    check_async(conn, sync_twin="pgqueue.enqueue_many")
     with enqueue_scope(to_new_jobs(jobs, batch_id_of(batch))) as scope:
         return scope.done(await run_steps_async(conn, enqueue_many_steps(scope.jobs)))  # type: ignore[no-any-return]

@@ -22,6 +22,14 @@ import psycopg
 
 from .._sql import query
 from ..errors import InvalidArgumentError, JobFailedError, JobNotFoundError, ResultNotReadyError
+from .connections import (
+    AsyncHandle,
+    SyncHandle,
+    async_connection,
+    check_async,
+    check_sync,
+    sync_connection,
+)
 from .steps import Steps, run_steps, run_steps_async
 
 __all__ = [
@@ -42,7 +50,7 @@ _MAX_JOB_ID = 2**63 - 1
 Row = tuple[Any, ...]
 
 
-def result(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], job_id: int) -> Any:
+def result(conn: SyncHandle, job_id: int) -> Any:
     """The JSON value the handler of job ``job_id`` returned (None if it returned None).
 
     Raises:
@@ -57,20 +65,18 @@ def result(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], job_id: int) -> 
         with psycopg.connect(dsn) as conn:
             total = pgqueue.result(conn, job_id)["total"]
     """
-    if not isinstance(conn, psycopg.Connection | psycopg.Cursor):
-        raise TypeError(_wrong_type(conn, "a psycopg Connection or Cursor", "result_async"))
+    check_sync(conn, async_twin="pgqueue.result_async")
     return _judge(job_id, run_steps(conn, _lookup(_check_job_id(job_id))))
 
 
-async def result_async(conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
+async def result_async(conn: AsyncHandle,
                        job_id: int) -> Any:
     """:func:`result` for an AsyncConnection."""
-    if not isinstance(conn, psycopg.AsyncConnection | psycopg.AsyncCursor):
-        raise TypeError(_wrong_type(conn, "a psycopg AsyncConnection or AsyncCursor", "result"))
+    check_async(conn, sync_twin="pgqueue.result")
     return _judge(job_id, await run_steps_async(conn, _lookup(_check_job_id(job_id))))
 
 
-def wait_for_result(conn: psycopg.Connection[Any], job_id: int, *,
+def wait_for_result(conn: SyncHandle, job_id: int, *,
                     timeout: float = DEFAULT_WAIT_TIMEOUT,
                     poll_interval: float = DEFAULT_POLL_INTERVAL) -> Any:
     """Block until job ``job_id`` finishes, then return its result as :func:`result` does.
@@ -94,11 +100,11 @@ def wait_for_result(conn: psycopg.Connection[Any], job_id: int, *,
             pdf_url = pgqueue.wait_for_result(conn, job_id, timeout=60)
     """
     _check_wait_args(job_id, timeout, poll_interval)
-    if not isinstance(conn, psycopg.Connection):
-        raise TypeError(_wrong_type(conn, "a psycopg Connection", "wait_for_result_async"))
+    check_sync(conn, async_twin="pgqueue.wait_for_result_async")
+    conn = sync_connection(conn, begin=False)
     _check_listening_conn(conn.autocommit, conn.info.transaction_status)
     deadline = time.monotonic() + timeout
-    conn.execute(query("job_finished_listen"))
+    conn.execute(query("job_finished_listen"), prepare=False)
     try:
         while True:
             row = run_steps(conn, _lookup(job_id))
@@ -113,19 +119,19 @@ def wait_for_result(conn: psycopg.Connection[Any], job_id: int, *,
                     break
     finally:
         if not conn.closed and not conn.broken:
-            conn.execute(query("job_finished_unlisten"))
+            conn.execute(query("job_finished_unlisten"), prepare=False)
 
 
-async def wait_for_result_async(conn: psycopg.AsyncConnection[Any], job_id: int, *,
+async def wait_for_result_async(conn: AsyncHandle, job_id: int, *,
                                 timeout: float = DEFAULT_WAIT_TIMEOUT,
                                 poll_interval: float = DEFAULT_POLL_INTERVAL) -> Any:
     """:func:`wait_for_result` for an AsyncConnection (autocommit, no transaction open)."""
     _check_wait_args(job_id, timeout, poll_interval)
-    if not isinstance(conn, psycopg.AsyncConnection):
-        raise TypeError(_wrong_type(conn, "a psycopg AsyncConnection", "wait_for_result"))
+    check_async(conn, sync_twin="pgqueue.wait_for_result")
+    conn = await async_connection(conn, begin=False)
     _check_listening_conn(conn.autocommit, conn.info.transaction_status)
     deadline = time.monotonic() + timeout
-    await conn.execute(query("job_finished_listen"))
+    await conn.execute(query("job_finished_listen"), prepare=False)
     try:
         while True:
             row = await run_steps_async(conn, _lookup(job_id))
@@ -143,7 +149,7 @@ async def wait_for_result_async(conn: psycopg.AsyncConnection[Any], job_id: int,
                     break
     finally:
         if not conn.closed and not conn.broken:
-            await conn.execute(query("job_finished_unlisten"))
+            await conn.execute(query("job_finished_unlisten"), prepare=False)
 
 
 # --- shared, without I/O ---------------------------------------------------------------
@@ -207,7 +213,3 @@ def _check_listening_conn(autocommit: bool, status: psycopg.pq.TransactionStatus
             "waiting for a result needs a connection with no transaction open "
             "(notifications arrive only between transactions); call it outside "
             "'with conn.transaction()'")
-
-
-def _wrong_type(conn: object, expected: str, other: str) -> str:
-    return f"conn must be {expected}, got {type(conn).__name__}; see pgqueue.{other}"

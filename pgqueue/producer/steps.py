@@ -2,13 +2,17 @@
 
 A call's database work is written once, as a generator of steps: it yields
 ``(sql, params)`` (or :class:`CopyRows`) and receives the fetched rows.
-:func:`run_steps` drives it on a sync ``Connection`` or ``Cursor``,
-:func:`run_steps_async` on their async twins; the producer, chains, batches,
-controls and results all use them.
+:func:`run_steps` drives it on whatever sync object the caller holds (a psycopg
+``Connection`` or ``Cursor``, a SQLAlchemy session, a Django connection: see
+:mod:`.connections`), :func:`run_steps_async` on the async twins; the producer,
+chains, batches, controls and results all use them.
 
 Invariants:
 - The runners execute the steps on the caller's connection and nothing else:
-  they never commit, roll back or set session state.
+  they never commit, roll back or set session state, and prepare nothing on
+  the server (``prepare=False``), so a pooler in transaction mode is safe.
+- They read with pgqueue's own cursor and psycopg's default adapters, so what
+  the connection has registered (Django's jsonb loader) changes nothing.
 - A database error that means "the schema is missing" or "the database refused
   the job's values" is translated at this one boundary (:func:`translate_error`);
   every other error propagates unchanged.
@@ -26,6 +30,16 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from ..errors import InvalidJobError, PgQueueError, SchemaNotReadyError
+from .connections import (
+    AsyncHandle,
+    SyncHandle,
+    async_connection,
+    check_async,
+    check_sync,
+    own_async_cursor,
+    own_cursor,
+    sync_connection,
+)
 
 __all__ = [
     "CopyRows",
@@ -89,86 +103,61 @@ def translate_error(exc: psycopg.Error) -> PgQueueError | None:
     return None
 
 
-def run_steps(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], steps: Steps) -> Any:
-    """Drive steps on a sync connection or cursor; return the generator's value."""
-    cur = conn if isinstance(conn, psycopg.Cursor) else conn.cursor()
-    try:
-        step = next(steps)
-        while True:
-            try:
-                if isinstance(step, CopyRows):
-                    _copy(cur.connection, step)
-                    step = steps.send([])
-                    continue
-                cur.execute(*step)
-            except psycopg.Error as exc:
-                translated = translate_error(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
-            step = steps.send(cur.fetchall())
-    except StopIteration as stop:
-        return stop.value
+def run_steps(conn: SyncHandle, steps: Steps) -> Any:
+    """Drive steps on an accepted sync object (:mod:`.connections`); return the value."""
+    with own_cursor(sync_connection(conn)) as cur:
+        try:
+            step = next(steps)
+            while True:
+                try:
+                    if isinstance(step, CopyRows):
+                        _copy(cur, step)
+                        step = steps.send([])
+                        continue
+                    cur.execute(*step, prepare=False)
+                except psycopg.Error as exc:
+                    translated = translate_error(exc)
+                    if translated is None:
+                        raise
+                    raise translated from exc
+                step = steps.send(cur.fetchall())
+        except StopIteration as stop:
+            return stop.value
 
 
-def _copy(conn: psycopg.Connection[Any], step: CopyRows) -> None:
-    # A cursor of our own: its adapters (the jsonb text dumper) stay private.
-    with conn.cursor() as cur:
-        copy_cursor_setup(cur)
-        with cur.copy(step.sql) as copy:
-            copy.set_types(list(step.types))
-            for row in step.rows:
-                copy.write_row(row)
+def _copy(cur: psycopg.Cursor[Any], step: CopyRows) -> None:
+    copy_cursor_setup(cur)
+    with cur.copy(step.sql) as copy:
+        copy.set_types(list(step.types))
+        for row in step.rows:
+            copy.write_row(row)
 
 
-async def run_steps_async(
-    conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any], steps: Steps
-) -> Any:
-    """Drive steps on an async connection or cursor; return the generator's value."""
-    cur = conn if isinstance(conn, psycopg.AsyncCursor) else conn.cursor()
-    try:
-        step = next(steps)
-        while True:
-            try:
-                if isinstance(step, CopyRows):
-                    await _copy_async(cur.connection, step)
-                    step = steps.send([])
-                    continue
-                await cur.execute(*step)
-            except psycopg.Error as exc:
-                translated = translate_error(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
-            step = steps.send(await cur.fetchall())
-    except StopIteration as stop:
-        return stop.value
+async def run_steps_async(conn: AsyncHandle, steps: Steps) -> Any:
+    """Drive steps on an accepted async object; return the generator's value."""
+    async with own_async_cursor(await async_connection(conn)) as cur:
+        try:
+            step = next(steps)
+            while True:
+                try:
+                    if isinstance(step, CopyRows):
+                        await _copy_async(cur, step)
+                        step = steps.send([])
+                        continue
+                    await cur.execute(*step, prepare=False)
+                except psycopg.Error as exc:
+                    translated = translate_error(exc)
+                    if translated is None:
+                        raise
+                    raise translated from exc
+                step = steps.send(await cur.fetchall())
+        except StopIteration as stop:
+            return stop.value
 
 
-async def _copy_async(conn: psycopg.AsyncConnection[Any], step: CopyRows) -> None:
-    # A cursor of our own: its adapters (the jsonb text dumper) stay private.
-    async with conn.cursor() as cur:
-        copy_cursor_setup(cur)
-        async with cur.copy(step.sql) as copy:
-            copy.set_types(list(step.types))
-            for row in step.rows:
-                await copy.write_row(row)
-
-
-def check_sync(conn: object, async_twin: str = "pgqueue.enqueue_async") -> None:
-    """TypeError unless ``conn`` is a sync Connection or Cursor (the message names
-    ``async_twin``, as :func:`check_async` names its twin)."""
-    if not isinstance(conn, psycopg.Connection | psycopg.Cursor):
-        raise TypeError(
-            f"conn must be a psycopg Connection or Cursor, got {type(conn).__name__}; "
-            f"use {async_twin} for an AsyncConnection"
-        )
-
-
-def check_async(conn: object, sync_twin: str = "pgqueue.enqueue") -> None:
-    """TypeError unless ``conn`` is an AsyncConnection or AsyncCursor."""
-    if not isinstance(conn, psycopg.AsyncConnection | psycopg.AsyncCursor):
-        raise TypeError(
-            "conn must be a psycopg AsyncConnection or AsyncCursor, got "
-            f"{type(conn).__name__}; use {sync_twin} for a sync Connection"
-        )
+async def _copy_async(cur: psycopg.AsyncCursor[Any], step: CopyRows) -> None:
+    copy_cursor_setup(cur)
+    async with cur.copy(step.sql) as copy:
+        copy.set_types(list(step.types))
+        for row in step.rows:
+            await copy.write_row(row)

@@ -105,7 +105,7 @@ def test_async_connection_to_sync_enqueue_is_a_type_error(dsn: str) -> None:
         async with await psycopg.AsyncConnection.connect(dsn) as aconn:
             with pytest.raises(TypeError, match=r"use pgqueue\.enqueue_async"):
                 pgqueue.enqueue(aconn, "t")  # type: ignore[arg-type]
-            with pytest.raises(TypeError, match=r"use pgqueue\.enqueue_async"):
+            with pytest.raises(TypeError, match=r"use pgqueue\.enqueue_many_async"):
                 pgqueue.enqueue_many(aconn, [{"task": "t"}])  # type: ignore[arg-type]
 
     asyncio.run(main())
@@ -114,9 +114,9 @@ def test_async_connection_to_sync_enqueue_is_a_type_error(dsn: str) -> None:
 def test_sync_connection_to_async_enqueue_is_a_type_error(
     conn: psycopg.Connection[Any],
 ) -> None:
-    with pytest.raises(TypeError, match=r"use pgqueue\.enqueue for a sync Connection"):
+    with pytest.raises(TypeError, match=r"use pgqueue\.enqueue for a sync connection"):
         asyncio.run(pgqueue.enqueue_async(conn, "t"))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"use pgqueue\.enqueue for a sync Connection"):
+    with pytest.raises(TypeError, match=r"use pgqueue\.enqueue_many for a sync connection"):
         asyncio.run(pgqueue.enqueue_many_async(conn, [{"task": "t"}]))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"got str"):
         pgqueue.enqueue("postgresql://", "t")  # type: ignore[arg-type]

@@ -179,8 +179,8 @@ def test_wait_for_result_needs_an_autocommit_connection(clean_db: str) -> None:
             pgqueue.wait_for_result(conn, job, timeout=1, poll_interval=0)
         with pytest.raises(pgqueue.InvalidArgumentError, match="timeout"):
             pgqueue.wait_for_result(conn, job, timeout=float("nan"))
-        with pytest.raises(TypeError):
-            pgqueue.wait_for_result(conn.cursor(), job)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"got str; use pgqueue\.wait_for_result_async"):
+            pgqueue.wait_for_result(clean_db, job)  # type: ignore[arg-type]
 
 
 def test_wait_for_result_falls_back_to_polling_and_wildcard_payloads(clean_db: str) -> None:
