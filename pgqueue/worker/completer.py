@@ -81,6 +81,14 @@ class Completer:
             return False
         return True
 
+    async def flush(self, batch: list[Outcome]) -> None:
+        """Write ``batch`` now, outside the run loop, as :meth:`run` writes a batch
+        (refused outcomes isolated, finished jobs settled); raises what a write
+        raises, with nothing retried."""
+        await self._write_isolating(batch, [])
+        if self._follow_up:
+            await self._settle()
+
     def close(self) -> None:
         self._closing = True
         self._wake.set()

@@ -27,12 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..events import ConnectionLost, ConnectionRestored, Event, ServiceError
+from ..tasks import Registry
 from ..types import Job
 from .executor import Outcome
 from .session import Session, is_connection_error
 from .slots import Slots
 
-__all__ = ["ClaimFilter", "Fetcher"]
+__all__ = ["ClaimFilter", "Fetcher", "claim_params"]
 
 _RECHECK_SECONDS = 0.02
 # Claimed jobs a worker may hold, as a multiple of its concurrency, by the
@@ -53,6 +54,27 @@ class ClaimFilter:
     tasks: list[str]
     key_tasks: list[str]
     key_caps: list[int | None]
+
+    @classmethod
+    def of(cls, registry: Registry, queues: list[str], tasks: list[str] | None = None
+           ) -> ClaimFilter:
+        """What to claim from ``queues``: the tasks of ``registry`` (only those of
+        ``tasks`` when given), with their per-key caps."""
+        known = [t for t in registry if tasks is None or t.name in tasks]
+        capped = [t for t in known if t.concurrency_per_key is not None]
+        return cls(queues, sorted(t.name for t in known), [t.name for t in capped],
+                   [t.concurrency_per_key for t in capped])
+
+
+def claim_params(claims: ClaimFilter, rooms: list[int], limit: int, worker_id: str, *,
+                 async_commit: bool) -> dict[str, object]:
+    """The parameters of job_claim: up to ``limit`` jobs, ``rooms[i]`` at most
+    from ``claims.queues[i]``."""
+    return {
+        "queues": claims.queues, "slots": rooms, "tasks": claims.tasks, "limit": limit,
+        "worker_id": worker_id, "key_tasks": claims.key_tasks, "key_caps": claims.key_caps,
+        "async_commit": async_commit,
+    }
 
 
 class Fetcher:
@@ -225,16 +247,12 @@ class Fetcher:
     # --- statements ----------------------------------------------------------------------
 
     async def _claim(self, limit: int) -> list[Job]:
-        claims = self._claims
-        rows = await self._session.fetch("job_claim", {
-            "queues": self.queues, "slots": self._rooms(limit), "tasks": claims.tasks,
-            "limit": limit, "worker_id": self._worker_id, "key_tasks": claims.key_tasks,
-            "key_caps": claims.key_caps,
-            # Idle: the claim's commit need not wait for the WAL flush (it is
-            # the wake-up latency). Busy: claims overlap running jobs anyway,
-            # and a synchronous commit lets hint bits be set at once.
-            "async_commit": self._slots.idle,
-        })
+        # Idle: the claim's commit need not wait for the WAL flush (it is the
+        # wake-up latency). Busy: claims overlap running jobs anyway, and a
+        # synchronous commit lets hint bits be set at once.
+        rows = await self._session.fetch("job_claim", claim_params(
+            self._claims, self._rooms(limit), limit, self._worker_id,
+            async_commit=self._slots.idle))
         return [Job(*row) for row in rows]
 
     async def _schedule_next_due(self) -> None:

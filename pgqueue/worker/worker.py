@@ -101,9 +101,7 @@ class Worker:
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
             startup_timeout=startup_timeout)
         self.queues = list(self.config.queues or registry.queues)
-        capped = [t for t in registry if t.concurrency_per_key is not None]
-        self._claims = ClaimFilter(self.queues, registry.names, [t.name for t in capped],
-                                   [t.concurrency_per_key for t in capped])
+        self._claims = ClaimFilter.of(registry, self.queues)
         self.id = worker_id or str(uuid.uuid4())
         self._rng = rng
         self._subscribers: list[Subscriber] = []

@@ -7,7 +7,9 @@
 -- changes nothing; its ids are missing from the result.
 -- Final outcomes (succeeded, failed, cancelled) move the row to
 -- pgqueue.finished_jobs (the row built by pgqueue.finished_row, migration 0012);
--- `retried` puts it back to `queued` at now() + delay.
+-- `retried` puts it back to `queued` at statement_timestamp() + delay: the
+-- same as now() on a worker's autocommit session, and inside a longer
+-- transaction (pgqueue.testing.drain) still `delay` after this statement.
 -- An error given with `succeeded` is a note (a result stored rewritten): it
 -- joins `errors` but leaves last_error alone.
 -- Parameters, arrays of equal length: ids, tokens (claim tokens), outcomes
@@ -54,7 +56,7 @@ archived AS (
 retried AS (
     UPDATE pgqueue.jobs j
     SET state = 'queued',
-        run_at = now() + o.delay_seconds * interval '1 second',
+        run_at = statement_timestamp() + o.delay_seconds * interval '1 second',
         worker_id = NULL,
         heartbeat_at = NULL,
         last_error = o.error ->> 'message',
