@@ -18,15 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .drain import (
-        DrainContext,
-        DrainError,
-        DrainResult,
-        RanJob,
-        drain,
-        drain_async,
-    )
-    from .enqueued import (
+    from .assertions import (
         EnqueuedJob,
         assert_enqueued,
         assert_enqueued_async,
@@ -35,6 +27,14 @@ if TYPE_CHECKING:
         refute_enqueued,
         refute_enqueued_async,
     )
+    from .draining import (
+        DrainContext,
+        DrainError,
+        DrainResult,
+        RanJob,
+        drain,
+        drain_async,
+    )
 
 __all__ = ["DrainContext", "DrainError", "DrainResult", "EnqueuedJob", "RanJob",
            "assert_enqueued", "assert_enqueued_async", "drain", "drain_async", "enqueued_jobs",
@@ -42,10 +42,10 @@ __all__ = ["DrainContext", "DrainError", "DrainResult", "EnqueuedJob", "RanJob",
 
 _MODULES = {
     **dict.fromkeys(["DrainContext", "DrainError", "DrainResult", "RanJob", "drain",
-                     "drain_async"], "drain"),
+                     "drain_async"], "draining"),
     **dict.fromkeys(["EnqueuedJob", "assert_enqueued", "assert_enqueued_async",
                      "enqueued_jobs", "enqueued_jobs_async", "refute_enqueued",
-                     "refute_enqueued_async"], "enqueued"),
+                     "refute_enqueued_async"], "assertions"),
 }
 
 

@@ -2,8 +2,9 @@
 
 Registered by pgqueue's ``pytest11`` entry point, so installing pgqueue makes
 it available to every pytest run. It is inert until a test asks for one of its
-fixtures: loading it adds one option and two fixtures, and imports neither
-psycopg nor the rest of pgqueue. ``-p no:pgqueue`` turns it off altogether.
+fixtures: loading it adds one option and two fixtures, and imports what
+``import pgqueue`` imports (the producer side), never the worker, the drain or
+a connection. ``-p no:pgqueue`` turns it off altogether.
 
 - ``pgqueue_dsn`` (session): the DSN of a fresh database, created on the
   server named by ``--pgqueue-dsn``, else ``$PGQUEUE_TEST_DSN``, else the

@@ -13,7 +13,7 @@ else to the package.
   of the worker, the CLI, the dashboard, observability or the demo, nor croniter.
 - The producer side (``pgqueue/producer/`` and ``pgqueue/tasks.py``, and
   everything they import, transitively) never imports the worker, the CLI, the
-  dashboard, observability or the demo.
+  dashboard, observability, the demo or the test helpers (``pgqueue.testing``).
 - The worker's services (``pgqueue/worker/*`` except the assembler
   ``worker/worker.py`` and the package's ``__init__``) never import the CLI,
   observability or the demo, nor the assembler: subscribers are attached where the worker
@@ -45,7 +45,7 @@ MAX_FUNCTION_LINES = 60
 PRODUCER_PACKAGES = ("pgqueue.producer", "pgqueue.tasks")  # every module under them
 WORKER_ASSEMBLY = ("pgqueue.worker", "pgqueue.worker.worker")
 NOT_FOR_PRODUCERS = ("pgqueue.worker", "pgqueue.cli", "pgqueue.dashboard",
-                     "pgqueue.observability", "pgqueue.demo")
+                     "pgqueue.observability", "pgqueue.demo", "pgqueue.testing")
 NOT_FOR_SERVICES = ("pgqueue.cli", "pgqueue.observability", "pgqueue.demo")
 
 

@@ -40,7 +40,7 @@ from ..types import Job, JobContext
 from ..worker.completer import Completer
 from ..worker.executor import Outcome, run_attempt
 from ..worker.fetcher import ClaimFilter, claim_params
-from .enqueued import EnqueuedJob, job_params, read_jobs
+from .assertions import EnqueuedJob, job_params, read_jobs
 
 __all__ = ["DEFAULT_LIMIT", "DrainContext", "DrainError", "DrainResult", "RanJob", "drain",
            "drain_async"]
@@ -307,6 +307,13 @@ def drain(conn: psycopg.Connection[Any], registry: Registry, *,
     """
     _check(registry, queues, tasks, limit)
     _open_transaction(conn)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("drain() cannot run inside a running event loop; there, "
+                           "await pgqueue.testing.drain_async(aconn, ...)")
     state = _Drain(_SyncLink(conn), registry, queues, tasks, limit, conn, _Inline())
     with asyncio.Runner() as runner:
         return runner.run(state.run())
