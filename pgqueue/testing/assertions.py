@@ -16,11 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg.rows import TupleRow
-from psycopg.types.json import set_json_loads
 
 from .._sql import query
+from ..producer.connections import (
+    AsyncHandle,
+    SyncHandle,
+    async_connection,
+    check_async,
+    check_sync,
+    own_async_cursor,
+    own_cursor,
+    sync_connection,
+)
 from ..tasks import Registry
 
 __all__ = ["EnqueuedJob", "assert_enqueued", "assert_enqueued_async", "enqueued_jobs",
@@ -71,22 +79,15 @@ def read_jobs(rows: list[TupleRow], registry: Registry | None = None) -> list[En
     return [EnqueuedJob(*[*row, registry is None or row[1] in registry]) for row in rows]
 
 
-def _read(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[EnqueuedJob]:
-    if not isinstance(conn, psycopg.Connection):
-        raise TypeError(f"expected a psycopg.Connection, got {type(conn).__name__}"
-                        + ("; use the *_async twin" if isinstance(
-                            conn, psycopg.AsyncConnection) else ""))
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        set_json_loads(json.loads, cur)
+def _read(conn: SyncHandle, params: dict[str, Any]) -> list[EnqueuedJob]:
+    check_sync(conn)
+    with own_cursor(sync_connection(conn)) as cur:
         return read_jobs(cur.execute(query("job_live_list"), params, prepare=False).fetchall())
 
 
-async def _read_async(conn: psycopg.AsyncConnection[Any],
-                      params: dict[str, Any]) -> list[EnqueuedJob]:
-    if not isinstance(conn, psycopg.AsyncConnection):
-        raise TypeError(f"expected a psycopg.AsyncConnection, got {type(conn).__name__}")
-    async with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        set_json_loads(json.loads, cur)
+async def _read_async(conn: AsyncHandle, params: dict[str, Any]) -> list[EnqueuedJob]:
+    check_async(conn)
+    async with own_async_cursor(await async_connection(conn)) as cur:
         await cur.execute(query("job_live_list"), params, prepare=False)
         return read_jobs(await cur.fetchall())
 
@@ -143,7 +144,7 @@ def _filters(task: str | None, args: Any, queue: str | None,
     return job_params(queue=queue, task=task), wanted
 
 
-def enqueued_jobs(conn: psycopg.Connection[Any], *, task: str | None = None,
+def enqueued_jobs(conn: SyncHandle, *, task: str | None = None,
                   args: Any = None, queue: str | None = None,
                   **filters: Any) -> list[EnqueuedJob]:
     """The live jobs on ``conn`` (id order) that match every filter given.
@@ -155,7 +156,7 @@ def enqueued_jobs(conn: psycopg.Connection[Any], *, task: str | None = None,
     return _matching(_read(conn, params), wanted)
 
 
-def assert_enqueued(conn: psycopg.Connection[Any], *, task: str | None = None,
+def assert_enqueued(conn: SyncHandle, *, task: str | None = None,
                     args: Any = None, queue: str | None = None, count: int | None = None,
                     **filters: Any) -> list[EnqueuedJob]:
     """Assert that a live job matches (exactly ``count`` of them when given); return
@@ -167,14 +168,14 @@ def assert_enqueued(conn: psycopg.Connection[Any], *, task: str | None = None,
     return _assert(_read(conn, job_params(queue=None, task=None)), wanted, count)
 
 
-def refute_enqueued(conn: psycopg.Connection[Any], *, task: str | None = None,
+def refute_enqueued(conn: SyncHandle, *, task: str | None = None,
                     args: Any = None, queue: str | None = None, **filters: Any) -> None:
     """Assert that no live job matches; the failure message lists those that do."""
     params, wanted = _filters(task, args, queue, filters)
     _refute(_read(conn, params), wanted)
 
 
-async def enqueued_jobs_async(conn: psycopg.AsyncConnection[Any], *, task: str | None = None,
+async def enqueued_jobs_async(conn: AsyncHandle, *, task: str | None = None,
                               args: Any = None, queue: str | None = None,
                               **filters: Any) -> list[EnqueuedJob]:
     """:func:`enqueued_jobs` for an AsyncConnection."""
@@ -182,7 +183,7 @@ async def enqueued_jobs_async(conn: psycopg.AsyncConnection[Any], *, task: str |
     return _matching(await _read_async(conn, params), wanted)
 
 
-async def assert_enqueued_async(conn: psycopg.AsyncConnection[Any], *, task: str | None = None,
+async def assert_enqueued_async(conn: AsyncHandle, *, task: str | None = None,
                                 args: Any = None, queue: str | None = None,
                                 count: int | None = None, **filters: Any) -> list[EnqueuedJob]:
     """:func:`assert_enqueued` for an AsyncConnection."""
@@ -190,7 +191,7 @@ async def assert_enqueued_async(conn: psycopg.AsyncConnection[Any], *, task: str
     return _assert(await _read_async(conn, job_params(queue=None, task=None)), wanted, count)
 
 
-async def refute_enqueued_async(conn: psycopg.AsyncConnection[Any], *, task: str | None = None,
+async def refute_enqueued_async(conn: AsyncHandle, *, task: str | None = None,
                                 args: Any = None, queue: str | None = None,
                                 **filters: Any) -> None:
     """:func:`refute_enqueued` for an AsyncConnection."""

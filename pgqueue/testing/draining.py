@@ -30,11 +30,20 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import psycopg
 from psycopg.rows import TupleRow
-from psycopg.types.json import set_json_loads
 
 from .._sql import query
 from ..errors import PgQueueError
 from ..events import Event, JobFinished, JobLost, OutcomeRewritten, ServiceError
+from ..producer.connections import (
+    AsyncHandle,
+    SyncHandle,
+    async_connection,
+    check_async,
+    check_sync,
+    own_async_cursor,
+    own_cursor,
+    sync_connection,
+)
 from ..tasks import Registry
 from ..types import Job, JobContext
 from ..worker.completer import Completer
@@ -139,27 +148,17 @@ class _Link(Protocol):
         """Claim in a savepoint; roll it back and return None if it took a seen job."""
 
 
-_decode = json.JSONDecoder().decode
-
-
-def _loads(data: str | bytes) -> Any:
-    return _decode(data if isinstance(data, str) else data.decode())
-
-
 class _SyncLink:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
 
     async def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[TupleRow]:
-        with self.conn.transaction(), self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-            set_json_loads(_loads, cur)
+        with self.conn.transaction(), own_cursor(self.conn) as cur:
             cur.execute(query(name), params, prepare=False)
             return cur.fetchall() if cur.description else []
 
     async def claim(self, params: dict[str, Any], seen: set[int]) -> list[Job] | None:
-        with self.conn.transaction() as tx, \
-                self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-            set_json_loads(_loads, cur)
+        with self.conn.transaction() as tx, own_cursor(self.conn) as cur:
             jobs = [Job(*row) for row in
                     cur.execute(query("job_claim"), params, prepare=False).fetchall()]
             if any(j.id in seen for j in jobs):
@@ -173,16 +172,12 @@ class _AsyncLink:
         self.conn = conn
 
     async def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[TupleRow]:
-        async with self.conn.transaction(), \
-                self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-            set_json_loads(_loads, cur)
+        async with self.conn.transaction(), own_async_cursor(self.conn) as cur:
             await cur.execute(query(name), params, prepare=False)
             return await cur.fetchall() if cur.description else []
 
     async def claim(self, params: dict[str, Any], seen: set[int]) -> list[Job] | None:
-        async with self.conn.transaction() as tx, \
-                self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-            set_json_loads(_loads, cur)
+        async with self.conn.transaction() as tx, own_async_cursor(self.conn) as cur:
             await cur.execute(query("job_claim"), params, prepare=False)
             jobs = [Job(*row) for row in await cur.fetchall()]
             if any(j.id in seen for j in jobs):
@@ -283,13 +278,14 @@ def _check(registry: Registry, queues: list[str] | None, tasks: list[str] | None
         raise ValueError(f"limit must be an int >= 1, got {limit!r}")
 
 
-def drain(conn: psycopg.Connection[Any], registry: Registry, *,
+def drain(conn: SyncHandle, registry: Registry, *,
           queues: list[str] | None = None, tasks: list[str] | None = None,
           limit: int = DEFAULT_LIMIT) -> DrainResult:
     """Run every due job (and every job those enqueue) on ``conn``, then return.
 
     Args:
-        conn: a sync psycopg connection. Its open transaction (begun if none is)
+        conn: the test's connection (psycopg, a SQLAlchemy session or connection, a
+            Django connection). Its open transaction (begun if none is)
             holds everything the drain writes; the drain never commits. In
             autocommit mode each statement commits alone, as a worker's do.
         registry: the tasks to run; jobs of other tasks stay queued (see
@@ -306,6 +302,8 @@ def drain(conn: psycopg.Connection[Any], registry: Registry, *,
         assert result.outcomes == [("send_welcome", "succeeded")]
     """
     _check(registry, queues, tasks, limit)
+    check_sync(conn, async_twin="pgqueue.testing.drain_async")
+    conn = sync_connection(conn)
     _open_transaction(conn)
     try:
         asyncio.get_running_loop()
@@ -319,15 +317,14 @@ def drain(conn: psycopg.Connection[Any], registry: Registry, *,
         return runner.run(state.run())
 
 
-async def drain_async(conn: psycopg.AsyncConnection[Any], registry: Registry, *,
+async def drain_async(conn: AsyncHandle, registry: Registry, *,
                       queues: list[str] | None = None, tasks: list[str] | None = None,
                       limit: int = DEFAULT_LIMIT) -> DrainResult:
     """:func:`drain` for an ``AsyncConnection``, on the running event loop. Sync
     handlers run in a thread pool, as in a worker."""
     _check(registry, queues, tasks, limit)
-    if not isinstance(conn, psycopg.AsyncConnection):
-        raise TypeError(f"drain_async takes a psycopg.AsyncConnection, got "
-                        f"{type(conn).__name__}; use pgqueue.testing.drain")
+    check_async(conn, sync_twin="pgqueue.testing.drain")
+    conn = await async_connection(conn)
     if not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         await conn.execute(query("clock_now"), prepare=False)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgqueue-drain") as threads:
@@ -338,9 +335,5 @@ async def drain_async(conn: psycopg.AsyncConnection[Any], registry: Registry, *,
 def _open_transaction(conn: psycopg.Connection[Any]) -> None:
     """Begin the caller's transaction if none is open, so the drain's savepoints
     nest inside it instead of committing blocks of their own."""
-    if not isinstance(conn, psycopg.Connection):
-        raise TypeError(f"drain takes a psycopg.Connection, got {type(conn).__name__}"
-                        + ("; use pgqueue.testing.drain_async" if isinstance(
-                            conn, psycopg.AsyncConnection) else ""))
     if not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         conn.execute(query("clock_now"), prepare=False)

@@ -10,7 +10,14 @@ import psycopg
 import pytest
 
 import pgqueue
-from pgqueue.testing import DrainContext, assert_enqueued, drain, drain_async, refute_enqueued
+from pgqueue.testing import (
+    DrainContext,
+    assert_enqueued,
+    drain,
+    drain_async,
+    enqueued_jobs,
+    refute_enqueued,
+)
 
 tasks = pgqueue.Registry()
 CALLS: list[str] = []
@@ -175,7 +182,29 @@ def test_drain_async(clean_db: str) -> None:
 
 
 def test_wrong_connection_kinds_are_refused(conn: psycopg.Connection[Any]) -> None:
-    with pytest.raises(TypeError, match=r"psycopg\.Connection"):
+    with pytest.raises(TypeError, match=r"got object; use pgqueue\.testing\.drain_async"):
         drain(object(), tasks)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="limit"):
         drain(conn, tasks, limit=0)
+
+
+def test_drain_runs_on_a_sqlalchemy_session_and_its_rollback_undoes_it(clean_db: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy import URL, create_engine
+    from sqlalchemy.orm import Session
+
+    parts = conninfo_to_dict(clean_db)
+    engine = create_engine(URL.create(
+        "postgresql+psycopg", username=parts.get("user"), host=parts.get("host"),
+        port=int(parts["port"]) if "port" in parts else None, database=parts.get("dbname")))
+    try:
+        with Session(engine) as session:
+            tasks["ok"].enqueue(session, n=1)
+            result = drain(session, tasks)
+            assert result.outcomes == [("ok", "succeeded")]
+            left_behind = enqueued_jobs(session)
+            session.rollback()
+    finally:
+        engine.dispose()
+    assert left_behind == []
+    assert live(clean_db) == 0
