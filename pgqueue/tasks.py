@@ -14,8 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-
 from .backoff import DEFAULT_RETRY, RetryPolicy
 from .errors import InvalidJobError, TaskError
 from .periodic import Schedule
@@ -127,8 +125,8 @@ class Task:
         """
         return self.defaults.enqueue(self, conn, args)
 
-    async def enqueue_async(self, conn: psycopg.AsyncConnection[Any] |
-                            psycopg.AsyncCursor[Any], /, **args: Any) -> int:
+    async def enqueue_async(self, conn: AsyncHandle, /,
+                            **args: Any) -> int:
         """:meth:`enqueue` for an AsyncConnection."""
         return await self.defaults.enqueue_async(self, conn, args)
 
@@ -177,8 +175,8 @@ class BoundTask:
                 **args: Any) -> int:
         return self.opts.enqueue(self.task, conn, args)
 
-    async def enqueue_async(self, conn: psycopg.AsyncConnection[Any] |
-                            psycopg.AsyncCursor[Any], /, **args: Any) -> int:
+    async def enqueue_async(self, conn: AsyncHandle, /,
+                            **args: Any) -> int:
         return await self.opts.enqueue_async(self.task, conn, args)
 
 
