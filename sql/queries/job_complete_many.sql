@@ -7,9 +7,9 @@
 -- changes nothing; its ids are missing from the result.
 -- Final outcomes (succeeded, failed, cancelled) move the row to
 -- pgqueue.finished_jobs (the row built by pgqueue.finished_row, migration 0012);
--- `retried` puts it back to `queued` at statement_timestamp() + delay: the
--- same as now() on a worker's autocommit session, and inside a longer
--- transaction (pgqueue.testing.drain) still `delay` after this statement.
+-- `retried` puts it back to `queued` at statement_timestamp() + delay, and its
+-- error's `at` is the same statement_timestamp(): inside a longer transaction
+-- (pgqueue.testing.drain) the retry is still due `delay` after this statement.
 -- An error given with `succeeded` is a note (a result stored rewritten): it
 -- joins `errors` but leaves last_error alone.
 -- Parameters, arrays of equal length: ids, tokens (claim tokens), outcomes
@@ -60,7 +60,7 @@ retried AS (
         worker_id = NULL,
         heartbeat_at = NULL,
         last_error = o.error ->> 'message',
-        errors = pgqueue.append_error(j.errors, o.error || jsonb_build_object('at', now()))
+        errors = pgqueue.append_error(j.errors, o.error || jsonb_build_object('at', statement_timestamp()))
     FROM outcome o
     WHERE j.id = o.id AND j.claim_token = o.token
       AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
