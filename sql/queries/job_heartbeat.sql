@@ -4,6 +4,10 @@
 -- not kept alive, so the reaper returns it, and a stale process sharing a fixed
 -- worker_id cannot keep a newer attempt alive. Re-creates the worker row if the
 -- reaper removed it.
+-- It never waits for a row lock: a row locked by another statement (this
+-- worker's outcome write finishing the job, which locks its rows in its own
+-- order) is skipped for this beat, so the two cannot deadlock, and a job being
+-- finished needs no heartbeat.
 -- Parameters: worker_id, ids and tokens (bigint[], of equal length), host, pid,
 -- queues, tasks, concurrency.
 -- Returns: how many jobs were refreshed, and the ids of those whose
@@ -11,12 +15,18 @@
 WITH held AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS h(id, token)
 ),
+free AS (
+    SELECT j.id
+    FROM pgqueue.jobs j
+    JOIN held h ON j.id = h.id AND j.claim_token = h.token
+    WHERE j.worker_id = %(worker_id)s AND j.state = 'running'
+    FOR UPDATE OF j SKIP LOCKED
+),
 refreshed AS (
     UPDATE pgqueue.jobs j
     SET heartbeat_at = now()
-    FROM held h
-    WHERE j.id = h.id AND j.claim_token = h.token
-      AND j.worker_id = %(worker_id)s AND j.state = 'running'
+    FROM free f
+    WHERE j.id = f.id
     RETURNING j.id, j.cancel_requested_at
 ),
 worker AS (

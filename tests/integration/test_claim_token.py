@@ -160,3 +160,23 @@ def test_a_restarted_worker_id_hands_back_only_its_own_attempts(clean_db: str) -
         wait_until(lambda: a.finished("succeeded"), message="A's outcome written")
     assert fetch(clean_db, "SELECT state::text, attempt, result FROM pgqueue.finished_jobs "
                            "WHERE id = %s", [job_id]) == [("succeeded", 1, 0)]
+
+
+def test_the_heartbeat_never_waits_for_a_row_another_statement_holds(clean_db: str) -> None:
+    """The outcome write locks its rows in its own order; were the heartbeat to wait
+    for them, the two could deadlock. It skips a locked row for one beat instead."""
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.enqueue_many(conn, [{"task": "t"}, {"task": "t"}])
+    worker = str(uuid.uuid4())
+    held = [(row[0], row[12]) for row in claim(clean_db, worker)]
+    assert len(held) == 2
+    beat = {"worker_id": worker, "ids": [h[0] for h in held], "tokens": [h[1] for h in held],
+            "host": "test", "pid": 1, "queues": ["default"], "tasks": ["t"], "concurrency": 2}
+    with psycopg.connect(clean_db) as blocker:
+        blocker.execute("SELECT 1 FROM pgqueue.jobs WHERE id = %s FOR UPDATE", [held[0][0]])
+        with psycopg.connect(clean_db, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '100ms'")  # a wait would raise LockNotAvailable
+            refreshed, _, _ = conn.execute(query("job_heartbeat"), beat).fetchone() or ()
+        assert refreshed == 1
+        blocker.rollback()
+    assert run(clean_db, "job_heartbeat", beat)[0][0] == 2
