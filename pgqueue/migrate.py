@@ -23,14 +23,26 @@ def latest_version() -> int:
     return migrations()[-1].version
 
 
-def migrate(conn: psycopg.Connection[Any]) -> list[int]:
+def migrate(conn: psycopg.Connection[Any], *, in_transaction: bool = False) -> list[int]:
     """Apply every pending migration; return the versions applied (maybe none).
 
     ``conn`` must have no transaction in progress: each migration commits on its
-    own. Raises MigrationError if a migration fails; the failed migration left
-    nothing behind, earlier ones stay applied.
+    own. With ``in_transaction=True`` the migrations run instead inside the
+    transaction of ``conn`` (begun if none is yet), each under a savepoint, and
+    commit or roll back with it: for a tool that owns the transaction, such as
+    an Alembic revision (:mod:`pgqueue.contrib.alembic`); ``conn`` must not be in
+    autocommit mode then, and the migration lock is held until that transaction
+    ends. Raises MigrationError if a migration fails; the failed migration left
+    nothing behind, earlier ones stay applied (or, in the caller's transaction,
+    stay until it rolls back).
     """
-    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+    if in_transaction:
+        if conn.autocommit:
+            raise MigrationError(
+                "migrate(in_transaction=True) needs a connection that is not in autocommit "
+                "mode: the migrations join its transaction")
+        conn.execute(query("migration_lock"))  # begins the transaction if none was yet
+    elif conn.info.transaction_status != pq.TransactionStatus.IDLE:
         raise MigrationError(
             "migrate() needs a connection with no transaction in progress: "
             "each migration commits on its own"

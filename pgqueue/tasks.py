@@ -256,6 +256,26 @@ class Registry:
 
         return register(fn) if fn is not None else register
 
+    def include(self, other: Registry, *,
+                wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None) -> None:
+        """Add every task and periodic schedule of ``other`` to this registry.
+
+        ``wrap(fn)``, when given, replaces each handler with what it returns (a
+        function of the same kind: ``async def`` for an ``async def``), keeping
+        the task's name, options and signature; a framework integration uses it
+        to run code around every job. Raises TaskError when a name is already
+        registered here (with the same task too: include each registry once),
+        and adds nothing then.
+        """
+        taken = sorted(set(self._tasks) & set(other._tasks))
+        if taken:
+            raise TaskError(f"tasks named {', '.join(map(repr, taken))} are already registered")
+        added: dict[str, Task] = {}
+        for task in other:
+            added[task.name] = task if wrap is None else _wrapped(task, wrap)
+        self._tasks.update(added)
+        self._schedules.update(other._schedules)
+
     def get(self, name: str) -> Task | None:
         return self._tasks.get(name)
 
@@ -279,6 +299,13 @@ class Registry:
     def queues(self) -> list[str]:
         """Every queue a task of this registry uses by default."""
         return sorted({t.queue for t in self._tasks.values()})
+
+
+def _wrapped(task: Task, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Task:
+    fn = wrap(task.fn)
+    if inspect.iscoroutinefunction(fn) != task.is_async:
+        raise TaskError(f"wrap() changed whether task {task.name!r} is async")
+    return replace(task, fn=fn)
 
 
 def _make_task(fn: Callable[..., Any], *, name: str | None, queue: str,

@@ -28,8 +28,13 @@ __all__ = ["load_registry", "register"]
 
 
 def load_registry(app: str) -> Registry:
-    """The Registry named by ``module:attribute`` (the current folder is importable)."""
+    """The Registry named by ``module:attribute`` (the current folder is importable).
+
+    The attribute is a Registry, or a function without arguments that returns one
+    (an application that builds its registry, such as ``pgqueue.contrib.django``).
+    """
     import importlib
+    import inspect
 
     from ..tasks import Registry
 
@@ -48,10 +53,20 @@ def load_registry(app: str) -> Registry:
     if registry is None:
         raise click.BadParameter(f"module {module_name!r} has no attribute {attr!r}",
                                  param_hint="--app")
+    if inspect.isfunction(registry) and not _required_parameters(registry):
+        registry = registry()
     if not isinstance(registry, Registry):
         raise click.BadParameter(
-            f"{app} is a {type(registry).__name__}, not a pgqueue.Registry", param_hint="--app")
+            f"{app} is a {type(registry).__name__}, not a pgqueue.Registry "
+            "(nor a function without arguments that returns one)", param_hint="--app")
     return registry
+
+
+def _required_parameters(fn: Any) -> list[str]:
+    import inspect
+
+    return [p.name for p in inspect.signature(fn).parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 class _EarlyStop:
@@ -111,7 +126,8 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 @click.command()
 @click.option("--app", required=True, envvar="PGQUEUE_APP",
-              help="The task registry, as module:attribute (e.g. myapp.jobs:tasks).")
+              help="The task registry, as module:attribute (e.g. myapp.jobs:tasks), or a "
+                   "function without arguments that returns it.")
 @click.option("--queues", envvar="PGQUEUE_QUEUES", callback=_queue_list,
               help="Comma-separated queues, each optionally with its local slots "
                    "(email=10,payment=2: at most 2 payment jobs at once in this process); "
