@@ -26,9 +26,23 @@ def _worker_options() -> list[click.Option]:
     return [p for p in worker.params if isinstance(p, click.Option) and p.name not in _OWN]
 
 
+def _help(option: click.Option) -> str:
+    if option.name == "dsn":
+        return ("PostgreSQL connection string [default: PGQUEUE['DSN'], else the settings "
+                "of the --database alias].")
+    text = option.help or ""
+    if isinstance(option.type, click.Choice):
+        text += f" One of: {', '.join(map(str, option.type.choices))}."
+    if option.show_default and option.default is not None:
+        text += f" [default: {option.default}]"
+    if option.envvar:
+        text += f" [env: {option.envvar}]"
+    return text.strip()
+
+
 class Command(BaseCommand):
     help = ("Run a pgqueue worker for the tasks of this project's installed apps "
-            "(the options of 'pgqueue worker' but --app).")
+            "(the options of 'pgqueue worker', with the tasks found in the project).")
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--database", default=None,
@@ -41,7 +55,8 @@ class Command(BaseCommand):
                                     default=None, help=option.help)
             else:
                 parser.add_argument(*option.opts, dest=dest, default=None,
-                                    metavar=(option.name or "value").upper(), help=option.help)
+                                    metavar=(option.name or "value").upper(),
+                                    help=_help(option))
 
     def handle(self, *args: Any, **options: Any) -> None:
         settings = get_settings()
