@@ -19,6 +19,9 @@ else to the package.
   observability or the demo, nor the assembler: subscribers are attached where the worker
   is assembled.
 - Only the SQL loader (``pgqueue/_sql.py``) names files under ``sql/``.
+- Nothing outside ``pgqueue/contrib/`` imports it; only ``pgqueue/contrib/``
+  imports Django, SQLAlchemy, Alembic or FastAPI at module level, and
+  ``import pgqueue; pgqueue.enqueue`` loads none of them.
 - No file over 400 lines, no function over 60.
 """
 
@@ -261,3 +264,53 @@ def test_no_function_over_60_lines() -> None:
                 if lines > MAX_FUNCTION_LINES:
                     offenders[f"{path.relative_to(ROOT)}:{node.name}"] = lines
     assert offenders == {}
+
+
+FRAMEWORKS = ("django", "sqlalchemy", "alembic", "fastapi", "asgiref")
+CONTRIB = ("pgqueue.contrib",)
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """Top-level names of everything ``path`` imports when it is imported: module
+    level and class bodies, not functions, not ``if TYPE_CHECKING:``."""
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if isinstance(node, ast.If) and _is_type_checking(node):
+                visit(node.orelse)
+                continue
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                found.add(node.module.split(".")[0])
+            visit([n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)])
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return found
+
+
+def test_nothing_outside_contrib_imports_contrib() -> None:
+    offenders = {m: sorted(t for t in edges(m) if _within(t, CONTRIB))
+                 for m in modules() if not _within(m, CONTRIB)}
+    assert {m: t for m, t in offenders.items() if t} == {}
+
+
+def test_frameworks_are_imported_at_module_level_only_by_contrib() -> None:
+    offenders = {}
+    for module, path in sorted(modules().items()):
+        if not _within(module, CONTRIB):
+            frameworks = sorted(module_level_imports(path) & set(FRAMEWORKS))
+            if frameworks:
+                offenders[module] = frameworks
+    assert offenders == {}
+
+
+def test_import_pgqueue_and_enqueue_loads_no_framework() -> None:
+    code = ("import json, sys, pgqueue; pgqueue.enqueue; pgqueue.enqueue_many; pgqueue.Registry; "
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert [m for m in json.loads(out) if m.split(".")[0] in FRAMEWORKS] == []
