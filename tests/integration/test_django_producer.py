@@ -210,3 +210,16 @@ def test_pgqueue_worker_offers_the_options_of_pgqueue_worker(db: str) -> None:
                    "--shutdown-timeout", "--log-format", "--metrics-port", "--database"):
         assert option in done.stdout
     assert "--app" not in done.stdout
+
+
+def test_the_worker_connects_with_djangos_settings_of_the_alias(db: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from pgqueue.contrib.django.conf import database_dsn, get_settings
+
+    params = psycopg.conninfo.conninfo_to_dict(database_dsn("default"))
+    assert params["dbname"] == psycopg.conninfo.conninfo_to_dict(db)["dbname"]
+    with psycopg.connect(get_settings().worker_dsn) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == (params["dbname"],)
+    with pytest.raises(ImproperlyConfigured, match=r"'replica' is not in settings\.DATABASES"):
+        database_dsn("replica")
