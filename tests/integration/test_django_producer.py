@@ -223,3 +223,29 @@ def test_the_worker_connects_with_djangos_settings_of_the_alias(db: str) -> None
         assert conn.execute("SELECT current_database()").fetchone() == (params["dbname"],)
     with pytest.raises(ImproperlyConfigured, match=r"'replica' is not in settings\.DATABASES"):
         database_dsn("replica")
+
+
+def test_the_admin_lists_and_shows_jobs_read_only(db: str) -> None:
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+
+    job_id = pgqueue.enqueue(connection, "shop.echo", {"payload": {"marker": "abc-123"}},
+                             queue="shop", unique_key="admin-test")
+    user, _ = User.objects.get_or_create(username="admin", is_staff=True, is_superuser=True)
+    browser = Client()
+    browser.force_login(user)
+    listing = browser.get("/admin/pgqueue/job/", {"state__exact": "queued", "q": "shop.echo"})
+    assert listing.status_code == 200 and f"/admin/pgqueue/job/{job_id}/change/" in \
+        listing.content.decode()
+    shown = browser.get(f"/admin/pgqueue/job/{job_id}/change/")
+    assert shown.status_code == 200 and "abc-123" in shown.content.decode()
+    assert browser.get("/admin/pgqueue/job/add/").status_code == 403
+    assert browser.post(f"/admin/pgqueue/job/{job_id}/delete/").status_code == 403
+    assert job_ids(db) == [job_id]
+
+
+def test_the_apps_migrations_match_their_models(db: str) -> None:
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
