@@ -140,3 +140,14 @@ def test_offline_mode_says_to_print_the_sql(empty_dsn: str, tmp_path: Path) -> N
     with pytest.raises(MigrationError, match="pgqueue migrate --print-sql"):
         command.upgrade(alembic_config(empty_dsn, tmp_path, [ORDERS_AND_PGQUEUE]), "head",
                         sql=True)
+
+
+def test_migrate_in_transaction_joins_the_callers_and_refuses_autocommit(
+        empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn) as conn:
+        assert migrate(conn, in_transaction=True) == list(range(1, latest_version() + 1))
+        conn.rollback()
+    assert scalar(empty_dsn, "SELECT to_regnamespace('pgqueue') IS NULL")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn, \
+            pytest.raises(MigrationError, match="not in autocommit mode"):
+        migrate(conn, in_transaction=True)
