@@ -23,10 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from ..errors import MigrationError
 from ..migrate import migrate
+from ..producer.connections import sync_connection
 
 __all__ = ["upgrade"]
 
@@ -44,9 +43,5 @@ def upgrade(op: Any) -> list[int]:
         raise MigrationError(
             "pgqueue's migrations need a database connection, and Alembic runs offline "
             "(--sql): include the output of 'pgqueue migrate --print-sql' instead")
-    driver = op.get_bind().connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise TypeError(f"the Alembic connection's driver is {type(driver).__module__}."
-                        f"{type(driver).__qualname__}: pgqueue runs on psycopg 3, use a "
-                        "'postgresql+psycopg://' URL")
+    driver = sync_connection(op.get_bind(), begin=False)  # Alembic began its transaction
     return migrate(driver, in_transaction=not driver.autocommit)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...migrate import migrate
+from ...producer.connections import sync_connection
 
 __all__ = ["apply_schema", "leave_schema"]
 
@@ -28,12 +29,7 @@ def apply_schema(apps: Any, schema_editor: Any) -> None:
     The Django migration must be ``atomic = False``: each pgqueue migration
     commits on its own, under pgqueue's migration lock.
     """
-    connection = schema_editor.connection
-    if connection.vendor != "postgresql":
-        raise RuntimeError(f"pgqueue needs PostgreSQL; the Django database {connection.alias!r} "
-                           f"is {connection.vendor}")
-    connection.ensure_connection()
-    migrate(connection.connection)
+    migrate(sync_connection(schema_editor.connection))
 
 
 def leave_schema(apps: Any, schema_editor: Any) -> None:
