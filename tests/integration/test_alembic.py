@@ -151,3 +151,15 @@ def test_migrate_in_transaction_joins_the_callers_and_refuses_autocommit(
     with psycopg.connect(empty_dsn, autocommit=True) as conn, \
             pytest.raises(MigrationError, match="not in autocommit mode"):
         migrate(conn, in_transaction=True)
+
+
+def test_a_psycopg2_engine_is_refused_with_the_url_to_use(empty_dsn: str,
+                                                          tmp_path: Path) -> None:
+    pytest.importorskip("psycopg2")
+    from alembic import command
+
+    config = alembic_config(empty_dsn, tmp_path, [ORDERS_AND_PGQUEUE])
+    config.attributes["url"] = config.attributes["url"].replace("+psycopg:", "+psycopg2:")
+    with pytest.raises(TypeError, match=r"postgresql\+psycopg://"):
+        command.upgrade(config, "head")
+    assert scalar(empty_dsn, "SELECT to_regnamespace('pgqueue') IS NULL")
