@@ -194,12 +194,19 @@ def test_pgqueue_worker_takes_the_registries_settings_name(db: str, tmp_path: Pa
         stop(worker, log)
 
 
-def test_pgqueue_worker_refuses_unknown_settings(db: str) -> None:
-    env = django_env(db, PGQUEUE_DJANGO_SETTINGS=json.dumps({"QUEUE": "shop"}))
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"QUEUE": "shop"}, "settings.PGQUEUE has unknown keys ['QUEUE']"),
+    ({"TASKS_MODULE": "jobs"}, "no pgqueue tasks found"),
+    ({"TASKS": ["tests.django_project.shop.tasks:echo"]}, "a Task, not a pgqueue.Registry"),
+    ({"DATABASE": "replica"}, "'replica', which is not in settings.DATABASES"),
+])
+def test_pgqueue_worker_says_what_is_wrong_with_the_settings(
+        db: str, settings: dict[str, Any], message: str) -> None:
+    env = django_env(db, PGQUEUE_DJANGO_SETTINGS=json.dumps(settings))
     done = subprocess.run([sys.executable, "-m", "django", "pgqueue_worker"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode != 0
-    assert "settings.PGQUEUE has unknown keys ['QUEUE']" in done.stderr
+    assert done.returncode == 1, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_pgqueue_worker_offers_the_options_of_pgqueue_worker(db: str) -> None:

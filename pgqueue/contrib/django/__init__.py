@@ -9,6 +9,8 @@
   ``PGQUEUE["TASKS"]`` names), closing Django's database connections in the
   job's thread before and after each job, as Django does around a request.
 - Settings live in one ``PGQUEUE`` dict (:mod:`.conf`).
+- With ``django.contrib.admin`` installed, a read-only admin lists the jobs
+  (:mod:`.admin`, over the unmanaged model :class:`.models.Job`).
 
 Enqueue with Django's own connection: ``send_receipt.enqueue(connection, ...)``
 inside ``transaction.atomic()`` commits or rolls back with the block.

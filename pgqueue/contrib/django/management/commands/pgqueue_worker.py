@@ -13,7 +13,8 @@ from argparse import ArgumentParser
 from typing import Any
 
 import click
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 from pgqueue.cli.worker import worker
 from pgqueue.contrib.django.conf import database_dsn, get_settings
@@ -59,10 +60,14 @@ class Command(BaseCommand):
                                     help=_help(option))
 
     def handle(self, *args: Any, **options: Any) -> None:
-        settings = get_settings()
-        dsn = options.get("worker_dsn") or (
-            database_dsn(options["database"]) if options.get("database")
-            else settings.worker_dsn)
+        try:
+            settings = get_settings()
+            dsn = options.get("worker_dsn") or (
+                database_dsn(options["database"]) if options.get("database")
+                else settings.worker_dsn)
+            worker_registry()  # a missing or clashing task is a one-line error, not a traceback
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         argv = ["--app", f"{worker_registry.__module__}:{worker_registry.__name__}",
                 "--dsn", dsn]
         for option in _worker_options():
