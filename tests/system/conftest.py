@@ -1,0 +1,51 @@
+"""Fixtures of the system tests: a real PgBouncer in front of the test server.
+
+``pgbouncer_transaction`` and ``pgbouncer_session`` start one PgBouncer per test
+session (``pool_mode`` transaction, session) and stop it at the end;
+``pooled_dsn`` and ``session_pooled_dsn`` are the emptied session database
+through them. Without the ``pgbouncer`` binary these tests are skipped, except
+under ``CI=true`` where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.system.pgbouncer import PgBouncer, find_pgbouncer, pgbouncer
+
+
+def _bouncer(admin_dsn: str, pool_mode: str) -> Iterator[PgBouncer]:
+    if find_pgbouncer() is None:
+        message = "pgbouncer is not installed (apt-get install pgbouncer)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with pgbouncer(admin_dsn, pool_mode=pool_mode) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_transaction(admin_dsn: str) -> Iterator[PgBouncer]:
+    """A PgBouncer in transaction mode in front of the test server."""
+    yield from _bouncer(admin_dsn, "transaction")
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_session(admin_dsn: str) -> Iterator[PgBouncer]:
+    """A PgBouncer in session mode in front of the test server."""
+    yield from _bouncer(admin_dsn, "session")
+
+
+@pytest.fixture
+def pooled_dsn(clean_db: str, pgbouncer_transaction: PgBouncer) -> str:
+    """The emptied session database through the transaction-mode PgBouncer."""
+    return pgbouncer_transaction.dsn(clean_db)
+
+
+@pytest.fixture
+def session_pooled_dsn(clean_db: str, pgbouncer_session: PgBouncer) -> str:
+    """The emptied session database through the session-mode PgBouncer."""
+    return pgbouncer_session.dsn(clean_db)
