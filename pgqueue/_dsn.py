@@ -8,9 +8,17 @@ from typing import Any
 
 import psycopg
 
-from .errors import DatabaseUnavailableError
+from .errors import ConfigError, DatabaseUnavailableError
 
-__all__ = ["connect", "redact", "resolve_dsn"]
+__all__ = ["DEFAULT_POOLER", "POOLERS", "connect", "redact", "resolve_dsn",
+           "resolve_listen_dsn", "resolve_pooler"]
+
+# What sits between pgqueue's own connections and PostgreSQL: nothing, a
+# session-mode pooler (a client keeps its server connection: the same as
+# nothing), or a transaction-mode pooler (each transaction may run on another
+# server connection: no LISTEN, no prepared statements, no session settings).
+POOLERS = ("none", "session", "transaction")
+DEFAULT_POOLER = "none"
 
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -19,6 +27,23 @@ _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORE
 def resolve_dsn(dsn: str | None = None) -> str | None:
     """The DSN to use: the argument, else PGQUEUE_DSN, else DATABASE_URL, else None."""
     return dsn or os.environ.get("PGQUEUE_DSN") or os.environ.get("DATABASE_URL") or None
+
+
+def resolve_pooler(pooler: str | None = None) -> str:
+    """The pooler mode: the argument, else PGQUEUE_POOLER, else ``none``.
+
+    Raises ConfigError for a value that is not one of :data:`POOLERS`.
+    """
+    value = pooler or os.environ.get("PGQUEUE_POOLER") or DEFAULT_POOLER
+    if value not in POOLERS:
+        raise ConfigError(f"pooler must be one of {', '.join(POOLERS)}, got {value!r}")
+    return value
+
+
+def resolve_listen_dsn(listen_dsn: str | None = None) -> str | None:
+    """The DSN of a direct connection for LISTEN: the argument, else
+    PGQUEUE_LISTEN_DSN, else None."""
+    return listen_dsn or os.environ.get("PGQUEUE_LISTEN_DSN") or None
 
 
 def redact(text: str) -> str:

@@ -19,7 +19,7 @@ import click
 
 from .. import _dsn, admin
 from ..types import JobState
-from .common import DSN_HELP, echo_json, require_dsn
+from .common import DSN_HELP, POOLER_HELP, echo_json, require_dsn
 
 __all__ = ["EXIT_NOT_FOUND", "parse_duration", "register"]
 
@@ -296,8 +296,10 @@ def _host_list(ctx: click.Context, param: click.Parameter,
                    "($PGQUEUE_DASHBOARD_ALLOWED_HOSTS, comma-separated). Other names than "
                    "the listening address (and localhost on loopback) get 421.")
 @dsn_option
+@click.option("--pooler", envvar="PGQUEUE_POOLER", type=click.Choice(_dsn.POOLERS),
+              default=_dsn.DEFAULT_POOLER, show_default=True, help=POOLER_HELP)
 def dashboard(host: str, port: int, token: str | None, read_only: bool,
-              allowed_hosts: tuple[str, ...], dsn: str | None) -> None:
+              allowed_hosts: tuple[str, ...], dsn: str | None, pooler: str) -> None:
     """Serve the web dashboard and the HTTP API (/api/, /api/openapi.json)."""
     from ..dashboard import make_server
 
@@ -308,7 +310,7 @@ def dashboard(host: str, port: int, token: str | None, read_only: bool,
     try:
         server, pool = make_server(_dsn.resolve_dsn(dsn) or "", host=host, port=port,
                                    token=token, read_only=read_only,
-                                   allowed_hosts=allowed_hosts)
+                                   allowed_hosts=allowed_hosts, pooler=pooler)
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         return

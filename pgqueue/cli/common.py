@@ -9,9 +9,13 @@ import click
 
 from .. import _dsn
 
-__all__ = ["DSN_HELP", "echo_json", "require_dsn"]
+__all__ = ["DSN_HELP", "POOLER_HELP", "echo_json", "require_dsn"]
 
 DSN_HELP = "PostgreSQL connection string; else $PGQUEUE_DSN, else $DATABASE_URL."
+POOLER_HELP = ("What --dsn goes through: none (PostgreSQL itself), session (a session-mode "
+               "pooler: the same as none) or transaction (a transaction-mode pooler such as "
+               "PgBouncer's pool_mode = transaction: no prepared statements, no session "
+               "settings).")
 
 
 def echo_json(payload: Any) -> None:

@@ -15,11 +15,14 @@ import click
 from ..worker.config import (  # the worker's defaults only: no service is loaded
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_POOLER,
+    DEFAULT_POOLER_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
+    POOLERS,
 )
-from .common import DSN_HELP, require_dsn
+from .common import DSN_HELP, POOLER_HELP, require_dsn
 
 if TYPE_CHECKING:
     from ..tasks import Registry
@@ -138,9 +141,17 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--processes", envvar="PGQUEUE_PROCESSES", type=click.IntRange(1, 256),
               default=1, show_default=True, help="Worker processes under one supervisor.")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
-@click.option("--poll-interval", envvar="PGQUEUE_POLL_INTERVAL", type=float,
-              default=DEFAULT_POLL_INTERVAL, show_default=True,
-              help="Seconds between claims when no notification comes.")
+@click.option("--pooler", envvar="PGQUEUE_POOLER", type=click.Choice(POOLERS),
+              default=DEFAULT_POOLER, show_default=True,
+              help=POOLER_HELP + " With transaction the worker LISTENs only on --listen-dsn, "
+                   "else it polls.")
+@click.option("--listen-dsn", envvar="PGQUEUE_LISTEN_DSN",
+              help="A direct connection string (past the pooler) for the worker's LISTEN "
+                   "[default: --dsn; none with --pooler transaction].")
+@click.option("--poll-interval", envvar="PGQUEUE_POLL_INTERVAL", type=float, default=None,
+              help=f"Seconds between claims when no notification comes [default: "
+                   f"{DEFAULT_POLL_INTERVAL:g}; {DEFAULT_POOLER_POLL_INTERVAL:g} with "
+                   "--pooler transaction and no --listen-dsn].")
 @click.option("--heartbeat-interval", envvar="PGQUEUE_HEARTBEAT_INTERVAL", type=float,
               default=DEFAULT_HEARTBEAT_INTERVAL, show_default=True,
               help="Seconds between heartbeats.")
@@ -166,7 +177,8 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="OpenTelemetry spans for psycopg statements: of handlers (jobs), "
                    "also of the worker's own claims and outcome writes (all).")
 def worker(app: str, queues: list[str] | None, concurrency: int | None, processes: int,
-           dsn: str | None, poll_interval: float, heartbeat_interval: float,
+           dsn: str | None, pooler: str, listen_dsn: str | None,
+           poll_interval: float | None, heartbeat_interval: float,
            stall_timeout: float, shutdown_timeout: float, startup_timeout: float,
            log_level: str, log_format: str, metrics_port: int, otel_psycopg: str) -> None:
     """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
@@ -179,6 +191,7 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
     registry = load_registry(app)
     options: dict[str, Any] = {
         "dsn": require_dsn(dsn), "queues": queues, "concurrency": concurrency,
+        "pooler": pooler, "listen_dsn": listen_dsn,
         "poll_interval": poll_interval, "heartbeat_interval": heartbeat_interval,
         "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,
         "startup_timeout": startup_timeout,

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .. import admin
+from .. import _dsn, admin
 from . import api, pages
 from .http import MAX_BODY_BYTES, SECURITY_HEADERS, Guard, HostCheck, HttpError, Request, Response
 from .openapi import openapi_document
@@ -284,8 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 def make_server(dsn: str, *, host: str = "127.0.0.1", port: int = 8080,
                 token: str | None = None, read_only: bool = False,
-                allowed_hosts: Sequence[str] = (),
-                pool_size: int = 4) -> tuple[ThreadingHTTPServer, ConnectionPool[Any]]:
+                allowed_hosts: Sequence[str] = (), pool_size: int = 4,
+                pooler: str | None = None) -> tuple[ThreadingHTTPServer, ConnectionPool[Any]]:
     """A ready (not yet serving) HTTP server and its connection pool.
 
     It answers requests whose Host names the address it listens on, ``localhost``
@@ -293,9 +293,16 @@ def make_server(dsn: str, *, host: str = "127.0.0.1", port: int = 8080,
     421 (see :class:`~pgqueue.dashboard.http.HostCheck`). Call
     ``server.serve_forever()``; on the way out ``server.server_close()`` and
     ``pool.close()``.
+
+    ``pooler`` (else PGQUEUE_POOLER, else ``none``) names what ``dsn`` goes
+    through; with ``transaction`` the pool's connections prepare nothing
+    server-side, so any server session of the pooler can run their statements.
     """
+    options: dict[str, Any] = {"autocommit": True}
+    if _dsn.resolve_pooler(pooler) == "transaction":
+        options["prepare_threshold"] = None
     pool: ConnectionPool[Any] = ConnectionPool(
-        dsn, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, timeout=10.0,
+        dsn, min_size=1, max_size=pool_size, kwargs=options, timeout=10.0,
         open=True, name="pgqueue-dashboard")
     dashboard = Dashboard(pool, token=token, read_only=read_only)
     handler = type("DashboardHandler", (_Handler,), {"dashboard": dashboard})

@@ -6,10 +6,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .._dsn import DEFAULT_POOLER, POOLERS
 from ..errors import ConfigError, InvalidJobError
 from ..producer.params import validate_queue
 
-__all__ = ["ConfigError", "WorkerConfig", "parse_queues"]
+__all__ = ["DEFAULT_POOLER", "POOLERS", "ConfigError", "WorkerConfig", "parse_queues"]
 
 DEFAULT_CONCURRENCY = 10
 DEFAULT_POLL_INTERVAL = 5.0
@@ -17,6 +18,10 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_STALL_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_STARTUP_TIMEOUT = 60.0
+# Behind a transaction-mode pooler with no direct connection to LISTEN on, the
+# poll is the only wake-up: a short one. An idle poll is one claim and one
+# next-due look-up.
+DEFAULT_POOLER_POLL_INTERVAL = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +33,8 @@ class WorkerConfig:
       worker (``--queues email=10,payment=2``); queues not named share the rest.
     - ``concurrency``: jobs run at once (default 10; with a slot count for every
       queue, their sum).
-    - ``poll_interval``: seconds between claims when no notification comes (5).
+    - ``poll_interval``: seconds between claims when no notification comes (5;
+      ``Worker`` takes 0.5 when it has no LISTEN, behind a transaction pooler).
     - ``heartbeat_interval``: seconds between heartbeats (5).
     - ``stall_timeout``: a running job whose heartbeat is older is reclaimed (60);
       must be at least 3 heartbeat intervals so a slow heartbeat never loses a job.
@@ -36,6 +42,10 @@ class WorkerConfig:
     - ``startup_timeout``: give up (``DatabaseUnavailableError``) when no connection
       succeeded within this many seconds of start (60). A database that goes away
       after start-up is waited for as long as it takes.
+    - ``pooler``: what sits between the worker and PostgreSQL (``none``,
+      ``session`` or ``transaction``; see :data:`POOLERS`). With
+      ``transaction`` the worker's sessions use no server-side prepared
+      statements and no session settings (:attr:`pooled`).
     """
 
     queues: tuple[str, ...] | None = None
@@ -46,6 +56,7 @@ class WorkerConfig:
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    pooler: str = DEFAULT_POOLER
 
     def __post_init__(self) -> None:
         if self.queues is not None:
@@ -61,6 +72,8 @@ class WorkerConfig:
                 raise ConfigError(f"queue_slots names {queue!r}, which is not in queues")
             if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= 10_000:
                 raise ConfigError(f"slots for queue {queue!r} must be 1 to 10000, got {slots!r}")
+        if self.pooler not in POOLERS:
+            raise ConfigError(f"pooler must be one of {', '.join(POOLERS)}, got {self.pooler!r}")
         if not isinstance(self.concurrency, int) or not 1 <= self.concurrency <= 10_000:
             raise ConfigError(f"concurrency must be 1 to 10000, got {self.concurrency!r}")
         for name in ("poll_interval", "heartbeat_interval", "stall_timeout", "shutdown_timeout",
@@ -75,6 +88,12 @@ class WorkerConfig:
                 f"stall_timeout ({self.stall_timeout} s) must be at least 3 x "
                 f"heartbeat_interval ({self.heartbeat_interval} s), or live jobs get reclaimed"
             )
+
+    @property
+    def pooled(self) -> bool:
+        """Whether consecutive transactions of one connection may meet different
+        server sessions (a transaction-mode pooler)."""
+        return self.pooler == "transaction"
 
     @property
     def reaper_interval(self) -> float:

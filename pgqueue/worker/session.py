@@ -3,6 +3,11 @@
 A service calls :meth:`Session.fetch`; on a connection-level error the
 connection is dropped and the error raised, and the next call connects anew.
 The service's loop decides how long to back off.
+
+Behind a transaction-mode pooler (``pooled=True``) consecutive statements may
+run on different server sessions, and other clients' statements on this one:
+such a session prepares nothing server-side (psycopg's ``prepare_threshold``
+off) and sets no session setting; each statement stands alone.
 """
 
 from __future__ import annotations
@@ -55,9 +60,11 @@ def is_data_error(exc: BaseException) -> bool:
 class Session:
     """A lazily (re)connected autocommit connection: each statement commits alone."""
 
-    def __init__(self, dsn: str, *, name: str, connect_timeout: float = 10.0) -> None:
+    def __init__(self, dsn: str, *, name: str, connect_timeout: float = 10.0,
+                 pooled: bool = False) -> None:
         self.dsn = dsn
         self.name = name
+        self.pooled = pooled
         self._connect_timeout = connect_timeout
         self._conn: Conn | None = None
         # Several services share a session (claims and maintenance): one connects,
@@ -72,16 +79,18 @@ class Session:
 
     async def _connect(self) -> Conn:
         if self._conn is None or self._conn.closed:
+            options: dict[str, Any] = {"prepare_threshold": None} if self.pooled else {}
             conn = await psycopg.AsyncConnection.connect(
                 self.dsn, autocommit=True, connect_timeout=int(self._connect_timeout),
-                application_name=f"pgqueue-{self.name}",
+                application_name=f"pgqueue-{self.name}", **options,
             )
             set_json_loads(_loads, conn)
-            try:
-                await conn.execute(query("session_setup"))
-            except BaseException:
-                await conn.close()
-                raise
+            if not self.pooled:  # its SET would stay on a server session others share
+                try:
+                    await conn.execute(query("session_setup"))
+                except BaseException:
+                    await conn.close()
+                    raise
             self._conn = conn
         return self._conn
 

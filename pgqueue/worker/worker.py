@@ -1,7 +1,8 @@
 """The worker's assembler: builds its sessions and services, attaches subscribers.
 
 A worker is a few services around one event loop, each in a module of its own
-and each testable alone: listener (:mod:`.listener`, its own connection),
+and each testable alone: listener (:mod:`.listener`, its own connection;
+none behind a transaction pooler without a direct ``listen_dsn``),
 fetcher (:mod:`.fetcher`, the claim session), slots (:mod:`.slots`, running
 attempts through :mod:`.executor`), completer (:mod:`.completer`, the complete
 session), maintenance (:mod:`.maintenance`, the claim session) and the start
@@ -33,6 +34,7 @@ from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_POOLER_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
@@ -60,7 +62,7 @@ class _Services:
     slots: Slots
     fetcher: Fetcher
     maintenance: Maintenance
-    listener: Listener
+    listener: Listener | None
 
 
 class Worker:
@@ -70,19 +72,28 @@ class Worker:
 
         worker = pgqueue.Worker(tasks, dsn=dsn, queues=["email"], concurrency=20)
         worker.run()  # until SIGTERM or SIGINT
+
+    Behind a transaction-mode pooler (PgBouncer's ``pool_mode = transaction``)
+    pass ``pooler="transaction"`` (or set PGQUEUE_POOLER): the worker's
+    sessions then prepare nothing server-side and set no session setting, and
+    it LISTENs only on ``listen_dsn`` (PGQUEUE_LISTEN_DSN), a direct connection
+    past the pooler; without one it polls every 0.5 s unless ``poll_interval``
+    says otherwise. ``pooler="session"`` behaves as ``"none"``: a session-mode
+    pooler keeps each client on one server session.
     """
 
     def __init__(self, registry: Registry, *, dsn: str | None = None,
                  queues: Iterable[str] | Mapping[str, int] | None = None,
                  concurrency: int | None = None,
-                 poll_interval: float = DEFAULT_POLL_INTERVAL,
+                 poll_interval: float | None = None,
                  heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
                  stall_timeout: float = DEFAULT_STALL_TIMEOUT,
                  shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
                  startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
                  worker_id: str | None = None, log_events: bool = True,
                  rng: random.Random | None = None, metrics_port: int | None = None,
-                 tracing: bool = True) -> None:
+                 tracing: bool = True, pooler: str | None = None,
+                 listen_dsn: str | None = None) -> None:
         resolved = _dsn.resolve_dsn(dsn)
         if not resolved:
             raise DatabaseUnavailableError(
@@ -91,6 +102,14 @@ class Worker:
             raise TaskError("the registry has no tasks: nothing to run")
         self.registry = registry
         self.dsn = resolved
+        pooler = _dsn.resolve_pooler(pooler)
+        # Where LISTEN runs: a direct DSN when given; none behind a transaction
+        # pooler without one (the fetcher polls); else the worker's own DSN.
+        self.listen_dsn = _dsn.resolve_listen_dsn(listen_dsn) or (
+            None if pooler == "transaction" else resolved)
+        if poll_interval is None:
+            poll_interval = DEFAULT_POLL_INTERVAL if self.listen_dsn \
+                else DEFAULT_POOLER_POLL_INTERVAL
         names, slots = parse_queues(queues)
         if concurrency is None:
             covered = names is not None and set(slots) == set(names)
@@ -99,35 +118,38 @@ class Worker:
             queues=names, concurrency=concurrency, queue_slots=slots,
             poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
-            startup_timeout=startup_timeout)
+            startup_timeout=startup_timeout, pooler=pooler)
         self.queues = list(self.config.queues or registry.queues)
         self._claims = ClaimFilter.of(registry, self.queues)
         self.id = worker_id or str(uuid.uuid4())
         self._rng = rng
         self._subscribers: list[Subscriber] = []
-        # Observability subscribes here; the services only emit events.
-        if log_events:
-            from ..observability.logs import log_event
-
-            self._subscribers.append(log_event)
         self._metrics_port = metrics_port
         self.metrics_server: Any = None
-        if metrics_port is not None:
-            if not 0 <= metrics_port <= 65535:
-                raise ValueError(f"metrics_port must be 0 to 65535, got {metrics_port!r}")
-            from ..observability.metrics import WorkerMetrics
-
-            self._subscribers.append(WorkerMetrics(resolved))
         self._run_attempt: AttemptRunner = run_attempt
-        if tracing:
-            from ..observability.tracing import traced_attempts
-
-            self._run_attempt = traced_attempts(run_attempt)
+        self._attach_observability(log_events=log_events, tracing=tracing)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
         self._slots: Slots | None = None
         self._fetcher: Fetcher | None = None
+
+    def _attach_observability(self, *, log_events: bool, tracing: bool) -> None:
+        """Observability subscribes here; the services only emit events."""
+        if log_events:
+            from ..observability.logs import log_event
+
+            self._subscribers.append(log_event)
+        if self._metrics_port is not None:
+            if not 0 <= self._metrics_port <= 65535:
+                raise ValueError(f"metrics_port must be 0 to 65535, got {self._metrics_port!r}")
+            from ..observability.metrics import WorkerMetrics
+
+            self._subscribers.append(WorkerMetrics(self.dsn))
+        if tracing:
+            from ..observability.tracing import traced_attempts
+
+            self._run_attempt = traced_attempts(run_attempt)
 
     # --- public ---------------------------------------------------------------
 
@@ -169,16 +191,18 @@ class Worker:
             self.metrics_server = serve_or_warn(self._metrics_port)
         threads = ThreadPoolExecutor(max_workers=self.config.concurrency,
                                      thread_name_prefix="pgqueue-job")
-        # Three connections per worker process: the listener's, the claim session
-        # (claims, start-up and shutdown, heartbeats, the leader lock and the
-        # reaper) and the completer's. Claims commit synchronously.
+        # Three connections per worker process: the listener's (none when it
+        # polls instead), the claim session (claims, start-up and shutdown,
+        # heartbeats, the leader lease and the reaper) and the completer's.
+        # Claims commit synchronously.
         # synchronous_commit = off on the claim session was measured (it would be
         # safe: a lost claim is requeued by the reaper) and gained nothing once
         # claims are pipelined; worse, until the WAL is flushed the claimed rows'
         # hint bits cannot be set, so their dead entries in jobs_claim_idx cannot
         # be skipped and each claim rescans them.
-        claim = Session(self.dsn, name="claim")
-        complete = Session(self.dsn, name="complete")
+        pooled = self.config.pooled
+        claim = Session(self.dsn, name="claim", pooled=pooled)
+        complete = Session(self.dsn, name="complete", pooled=pooled)
         parts = self._assemble(claim, complete, threads, stop)
         if self._stop_requested:
             self._signal_stop()
@@ -190,12 +214,14 @@ class Worker:
                 return
             self._emit(WorkerStarted(self.id, tuple(self.queues), self.config.concurrency))
             services = [
-                asyncio.create_task(parts.listener.run(), name="pgqueue-listener"),
                 asyncio.create_task(parts.maintenance.run(), name="pgqueue-maintenance"),
                 asyncio.create_task(parts.completer.run(), name="pgqueue-completer"),
             ]
+            if parts.listener is not None:
+                services.append(asyncio.create_task(parts.listener.run(),
+                                                    name="pgqueue-listener"))
             await parts.fetcher.run()
-            await shut_down(claim, parts.slots, parts.completer, services[1],
+            await shut_down(claim, parts.slots, parts.completer, services[0],
                             worker_id=self.id, shutdown_timeout=self.config.shutdown_timeout,
                             resign=parts.maintenance.resign, emit=self._emit)
         finally:
@@ -235,8 +261,9 @@ class Worker:
             claim, self.id, self.config, self.queues, self.registry.names,
             held_ids=lambda: slots.held() + completer.held(),
             emit=self._emit, on_cancel=slots.cancel, schedules=self.registry.schedules)
-        listener = Listener(self.dsn, self.id, on_notify=self._notified, on_gap=fetcher.poke,
-                            emit=self._emit, check_interval=self.config.poll_interval)
+        listener = None if self.listen_dsn is None else Listener(
+            self.listen_dsn, self.id, on_notify=self._notified, on_gap=fetcher.poke,
+            emit=self._emit, check_interval=self.config.poll_interval)
         return _Services(completer, slots, fetcher, maintenance, listener)
 
     def _notified(self, channel: str, payload: str) -> None:

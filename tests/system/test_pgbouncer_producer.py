@@ -38,8 +38,8 @@ def _sync_round(conn: psycopg.Connection[Any], queue: str, i: int) -> int:
     one = pgqueue.enqueue(conn, "t.one", {"i": i}, queue=queue)
     pgqueue.enqueue(conn, "t.keyed", {"i": i}, queue=queue, unique_key=f"{queue}-k-{i}")
     copied = pgqueue.enqueue_many(conn, _specs(queue, "t.many", 3))
-    pgqueue.enqueue_many(conn, _specs(queue, "t.unique", 2, unique_key=None) + [
-        {"task": "t.unique", "queue": queue, "unique_key": f"{queue}-u-{i}"}])
+    keyed = {"task": "t.unique", "queue": queue, "unique_key": f"{queue}-u-{i}"}
+    pgqueue.enqueue_many(conn, [*_specs(queue, "t.unique", 2, unique_key=None), keyed])
     chained = pgqueue.chain(conn, _specs(queue, "t.chain", 2))
     with pgqueue.batch(conn, name=f"{queue}-{i}") as opened:
         opened.enqueue("t.batch", {"i": i}, queue=queue)
