@@ -1,8 +1,11 @@
-"""Command line: ``python -m benchmarks {enqueue,drain,latency,backlog,stats,bloat,all,peers}``.
+"""Command line: ``python -m benchmarks
+{enqueue,drain,latency,backlog,stats,bloat,all,peers,pooler}``.
 
 ``all`` runs pgqueue's own scenarios; ``peers`` runs pgqueue's bulk enqueue,
 drain and latency side by side with the peers of the optional ``bench`` extra
-(procrastinate, pgqueuer) and prints ratios pgqueue / peer.
+(procrastinate, pgqueuer) and prints ratios pgqueue / peer; ``pooler`` runs
+drain and idle latency direct and through a PgBouncer in transaction mode it
+starts (it needs the ``pgbouncer`` binary).
 
 Options: ``--quick`` (under two minutes), ``--smoke`` (a few hundred jobs per
 scenario, for tests), ``--dsn`` (the server; each scenario creates and drops its
@@ -20,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import backlog, bloat, drain, enqueue, latency, peers, stats
+from . import backlog, bloat, drain, enqueue, latency, peers, pooler, stats
 from .harness import DEFAULT_DSN, DEFAULT_OUT, Results, Sizes, server_facts, sizes_for
 
 Scenario = Callable[[str, Sizes, Results], None]
@@ -33,6 +36,7 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "stats": [stats.run],
     "bloat": [bloat.run],
     "peers": [peers.run],
+    "pooler": [pooler.run],
 }
 ORDER = ["enqueue", "drain", "latency", "backlog", "stats", "bloat"]
 
@@ -40,7 +44,7 @@ ORDER = ["enqueue", "drain", "latency", "backlog", "stats", "bloat"]
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=[*ORDER, "all", "peers"])
+    parser.add_argument("scenario", choices=[*ORDER, "all", "peers", "pooler"])
     parser.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
     parser.add_argument("--smoke", action="store_true",
                         help="a few hundred jobs per scenario: checks the suite runs")

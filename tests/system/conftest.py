@@ -17,26 +17,30 @@ import pytest
 from tests.system.pgbouncer import PgBouncer, find_pgbouncer, pgbouncer
 
 
-def _bouncer(admin_dsn: str, pool_mode: str) -> Iterator[PgBouncer]:
-    if find_pgbouncer() is None:
+@pytest.fixture(scope="session")
+def pgbouncer_binary() -> str:
+    """The pgbouncer binary's path; skips (fails under ``CI=true``) without it."""
+    binary = find_pgbouncer()
+    if binary is None:
         message = "pgbouncer is not installed (apt-get install pgbouncer)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    with pgbouncer(admin_dsn, pool_mode=pool_mode) as bouncer:
+    return binary
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_transaction(admin_dsn: str, pgbouncer_binary: str) -> Iterator[PgBouncer]:
+    """A PgBouncer in transaction mode in front of the test server."""
+    with pgbouncer(admin_dsn, pool_mode="transaction") as bouncer:
         yield bouncer
 
 
 @pytest.fixture(scope="session")
-def pgbouncer_transaction(admin_dsn: str) -> Iterator[PgBouncer]:
-    """A PgBouncer in transaction mode in front of the test server."""
-    yield from _bouncer(admin_dsn, "transaction")
-
-
-@pytest.fixture(scope="session")
-def pgbouncer_session(admin_dsn: str) -> Iterator[PgBouncer]:
+def pgbouncer_session(admin_dsn: str, pgbouncer_binary: str) -> Iterator[PgBouncer]:
     """A PgBouncer in session mode in front of the test server."""
-    yield from _bouncer(admin_dsn, "session")
+    with pgbouncer(admin_dsn, pool_mode="session") as bouncer:
+        yield bouncer
 
 
 @pytest.fixture

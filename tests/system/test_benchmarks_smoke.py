@@ -111,3 +111,23 @@ def test_peers_smoke_run_reports_every_peer_figure(admin_dsn: str, tmp_path: Pat
         assert sorted(checks) == sorted(PEER_CHECKS), (peer, checks)
         for name, check in checks.items():
             assert check["jobs"] > 0 and check["verified"] == check["jobs"], (peer, name, check)
+
+
+POOLER_FIGURES = [
+    *(f"pooler_drain_{mode}_c{c}" for c in (10, 50) for mode in ("direct", "transaction", "ratio")),
+    *(f"pooler_latency_{mode}_{stat}" for mode in ("direct", "listen", "poll")
+      for stat in ("p50", "p95", "p99", "mean")),
+    "pooler_latency_listen_p50_ratio", "pooler_latency_poll_p50_ratio",
+]
+
+
+@pytest.mark.timeout(120)
+def test_pooler_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path,
+                                               pgbouncer_binary: str) -> None:
+    out = tmp_path / "results.json"
+    proc = _run_benchmarks(["pooler", "--smoke"], admin_dsn, out, timeout=110)
+
+    result = json.loads(out.read_text())
+    assert result["mode"] == "smoke"
+    for name in POOLER_FIGURES:
+        _check_figure(result["figures"], name, proc.stdout)
