@@ -77,7 +77,7 @@ class PgBouncer:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # "safe shutdown": at once when idle
+            self.proc.send_signal(signal.SIGTERM)  # immediate shutdown
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -136,7 +136,12 @@ def start_pgbouncer(server_dsn: str, *, pool_mode: str = "transaction", pool_siz
     if as_root:
         import pwd
 
-        account = pwd.getpwnam(_OS_USER)
+        try:
+            account = pwd.getpwnam(_OS_USER)
+        except KeyError:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise RuntimeError(f"pgbouncer refuses to run as root and there is no "
+                               f"{_OS_USER!r} OS user to run it as") from None
         os.chown(directory, account.pw_uid, account.pw_gid)
         command += ["-u", _OS_USER]
     port = _free_port()

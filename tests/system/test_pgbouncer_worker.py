@@ -73,6 +73,7 @@ def test_two_workers_drain_5000_jobs_with_retries_through_transaction_mode(
     and write outcomes through the pooler. Every job runs, no attempt of a job
     overlaps another of it, and each ends as it should."""
     pooler_app.ATTEMPTS.clear()
+    pooler_app.INFLIGHT.peak.clear()
     _enqueue(clean_db, 0, JOBS // 2)
     options: dict[str, Any] = {"pooler": "transaction", "concurrency": 10,
                                "poll_interval": None}
@@ -101,7 +102,8 @@ def test_pooled_worker_without_listen_dsn_opens_no_listener(pooled_dsn: str,
         _enqueue(clean_db, 0, 20)
         wait_until(lambda: _finished(clean_db) == 20, message="20 jobs finished")
         assert scalar(clean_db, "SELECT count(*) FROM pg_stat_activity "
-                                "WHERE application_name = 'pgqueue-listener'") == 0
+                                "WHERE datname = current_database() "
+                                "AND application_name = 'pgqueue-listener'") == 0
         _no_errors(worker)
     _check_final_states(clean_db, 20)
 
