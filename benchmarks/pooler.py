@@ -25,6 +25,7 @@ import random
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -112,7 +113,8 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
         _run_latency(server_dsn, bouncer.dsn, sizes.latency, results)
 
 
-def _run_drain(server_dsn: str, pooled: Any, n: int, results: Results) -> None:
+def _run_drain(server_dsn: str, pooled: Callable[[str], str], n: int,
+               results: Results) -> None:
     for concurrency in CONCURRENCIES:
         figures: dict[str, float] = {}
         for mode in ("direct", "transaction"):
@@ -130,17 +132,19 @@ def _run_drain(server_dsn: str, pooled: Any, n: int, results: Results) -> None:
                     figures["transaction"] / figures["direct"], "x", "transaction / direct")
 
 
-def _run_latency(server_dsn: str, pooled: Any, n: int, results: Results) -> None:
+def _run_latency(server_dsn: str, pooled: Callable[[str], str], n: int,
+                 results: Results) -> None:
     rng = random.Random(16)
     pauses = [PAUSE_MIN_SECONDS + rng.random() * PAUSE_SPREAD_SECONDS for _ in range(n + 1)]
     p50: dict[str, float] = {}
     for mode in ("direct", "listen", "poll"):
         with scratch_database(server_dsn, f"pooler_{mode}") as dsn:
-            options: dict[str, Any] = {
+            by_mode: dict[str, dict[str, Any]] = {
                 "direct": {"poll_interval": 60.0},
                 "listen": {"poll_interval": 60.0, "pooler": "transaction", "listen_dsn": dsn},
                 "poll": {"poll_interval": None, "pooler": "transaction"},
-            }[mode]
+            }
+            options = by_mode[mode]
             samples = _latencies(dsn if mode == "direct" else pooled(dsn), dsn, n, pauses,
                                  **options)
             verify_drained(dsn, n + 1)
