@@ -22,7 +22,7 @@ from psycopg.types.json import set_json_loads
 
 from .._sql import query
 
-__all__ = ["Session", "is_connection_error", "is_data_error"]
+__all__ = ["PoolerClash", "Session", "is_connection_error", "is_data_error"]
 
 Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -55,6 +55,24 @@ def is_data_error(exc: BaseException) -> bool:
         return True
     sqlstate = getattr(exc, "sqlstate", None)
     return isinstance(exc, psycopg.Error) and sqlstate is not None and sqlstate[:2] == "54"
+
+
+class PoolerClash(psycopg.InterfaceError):
+    """A prepared statement of this session was missing, or another's was there:
+    the server session changed under it, as behind a transaction-mode pooler.
+
+    A connection error, so the session is dropped and connects anew; its message
+    says what to set."""
+
+    def __init__(self, exc: psycopg.Error) -> None:
+        super().__init__(
+            f"{exc.diag.message_primary or exc}: the server session changed between "
+            "statements, as behind a pooler in transaction mode (PgBouncer); start the "
+            "worker with --pooler transaction (PGQUEUE_POOLER=transaction, "
+            "Worker(pooler='transaction'))")
+
+
+_CLASHES = (psycopg.errors.DuplicatePreparedStatement, psycopg.errors.InvalidSqlStatementName)
 
 
 class Session:
@@ -100,6 +118,9 @@ class Session:
         try:
             cur = await conn.execute(query(name), params)
             return await cur.fetchall() if cur.description else []
+        except _CLASHES as exc:
+            await self.close()
+            raise PoolerClash(exc) from exc
         except BaseException as exc:
             if (is_connection_error(exc) and not is_data_error(exc)) \
                     or not isinstance(exc, Exception):
