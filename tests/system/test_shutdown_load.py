@@ -35,8 +35,8 @@ def test_sigterm_under_load_leaves_every_job_succeeded_or_queued(
     try:
         # Every worker up (its signal handlers installed) before the signal.
         wait_until(lambda: scalar(dsn, "SELECT count(*) FROM pgqueue.workers") == WORKERS,
-                   timeout=60, message="every worker registered")
-        in_flight = wait_until(lambda: (n := running(dsn)) >= 900 and n, timeout=60,
+                   timeout=180, message="every worker registered")
+        in_flight = wait_until(lambda: (n := running(dsn)) >= 900 and n, timeout=180,
                                message="~1,000 jobs in flight")
         for w in workers:
             w.signal(signal.SIGTERM)
