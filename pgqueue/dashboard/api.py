@@ -79,23 +79,6 @@ def get_queues(conn: Conn, request: Request) -> Response:
     return Response.json({"queues": queue_rows(conn)})
 
 
-def list_jobs(conn: Conn, request: Request) -> Response:
-    page = list_page(conn, request)
-    return Response.json({"jobs": [dataclasses.asdict(j) for j in page.jobs],
-                          "next_cursor": page.next_cursor})
-
-
-def list_page(conn: Conn, request: Request) -> admin.JobPage:
-    limit = parse_int(request.arg("limit"), "limit", default=admin.DEFAULT_LIST_LIMIT)
-    cursor = parse_int(request.arg("cursor"), "cursor")
-    try:
-        return admin.list_jobs(conn, queue=request.arg("queue"), state=request.arg("state"),
-                               task=request.arg("task"), limit=limit,  # type: ignore[arg-type]
-                               cursor=cursor)
-    except admin.InvalidArgumentError as exc:
-        raise HttpError(400, str(exc)) from None
-
-
 def job_or_404(conn: Conn, job_id: int) -> admin.JobDetail:
     try:
         job = admin.get_job(conn, job_id)

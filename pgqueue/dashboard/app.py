@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .. import _dsn, admin
-from . import api, pages
+from .. import _dsn
+from . import api, api_more, bulk, data, page_jobs, pages, site
 from .http import MAX_BODY_BYTES, SECURITY_HEADERS, Guard, HostCheck, HttpError, Request, Response
 from .openapi import openapi_document
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _JOB = re.compile(r"^/jobs/(\d{1,19})$")
 _JOB_ACTION = re.compile(r"^/jobs/(\d{1,19})/(retry|cancel)$")
+_QUEUE = re.compile(r"^/queues/([^/]{1,200})$")
 _QUEUE_ACTION = re.compile(r"^/queues/([^/]{1,200})/(retry-failed|pause|resume)$")
 _STATIC = {"dashboard.js": "text/javascript; charset=utf-8",
            "dashboard.css": "text/css; charset=utf-8",
@@ -94,7 +95,7 @@ class Dashboard:
             return Response.json({"html": self._page_body(inner)})
         if request.method == "POST":
             return self._form_action(request)
-        return Response.html(pages.layout(self._title(path), self._page_body(request),
+        return Response.html(pages.layout(site.title(path), self._page_body(request),
                                           refresh="/partial" + request.target))
 
     # --- pages -----------------------------------------------------------------------
@@ -103,31 +104,16 @@ class Dashboard:
         return pages.View(self.guard.csrf_token, self.read_only,
                           frozenset(api.controls()))
 
-    def _title(self, path: str) -> str:
-        return {"/": "Queues", "/jobs": "Jobs", "/workers": "Workers"}.get(
-            path, "Job" if _JOB.match(path) else "Not found")
-
     def _page_body(self, request: Request) -> str:
-        path, now, view = request.path, pages.utc_now(), self.view()
         with self.pool.connection() as conn:
-            if path == "/":
-                return pages.overview(view, api.queue_rows(conn), api.throughput(conn), now)
-            if path == "/jobs":
-                page = api.list_page(conn, request)
-                filters = {k: request.arg(k) for k in ("queue", "state", "task")}
-                names = [q["queue"] for q in api.queue_rows(conn)]
-                return pages.jobs_page(view, page, names, filters, now)
-            if path == "/workers":
-                return pages.workers_page(admin.list_workers(conn), now)
-            match = _JOB.match(path)
-            if match:
-                job = api.job_or_404(conn, int(match[1]))
-                return pages.job_page(view, job, now, request.arg("notice") or "")
-        raise HttpError(404, f"no page at {path}")
+            return site.render(conn, request, self.view(), pages.utc_now())
 
     def _form_action(self, request: Request) -> Response:
-        self.guard.check_form(request.form())
+        form = request.form()
+        self.guard.check_form(form)
         with self.pool.connection() as conn:
+            if request.path == "/jobs/bulk":
+                return self._bulk_form(conn, request, form)
             match = _JOB_ACTION.match(request.path)
             if match:
                 job_id, action = int(match[1]), match[2]
@@ -150,6 +136,26 @@ class Dashboard:
                 return Response.redirect("/")
         raise HttpError(404, f"no action at {request.path}")
 
+    def _bulk_form(self, conn: Any, request: Request, form: dict[str, str]) -> Response:
+        action = bulk.check_action(form.get("action"))
+        if action == "cancel":
+            self._need_control("cancel")
+        picked = request.form_values("job")
+        wanted = None
+        if form.get("all") == "1":
+            wanted = data.parse_filter({k[2:]: v or None for k, v in form.items()
+                                        if k.startswith("f_")})
+        elif not picked:
+            raise HttpError(400, "select at least one job, or 'all jobs matching this filter'")
+        ids, more = bulk.select_ids(conn, ids=[api.parse_int(i, "job") or 0 for i in picked],
+                                    wanted=wanted, now=pages.utc_now())
+        if form.get("confirm") != "yes":
+            body = page_jobs.confirm_page(self.view(), action, ids, more, form, picked)
+            return Response.html(pages.layout("Confirm", body))
+        result = bulk.apply(conn, action, ids, more=more)
+        back = {k[2:]: v for k, v in form.items() if k.startswith("f_")}
+        return Response.redirect("/jobs?" + urlencode({**back, "notice": result.message()}))
+
     # --- API -------------------------------------------------------------------------
 
     def _api(self, request: Request, path: str) -> Response:
@@ -160,9 +166,11 @@ class Dashboard:
             request.json()
         routes: dict[tuple[str, str], Callable[..., Response]] = {
             ("GET", "/queues"): api.get_queues,
-            ("GET", "/jobs"): api.list_jobs,
+            ("GET", "/jobs"): api_more.list_jobs,
             ("POST", "/jobs"): api.post_enqueue,
             ("GET", "/workers"): api.get_workers,
+            ("POST", "/jobs/bulk"): api_more.post_bulk,
+            ("GET", "/charts"): api_more.get_charts,
         }
         handler = routes.get((request.method, path))
         with self.pool.connection() as conn:
@@ -171,6 +179,9 @@ class Dashboard:
             match = _JOB.match(path)
             if match and request.method == "GET":
                 return api.get_job(conn, request, self._job_id(match[1]))
+            match = _QUEUE.match(path)
+            if match and request.method == "GET":
+                return api_more.get_queue(conn, request, unquote(match[1]))
             match = _JOB_ACTION.match(path)
             if match and request.method == "POST":
                 if match[2] == "retry":
@@ -183,8 +194,8 @@ class Dashboard:
                     return api.post_retry_failed(conn, request, match[1])
                 self._need_control(_CONTROL_OF_ACTION[match[2]])
                 return api.post_pause(conn, request, match[1], pause=match[2] == "pause")
-        known = path in ("/queues", "/jobs", "/workers") or any(
-            p.match(path) for p in (_JOB, _JOB_ACTION, _QUEUE_ACTION))
+        known = path in ("/queues", "/jobs", "/workers", "/jobs/bulk", "/charts") or any(
+            p.match(path) for p in (_JOB, _JOB_ACTION, _QUEUE_ACTION, _QUEUE))
         if known:
             raise HttpError(405, f"method {request.method} is not allowed on /api{path}")
         raise HttpError(404, f"no API endpoint at /api{path}")

@@ -94,6 +94,11 @@ class Request:
         parsed = parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
         return {key: values[0] for key, values in parsed.items()}
 
+    def form_values(self, name: str) -> list[str]:
+        """Every value of a repeated form field (such as ticked checkboxes)."""
+        parsed = parse_qs(self.body.decode("utf-8", "replace"))
+        return parsed.get(name, [])
+
     def json(self) -> Any:
         kind = (self.header("Content-Type") or "").split(";")[0].strip().lower()
         if kind != "application/json":

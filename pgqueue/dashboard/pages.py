@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-from ..admin import JobDetail, JobPage, WorkerInfo
-from ..types import JobState
+from ..admin import JobDetail
 from .http import CSRF_FIELD, json_default
 
-__all__ = ["View", "job_page", "jobs_page", "layout", "login_page", "overview", "workers_page"]
+__all__ = ["View", "ago", "button", "esc", "job_page", "layout", "link", "login_page", "moment",
+           "overview", "queue_link"]
 
-_STATS_COLUMNS = ("ready", "scheduled", "running", "failed", "succeeded_1h", "lag_seconds")
+_STATS_COLUMNS = ("ready", "scheduled", "running", "unclaimable", "failed", "succeeded_1h",
+                  "lag_seconds")
+_LINKED = {"ready": "ready", "scheduled": "scheduled", "running": "running",
+           "unclaimable": "unclaimable", "failed": "failed"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,11 @@ def layout(title: str, body: str, *, refresh: str | None = None) -> str:
         "<script src=\"/static/dashboard.js\" defer></script></head><body>"
         "<header><a class=\"brand\" href=\"/\">pgqueue</a><nav>"
         "<a href=\"/\">Queues</a><a href=\"/jobs\">Jobs</a>"
-        "<a href=\"/jobs?state=failed\">Failed</a><a href=\"/workers\">Workers</a></nav>"
+        "<a href=\"/jobs?state=failed\">Failed</a>"
+        "<a href=\"/jobs?state=scheduled\">Scheduled</a>"
+        "<a href=\"/jobs?state=running\">Running</a><a href=\"/charts\">Charts</a>"
+        "<a href=\"/workers\">Workers</a><a href=\"/batches\">Batches</a>"
+        "<a href=\"/periodic\">Periodic</a></nav>"
         "<span id=\"status\" class=\"muted\"></span></header>"
         f"<main id=\"main\"{refresh_attr}>{body}</main></body></html>"
     )
@@ -66,18 +73,22 @@ def login_page(message: str = "") -> str:
         "<button type=\"submit\">Sign in</button></form>"))
 
 
-def _button(view: View, action: str, label: str, css: str = "") -> str:
+def button(view: View, action: str, label: str, css: str = "") -> str:
     return (f"<form method=\"post\" action=\"{esc(action)}\" class=\"inline\">"
             f"<input type=\"hidden\" name=\"{CSRF_FIELD}\" value=\"{esc(view.csrf)}\">"
             f"<button type=\"submit\" class=\"{esc(css)}\">{esc(label)}</button></form>")
 
 
-def _q(path: str, **params: object) -> str:
+def link(path: str, **params: object) -> str:
     given = {k: v for k, v in params.items() if v not in (None, "")}
     return path + ("?" + urlencode(given) if given else "")
 
 
-def _ago(moment: datetime | None, now: datetime) -> str:
+def queue_link(name: str) -> str:
+    return "/queues/" + quote(name, safe="")
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return ""
     seconds = (now - moment).total_seconds()
@@ -92,10 +103,10 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     return f"{text} ago" if seconds >= 0 else f"in {text}"
 
 
-def _time(moment: datetime | None, now: datetime) -> str:
+def moment(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "<span class=\"muted\">–</span>"
-    return f"<time datetime=\"{esc(moment.isoformat())}\">{esc(_ago(moment, now))}</time>"
+    return f"<time datetime=\"{esc(moment.isoformat())}\">{esc(ago(moment, now))}</time>"
 
 
 def sparkline(points: Sequence[Mapping[str, Any]], now: datetime) -> str:
@@ -134,9 +145,11 @@ def overview(view: View, queues: list[dict[str, Any]], charts: Mapping[str, list
         cells = []
         for column in _STATS_COLUMNS:
             value = q.get(column)
-            if column == "failed" and value:
-                link = _q("/jobs", queue=name, state="failed")
-                cells.append(f"<td class=\"num bad\"><a href=\"{esc(link)}\">{esc(value)}</a></td>")
+            if column in _LINKED and value:
+                target = link("/jobs", queue=name, state=_LINKED[column])
+                css = "num bad" if column in ("failed", "unclaimable") else "num"
+                cells.append(f"<td class=\"{css}\"><a href=\"{esc(target)}\">{esc(value)}</a>"
+                             "</td>")
             elif column == "lag_seconds":
                 cells.append(f"<td class=\"num\">{float(value or 0):.1f} s</td>")
             else:
@@ -147,14 +160,14 @@ def overview(view: View, queues: list[dict[str, Any]], charts: Mapping[str, list
                                else "<span class=\"pill ok\">active</span>") + "</td>"
         actions = []
         if view.actions and q.get("failed"):
-            actions.append(_button(view, f"/queues/{name}/retry-failed", "Retry failed"))
+            actions.append(button(view, f"/queues/{name}/retry-failed", "Retry failed"))
         if view.actions and "pause_queue" in view.controls:
             if q.get("paused"):
-                actions.append(_button(view, f"/queues/{name}/resume", "Resume"))
+                actions.append(button(view, f"/queues/{name}/resume", "Resume"))
             else:
-                actions.append(_button(view, f"/queues/{name}/pause", "Pause"))
+                actions.append(button(view, f"/queues/{name}/pause", "Pause"))
         rows.append(
-            f"<tr data-queue=\"{esc(name)}\"><td><a href=\"{esc(_q('/jobs', queue=name))}\">"
+            f"<tr data-queue=\"{esc(name)}\"><td><a href=\"{esc(queue_link(name))}\">"
             f"{esc(name)}</a></td>{''.join(cells)}"
             f"<td>{sparkline(charts.get(name, []), now)}</td>{paused}"
             f"<td class=\"actions\">{''.join(actions)}</td></tr>")
@@ -167,57 +180,19 @@ def overview(view: View, queues: list[dict[str, Any]], charts: Mapping[str, list
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def jobs_page(view: View, page: JobPage, queues: Iterable[str], filters: Mapping[str, str | None],
-              now: datetime) -> str:
-    queue_opts = "".join(
-        f"<option{' selected' if q == filters.get('queue') else ''}>{esc(q)}</option>"
-        for q in queues)
-    state_opts = "".join(
-        f"<option{' selected' if s.value == filters.get('state') else ''}>{esc(s.value)}</option>"
-        for s in JobState)
-    form = (
-        "<form method=\"get\" action=\"/jobs\" class=\"filters\" id=\"filters\">"
-        f"<label>Queue <select name=\"queue\"><option value=\"\">any</option>{queue_opts}"
-        "</select></label>"
-        f"<label>State <select name=\"state\" id=\"state\"><option value=\"\">any</option>"
-        f"{state_opts}</select></label>"
-        f"<label>Task <input name=\"task\" value=\"{esc(filters.get('task'))}\"></label>"
-        "<button type=\"submit\">Filter</button></form>")
-    rows = []
-    for job in page.jobs:
-        error = (job.last_error or "")[:120]
-        rows.append(
-            f"<tr data-job-id=\"{job.id}\"><td><a href=\"/jobs/{job.id}\">{job.id}</a></td>"
-            f"<td>{esc(job.queue)}</td><td>{esc(job.task)}</td>"
-            f"<td><span class=\"pill {esc(job.state)}\">{esc(job.state)}</span></td>"
-            f"<td class=\"num\">{job.attempt}/{job.max_attempts}</td>"
-            f"<td>{_time(job.created_at, now)}</td><td>{_time(job.finished_at, now)}</td>"
-            f"<td class=\"error-text\">{esc(error)}</td></tr>")
-    if not rows:
-        rows.append("<tr><td colspan=\"8\" class=\"muted\">No jobs match.</td></tr>")
-    more = ""
-    if page.next_cursor is not None:
-        link = _q("/jobs", **{**filters, "cursor": page.next_cursor})
-        more = f"<p><a class=\"more\" href=\"{esc(link)}\">Older jobs →</a></p>"
-    return (f"<h1>Jobs</h1>{form}<table class=\"grid\" id=\"jobs\"><thead><tr><th>id</th>"
-            "<th>queue</th><th>task</th><th>state</th><th>attempt</th><th>created</th>"
-            f"<th>finished</th><th>last error</th></tr></thead><tbody>{''.join(rows)}"
-            f"</tbody></table>{more}")
-
-
 def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str:
     facts = [
         ("state", f"<span class=\"pill {esc(job.state)}\" id=\"job-state\">{esc(job.state)}"
                   "</span>"),
-        ("queue", f"<a href=\"{esc(_q('/jobs', queue=job.queue))}\">{esc(job.queue)}</a>"),
+        ("queue", f"<a href=\"{esc(queue_link(job.queue))}\">{esc(job.queue)}</a>"),
         ("task", esc(job.task)),
         ("attempt", f"{job.attempt} of {job.max_attempts}"),
         ("priority", esc(job.priority)),
-        ("created", _time(job.created_at, now)),
-        ("run at", _time(job.run_at, now)),
-        ("started", _time(job.started_at, now)),
-        ("heartbeat", _time(job.heartbeat_at, now)),
-        ("finished", _time(job.finished_at, now)),
+        ("created", moment(job.created_at, now)),
+        ("run at", moment(job.run_at, now)),
+        ("started", moment(job.started_at, now)),
+        ("heartbeat", moment(job.heartbeat_at, now)),
+        ("finished", moment(job.finished_at, now)),
         ("worker", esc(" ".join(str(p) for p in (job.worker_host, job.worker_pid, job.worker_id)
                                 if p is not None)) or "<span class=\"muted\">–</span>"),
         ("unique key", esc(job.unique_key) or "<span class=\"muted\">–</span>"),
@@ -226,9 +201,9 @@ def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts)
     actions = []
     if view.actions and job.state in ("failed", "cancelled"):
-        actions.append(_button(view, f"/jobs/{job.id}/retry", "Retry", "primary"))
+        actions.append(button(view, f"/jobs/{job.id}/retry", "Retry", "primary"))
     if view.actions and "cancel" in view.controls and job.state in ("queued", "running"):
-        actions.append(_button(view, f"/jobs/{job.id}/cancel", "Cancel", "danger"))
+        actions.append(button(view, f"/jobs/{job.id}/cancel", "Cancel", "danger"))
     errors = []
     for error in reversed(job.errors):
         trace = error.get("traceback")
@@ -247,21 +222,6 @@ def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str
     return (f"<h1>Job {job.id}</h1>{note}<div class=\"actions\">{''.join(actions)}</div>"
             f"<dl class=\"facts\">{dl}</dl><h2>Args</h2><pre>{esc(_pretty(job.args))}</pre>"
             f"{result}<h2>Errors</h2>{errors_html}")
-
-
-def workers_page(workers: list[WorkerInfo], now: datetime) -> str:
-    rows = [
-        f"<tr><td>{esc(w.host)}</td><td class=\"num\">{w.pid}</td>"
-        f"<td>{esc(', '.join(w.queues))}</td><td class=\"num\">{w.busy}/{w.concurrency}</td>"
-        f"<td class=\"num\">{w.heartbeat_age_seconds:.1f} s</td><td>{_time(w.started_at, now)}"
-        f"</td><td class=\"muted\">{esc(', '.join(w.tasks))}</td>"
-        f"<td class=\"muted mono\">{esc(w.id)}</td></tr>"
-        for w in workers]
-    if not rows:
-        rows.append("<tr><td colspan=\"8\" class=\"muted\">No workers are running.</td></tr>")
-    return ("<h1>Workers</h1><table class=\"grid\" id=\"workers\"><thead><tr><th>host</th>"
-            "<th>pid</th><th>queues</th><th>busy</th><th>heartbeat age</th><th>started</th>"
-            f"<th>tasks</th><th>id</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def error_page(status: int, message: str) -> str:

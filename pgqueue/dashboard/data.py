@@ -1,0 +1,223 @@
+"""What the dashboard reads beyond :mod:`pgqueue.admin`: job search, queue, workers,
+charts, periodic schedules.
+
+Invariants:
+- Every statement is a file under ``sql/queries/`` (``dashboard_*``), run on the
+  pool's autocommit connection with nothing prepared.
+- A job list is keyset-paged on the id (newest first): live jobs and history are
+  each read up to ``limit`` rows below the cursor and merged, so a deep page
+  costs what the first does.
+- Searches of history by args, error text or unique key (no index serves them)
+  are always bounded by a time range on ``finished_at`` (the BRIN index):
+  :data:`DEFAULT_SEARCH_WINDOW` when none is given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from .._sql import query
+from ..admin import MAX_LIST_LIMIT, validate_queue_name
+from ..errors import InvalidArgumentError, InvalidJobError
+from ..producer.params import validate_task
+from .http import HttpError
+
+__all__ = ["DEFAULT_SEARCH_WINDOW", "KINDS", "JobFilter", "JobList", "search_jobs"]
+
+Conn = psycopg.Connection[Any]
+
+LIVE_KINDS = ("queued", "running", "ready", "scheduled", "retrying", "blocked", "unclaimable")
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+KINDS = LIVE_KINDS + FINAL_STATES
+DEFAULT_SEARCH_WINDOW = timedelta(days=1)
+FILTER_ARGS = ("queue", "state", "task", "id", "args", "error", "unique_key", "batch", "since",
+               "until", "cursor")
+_SEARCH_FIELDS = ("id", "args", "error", "unique_key", "batch_id", "since", "until")
+_MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """The filters of a job list, validated; None means "any"."""
+
+    queue: str | None = None
+    state: str | None = None
+    task: str | None = None
+    id: int | None = None
+    args: Any = None
+    error: str | None = None
+    unique_key: str | None = None
+    batch_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 50
+    cursor: int | None = None
+
+    def searching(self) -> bool:
+        return any(getattr(self, name) is not None for name in _SEARCH_FIELDS)
+
+    def query_args(self) -> dict[str, str]:
+        """The filter as query-string arguments (for links and forms)."""
+        out: dict[str, str] = {}
+        for name in ("queue", "state", "task", "id", "error", "unique_key", "batch_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out["batch" if name == "batch_id" else name] = str(value)
+        if self.args is not None:
+            out["args"] = json.dumps(self.args, ensure_ascii=False)
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None:
+                out[name] = moment.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class JobList:
+    jobs: list[dict[str, Any]]
+    next_cursor: int | None
+    window: datetime | None = None
+    """Set when history was searched only from this time on (the default window)."""
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_filter(args: Mapping[str, str | None], *, limit: int = 50) -> JobFilter:
+    """A :class:`JobFilter` from query arguments; HttpError 400 naming a bad one."""
+    state = args.get("state")
+    if state is not None and state not in KINDS:
+        raise HttpError(400, f"state must be one of {', '.join(KINDS)}; got {state!r}")
+    raw_args = args.get("args")
+    parsed_args: Any = None
+    if raw_args is not None:
+        try:
+            parsed_args = json.loads(raw_args)
+        except ValueError:
+            raise HttpError(400, "args must be a JSON object, such as {\"order_id\": 42}") from None
+        if not isinstance(parsed_args, dict):
+            raise HttpError(400, "args must be a JSON object, such as {\"order_id\": 42}")
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise HttpError(400, f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit}")
+    return JobFilter(
+        queue=_checked(validate_queue_name, args.get("queue")),
+        state=state, task=_checked(validate_task, args.get("task")),
+        id=_id(args.get("id"), "id"), args=parsed_args,
+        error=_text(args.get("error"), "error"), unique_key=_text(args.get("unique_key"),
+                                                                  "unique_key"),
+        batch_id=_id(args.get("batch"), "batch"), since=_moment(args.get("since"), "since"),
+        until=_moment(args.get("until"), "until"), limit=limit,
+        cursor=_id(args.get("cursor"), "cursor"))
+
+
+def search_jobs(conn: Conn, wanted: JobFilter, now: datetime) -> JobList:
+    """Live and finished jobs matching ``wanted``, newest first, one page."""
+    params: dict[str, Any] = {
+        "queue": wanted.queue, "task": wanted.task, "id": wanted.id,
+        "args": None if wanted.args is None else Jsonb(wanted.args),
+        "error": wanted.error, "unique_key": wanted.unique_key, "batch_id": wanted.batch_id,
+        "since": wanted.since, "until": wanted.until, "before_id": wanted.cursor,
+        "limit": wanted.limit,
+    }
+    rows: list[dict[str, Any]] = []
+    if wanted.state is None or wanted.state in LIVE_KINDS:
+        rows += fetch(conn, "dashboard_jobs_live", {**params, "kind": wanted.state})
+    window = None
+    if wanted.state is None or wanted.state in FINAL_STATES:
+        history = {**params, "state": wanted.state}
+        if not wanted.searching():
+            rows += fetch(conn, "dashboard_jobs_history", history)
+        else:
+            unbounded = wanted.id is not None or wanted.batch_id is not None
+            if wanted.since is None and not unbounded:
+                window = history["since"] = now - DEFAULT_SEARCH_WINDOW
+            rows += fetch(conn, "dashboard_jobs_search", history)
+    rows.sort(key=lambda row: row["id"], reverse=True)
+    rows = rows[:wanted.limit]
+    cursor = rows[-1]["id"] if len(rows) == wanted.limit else None
+    return JobList(rows, cursor, window)
+
+
+def queue_detail(conn: Conn, queue: str) -> dict[str, Any] | None:
+    rows = fetch(conn, "dashboard_queue_get", {"queue": queue})
+    return rows[0] if rows else None
+
+
+def workers(conn: Conn) -> list[dict[str, Any]]:
+    return fetch(conn, "dashboard_workers_list")
+
+
+def periodic(conn: Conn) -> list[dict[str, Any]]:
+    return fetch(conn, "dashboard_periodic_list")
+
+
+def finished_series(conn: Conn, since: datetime, bucket_seconds: float,
+                    queue: str | None = None) -> list[dict[str, Any]]:
+    """Finished jobs per queue and bucket since ``since``, with duration percentiles."""
+    return fetch(conn, "dashboard_chart_finished",
+                 {"since": since, "bucket_seconds": bucket_seconds, "queue": queue})
+
+
+def fetch(conn: Conn, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(query(name), params, prepare=False).fetchall()
+    return [{k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+            for row in rows]
+
+
+def _checked(check: Any, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check(value)  # type: ignore[no-any-return]
+    except (InvalidArgumentError, InvalidJobError) as exc:
+        raise HttpError(400, str(exc)) from None
+
+
+def _id(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
+    text = text.strip().lstrip("#")
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _MAX_ID:
+        raise HttpError(400, f"{name} must be a whole number from 1 to {_MAX_ID}, "
+                             f"got {text[:40]!r}")
+    return int(text)
+
+
+def _text(text: str | None, name: str) -> str | None:
+    if text is None:
+        return None
+    if len(text) > 255 or "\x00" in text:
+        raise HttpError(400, f"{name} must be at most 255 characters, without NUL")
+    return text
+
+
+def _moment(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise HttpError(400, f"{name} must be a date and time such as 2025-01-31T10:00, "
+                             f"got {text[:40]!r}") from None
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def queue_limits(conn: Conn, queue: str) -> dict[str, Any]:
+    """What a queue's limits count now: running jobs and starts in the rate window."""
+    with conn.cursor() as cur:
+        row = cur.execute(query("queue_limits_get"), {"queue": queue}, prepare=False).fetchone()
+    if row is None:
+        return {}
+    return {"running": row[1], "claims": row[4]}
