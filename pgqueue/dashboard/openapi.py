@@ -7,6 +7,7 @@ from typing import Any
 
 from ..admin import MAX_LIST_LIMIT
 from ..types import JobState
+from .data import KINDS
 
 __all__ = ["openapi_document"]
 
@@ -17,6 +18,9 @@ _NSTR = {"type": "string", "nullable": True}
 _QUEUE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}
 _TASK = {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$"}
 _STATE = {"type": "string", "enum": [s.value for s in JobState]}
+_KIND = {"type": "string", "enum": list(KINDS)}
+_DIGITS = {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}
+_SEARCH_TEXT = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}
 
 _JOB_SUMMARY: dict[str, Any] = {
     "type": "object",
@@ -26,6 +30,14 @@ _JOB_SUMMARY: dict[str, Any] = {
         "state": _STATE, "priority": {"type": "integer"}, "attempt": {"type": "integer"},
         "max_attempts": {"type": "integer"}, "run_at": _TIME, "created_at": _TIME,
         "started_at": _NTIME, "finished_at": _NTIME, "worker_id": _NSTR, "last_error": _NSTR,
+    },
+}
+_JOB_ROW: dict[str, Any] = {
+    "type": "object",
+    "required": [*_JOB_SUMMARY["required"], "kind"],
+    "properties": {
+        **_JOB_SUMMARY["properties"], "kind": _KIND, "heartbeat_at": _NTIME,
+        "unique_key": _NSTR, "batch_id": {"type": "integer", "nullable": True},
     },
 }
 _JOB_DETAIL: dict[str, Any] = {
@@ -81,6 +93,9 @@ def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
         "/api/jobs/{id}/retry": {"post": _retry_job()},
         "/api/queues/{queue}/retry-failed": {"post": _retry_failed()},
         "/api/workers": {"get": _list_workers()},
+        "/api/queues/{queue}": {"get": _get_queue()},
+        "/api/jobs/bulk": {"post": _bulk()},
+        "/api/charts": {"get": _charts()},
         **_control_paths(set(controls)),
     }
     return {
@@ -90,7 +105,8 @@ def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
                                 "send 'Authorization: Bearer <token>'."},
         "paths": paths,
         "components": {
-            "schemas": {"Job": _JOB_SUMMARY, "JobDetail": _JOB_DETAIL, "Error": _ERROR,
+            "schemas": {"Job": _JOB_SUMMARY, "JobRow": _JOB_ROW, "JobDetail": _JOB_DETAIL,
+                        "Error": _ERROR,
                         "RetryResult": {"type": "object", "required": ["id", "outcome"],
                                         "properties": {"id": {"type": "integer"},
                                                        "outcome": {"type": "string"},
@@ -118,8 +134,29 @@ def _list_jobs() -> dict[str, Any]:
         "operationId": "listJobs",
         "parameters": [
             {"name": "queue", "in": "query", "schema": _QUEUE},
-            {"name": "state", "in": "query", "schema": _STATE},
+            {"name": "state", "in": "query", "description": "a job state, or what a "
+             "live job waits for: ready, scheduled (run_at ahead, retries included), "
+             "retrying, blocked, unclaimable", "schema": _KIND},
             {"name": "task", "in": "query", "schema": _TASK},
+            {"name": "id", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                     "maximum": _MAX_ID}},
+            {"name": "args", "in": "query", "description": "a JSON object the args "
+             "contain (jsonb @>)", "content": {"application/json": {"schema": {
+                 "type": "object", "maxProperties": 3,
+                 "additionalProperties": {"type": "integer"}}}}},
+            {"name": "error", "in": "query", "description": "text in the last error "
+             "(any case)", "schema": {"type": "string", "maxLength": 255,
+                                      "pattern": "^[^\\u0000]*$"}},
+            {"name": "unique_key", "in": "query", "schema": {"type": "string",
+                                                             "maxLength": 255,
+                                                             "pattern": "^[^\\u0000]*$"}},
+            {"name": "batch", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                        "maximum": _MAX_ID}},
+            {"name": "since", "in": "query", "description": "finished (live jobs: "
+             "created) at or after; a search of history by args, error or unique key "
+             "without it covers the last 24 hours", "schema": _TIME},
+            {"name": "until", "in": "query", "description": "finished (live: created) "
+             "before", "schema": _TIME},
             {"name": "limit", "in": "query",
              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}},
             {"name": "cursor", "in": "query", "description": "next_cursor of the "
@@ -128,8 +165,9 @@ def _list_jobs() -> dict[str, Any]:
         ],
         "responses": {"200": _ok({"type": "object", "required": ["jobs", "next_cursor"],
                                   "properties": {
-            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-            "next_cursor": {"type": "integer", "nullable": True}}}),
+            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobRow"}},
+            "next_cursor": {"type": "integer", "nullable": True},
+            "searched_since": _NTIME}}),
             **_errors(400)}}
 
 
@@ -205,3 +243,43 @@ def _control_paths(available: set[str]) -> dict[str, Any]:
                 "responses": {"200": _ok({"type": "object", "required": ["queue", "paused"]}),
                               **_errors(400, 403, 415)}}}
     return paths
+
+
+def _get_queue() -> dict[str, Any]:
+    return {
+        "summary": "One queue: its queue_stats row, limits and what they count now",
+        "operationId": "getQueue", "parameters": [_queue_param()],
+        "responses": {"200": _ok({"type": "object", "required": ["queue", "paused"]}),
+                      **_errors(400, 404)}}
+
+
+def _bulk() -> dict[str, Any]:
+    return {
+        "summary": "Retry, cancel or delete many jobs: given ids, or every job matching a "
+                   "filter (the query arguments of GET /api/jobs), in batches of 500, "
+                   "at most 100,000 per call",
+        "operationId": "bulkJobs",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action"], "additionalProperties": False,
+            "properties": {
+                "action": {"type": "string", "enum": ["retry", "cancel", "delete"]},
+                "ids": {"type": "array", "maxItems": 1000,
+                        "items": {"type": "integer", "minimum": 1, "maximum": _MAX_ID}},
+                "filter": {"type": "object", "additionalProperties": False, "properties": {
+                    "queue": _QUEUE, "state": _KIND, "task": _TASK, "id": _DIGITS,
+                    "batch": _DIGITS, "error": _SEARCH_TEXT, "unique_key": _SEARCH_TEXT}},
+            }}}}},
+        "responses": {"200": _ok({"type": "object",
+                                  "required": ["action", "selected", "changed", "more"]}),
+                      **_errors(400, 403, 404, 415)}}
+
+
+def _charts() -> dict[str, Any]:
+    return {
+        "summary": "Finished jobs per queue and time bucket, with run duration percentiles",
+        "operationId": "getCharts",
+        "parameters": [{"name": "range", "in": "query",
+                        "schema": {"type": "string", "enum": ["hour", "day", "week"]}},
+                       {"name": "queue", "in": "query", "schema": _QUEUE}],
+        "responses": {"200": _ok({"type": "object", "required": ["range", "points"]}),
+                      **_errors(400)}}
