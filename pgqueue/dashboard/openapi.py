@@ -261,6 +261,7 @@ def _bulk() -> dict[str, Any]:
         "operationId": "bulkJobs",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["action"], "additionalProperties": False,
+            "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}],
             "properties": {
                 "action": {"type": "string", "enum": ["retry", "cancel", "delete"]},
                 "ids": {"type": "array", "maxItems": 1000,

@@ -37,7 +37,7 @@ def render(conn: Conn, request: Request, view: pages.View, now: datetime) -> str
         return pages.overview(view, api.queue_rows(conn), api.throughput(conn), now)
     if path == "/jobs":
         wanted = filter_of(request)
-        names = [q["queue"] for q in api.queue_rows(conn)]
+        names = [row["name"] for row in data.fetch(conn, "queue_names_list")]
         return page_jobs.jobs_page(view, data.search_jobs(conn, wanted, now), names, wanted,
                                    now, notice=request.arg("notice") or "")
     if path == "/workers":
