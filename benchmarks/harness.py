@@ -307,6 +307,7 @@ class WorkerRun:
         self._thread: threading.Thread | None = None
         self.worker.subscribe(self._on_event)
         self.on_finish: Callable[[events.JobFinished], None] | None = None
+        self.before_run: Callable[[], None] | None = None  # on the worker's thread
 
     def _on_event(self, event: events.Event) -> None:
         if isinstance(event, events.JobStarted):
@@ -329,6 +330,8 @@ class WorkerRun:
     def start(self) -> None:
         def target() -> None:
             try:
+                if self.before_run is not None:
+                    self.before_run()
                 asyncio.run(self.worker.run_async())
             except BaseException as exc:
                 self._errors.append(exc)

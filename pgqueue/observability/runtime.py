@@ -25,15 +25,16 @@ __all__ = ["PSYCOPG_MODES", "AllProcesses", "finish_process", "prepare_process",
            "serve_all_processes"]
 
 #: off: no psycopg spans; jobs: statements of handlers only; all: also the
-#: worker's own claims, heartbeats and outcome writes.
+#: worker's own claims, heartbeats and outcome writes (infrastructure spans: off
+#: by default, see the README for what they cost).
 PSYCOPG_MODES = ("off", "jobs", "all")
 
 
 def prepare_process(otel_psycopg: str = "off") -> None:
     """Set up tracing for the worker this process will run (call before it starts)."""
-    from . import tracing
+    from . import tracing, tracing_setup
 
-    tracing.configure_from_env()
+    tracing_setup.configure_from_env()
     if otel_psycopg != "off":
         tracing.instrument_psycopg()
         if otel_psycopg == "jobs":
@@ -42,9 +43,9 @@ def prepare_process(otel_psycopg: str = "off") -> None:
 
 def finish_process() -> None:
     """Flush spans still buffered (the worker command ends with ``os._exit``)."""
-    from . import tracing
+    from . import tracing_setup
 
-    tracing.shutdown()
+    tracing_setup.shutdown()
 
 
 @dataclass

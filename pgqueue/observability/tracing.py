@@ -2,18 +2,20 @@
 
 - Producer: :func:`producer_scope` starts a PRODUCER span ("enqueue <queue>")
   around the INSERT and stores its W3C ``traceparent`` on every job it inserts
-  (``pgqueue.jobs.trace_context``). Without a configured SDK no span is made,
-  but an incoming context (a valid current span) is still stored.
+  (``pgqueue.jobs.trace_context``): the message's creation context. The jobs of
+  one ``enqueue_many`` share the batch's span as their creation context (no
+  per-message "create" spans). Without a configured SDK no span is made, but an
+  incoming context (a valid current span) is still stored.
 - Worker: :func:`traced_attempts` wraps the executor's attempt runner (the
   worker's assembler passes the wrapper to its slots; the services never import
   this module, and a worker without tracing never imports OpenTelemetry): each
   attempt runs in a CONSUMER span ("process <queue>") whose parent is the
-  producer's span, current for the handler (also in the worker's threads), with
-  the messaging attributes, task, attempt and outcome, and the error as an
-  ``exception`` event.
-- Only the API is needed at runtime. :func:`configure_from_env` sets up the SDK
-  from the standard ``OTEL_*`` variables when the SDK is installed (``pgqueue[otel]``)
-  and nothing configured it already (``opentelemetry-instrument`` does).
+  job's creation context and which also links to it (the messaging conventions'
+  link), current for the handler (also in the worker's threads), with the
+  messaging and server attributes, pgqueue's own under ``messaging.pgqueue.*``,
+  and a failure as ``error.type``, an ``exception`` event and status ERROR.
+- Only the API is needed at runtime; :mod:`.tracing_setup` sets up the SDK for
+  the ``pgqueue worker`` command.
 
 Invariant: with no SDK configured, tracing costs a type check per call.
 """
@@ -24,11 +26,9 @@ import asyncio
 import contextvars
 import logging
 import os
-import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import replace
-from importlib.metadata import entry_points
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,10 +45,9 @@ if TYPE_CHECKING:  # enqueue-only processes load this module: keep the worker ou
     from ..worker.executor import AttemptRunner, Outcome
 
 __all__ = [
-    "configure_from_env",
     "instrument_psycopg",
     "producer_scope",
-    "shutdown",
+    "server_attributes",
     "suppress_worker_queries",
     "traced_attempts",
 ]
@@ -58,6 +57,7 @@ logger = logging.getLogger("pgqueue.tracing")
 T = TypeVar("T")
 
 SYSTEM = "pgqueue"
+OWN = "messaging.pgqueue."  # the prefix of pgqueue's own attributes
 _SUPPRESS_PLAIN_KEY = "suppress_instrumentation"  # read by OpenTelemetry instrumentations
 _cache: list[tuple[Any, Any]] = []  # (provider, its pgqueue tracer)
 _PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
@@ -131,7 +131,7 @@ def producer_scope(jobs: list[NewJob]) -> EnqueueScope:
         attributes["messaging.destination.name"] = queue
         name = f"enqueue {queue}"
     if len(tasks) == 1:
-        attributes["pgqueue.task"] = next(iter(tasks))
+        attributes[OWN + "task"] = next(iter(tasks))
     if len(jobs) > 1:
         attributes["messaging.batch.message_count"] = len(jobs)
     span = tracer.start_span(name, kind=trace.SpanKind.PRODUCER, attributes=attributes)
@@ -154,10 +154,15 @@ class _ContextThreads(Executor):
         return self._inner.submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
-def traced_attempts(run: AttemptRunner, *, enabled: bool = True) -> AttemptRunner:
-    """``run`` with every attempt in a consumer span (when an SDK is configured)."""
+def traced_attempts(run: AttemptRunner, *, enabled: bool = True,
+                    dsn: str | None = None) -> AttemptRunner:
+    """``run`` with every attempt in a consumer span (when an SDK is configured).
+
+    ``dsn`` (the worker's) gives the spans' ``server.address`` and ``server.port``.
+    """
     if not enabled:
         return run
+    server = server_attributes(dsn)
 
     async def run_traced(task: Task, job: Job, ctx: JobContext, threads: Executor,
                          rng: random.Random | None) -> Outcome:
@@ -165,27 +170,18 @@ def traced_attempts(run: AttemptRunner, *, enabled: bool = True) -> AttemptRunne
         if tracer is None:
             return await run(task, job, ctx, threads, rng)
         from opentelemetry import context as otel_context
-        from opentelemetry import trace
-        from opentelemetry.trace.propagation.tracecontext import (
-            TraceContextTextMapPropagator,
-        )
 
-        base = otel_context.get_current()
-        if _suppressed(base):  # the worker's own queries are untraced; the handler's are
-            base = _unsuppress(base)
-        if job.trace_context:
-            base = TraceContextTextMapPropagator().extract(
-                {"traceparent": job.trace_context}, context=base)
+        base, links = _creation_context(job)
         token = otel_context.attach(base)
         try:
             with tracer.start_as_current_span(
-                    f"process {job.queue}", kind=trace.SpanKind.CONSUMER,
-                    attributes=_consumer_attributes(job), record_exception=False,
-                    set_status_on_exception=False) as span:
+                    f"process {job.queue}", kind=trace.SpanKind.CONSUMER, links=links,
+                    attributes={**_consumer_attributes(job, ctx.worker_id), **server},
+                    record_exception=False, set_status_on_exception=False) as span:
                 try:
                     outcome = await run(task, job, ctx, _ContextThreads(threads), rng)
                 except asyncio.CancelledError:
-                    span.set_attribute("pgqueue.outcome", "interrupted")
+                    span.set_attribute(OWN + "outcome", "interrupted")
                     raise
                 _annotate(span, outcome)
                 return outcome
@@ -195,33 +191,74 @@ def traced_attempts(run: AttemptRunner, *, enabled: bool = True) -> AttemptRunne
     return run_traced
 
 
-def _consumer_attributes(job: Job) -> dict[str, Any]:
+def _creation_context(job: Job) -> tuple[Any, list[Any]]:
+    """The attempt's parent context and its link to the job's creation context."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    base = otel_context.get_current()
+    if _suppressed(base):  # the worker's own queries are untraced; the handler's are
+        base = _unsuppress(base)
+    if not job.trace_context:
+        return base, []
+    base = TraceContextTextMapPropagator().extract({"traceparent": job.trace_context},
+                                                   context=base)
+    created = trace.get_current_span(base).get_span_context()
+    return base, [trace.Link(created)] if created.is_valid else []
+
+
+def _consumer_attributes(job: Job, worker_id: str) -> dict[str, Any]:
     return {
         "messaging.system": SYSTEM,
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
         "messaging.destination.name": job.queue,
         "messaging.message.id": str(job.id),
-        "pgqueue.task": job.task,
-        "pgqueue.attempt": job.attempt,
-        "pgqueue.max_attempts": job.max_attempts,
+        "messaging.client.id": worker_id,
+        OWN + "task": job.task,
+        OWN + "attempt": job.attempt,
+        OWN + "max_attempts": job.max_attempts,
     }
+
+
+def server_attributes(dsn: str | None) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` of the one host ``dsn`` names, else none.
+
+    Also reads ``PGHOST``/``PGPORT`` as libpq does; a list of hosts, a DSN without
+    a host (libpq's default socket) or one libpq cannot parse gives no attributes.
+    """
+    if not dsn:
+        return {}
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except ProgrammingError:
+        return {}
+    host = str(params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST", ""))
+    if not host or "," in host:
+        return {}
+    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    return {"server.address": host, **({"server.port": int(port)} if port.isdigit() else {})}
 
 
 def _annotate(span: Any, outcome: Outcome) -> None:
     from opentelemetry.trace import Status, StatusCode
 
-    span.set_attribute("pgqueue.outcome", outcome.outcome)
+    span.set_attribute(OWN + "outcome", outcome.outcome)
     if outcome.delay_seconds is not None:
-        span.set_attribute("pgqueue.retry_in_seconds", outcome.delay_seconds)
+        span.set_attribute(OWN + "retry_in_seconds", outcome.delay_seconds)
     error = outcome.error
     if error is None:
         return
     message = str(error.get("message", ""))
-    attributes = {"exception.type": _exception_type(error), "exception.message": message}
+    kind = _exception_type(error)
+    attributes = {"exception.type": kind, "exception.message": message}
     if error.get("traceback"):
         attributes["exception.stacktrace"] = str(error["traceback"])
     span.add_event("exception", attributes)
+    span.set_attribute("error.type", kind)
     span.set_status(Status(StatusCode.ERROR, message))
 
 
@@ -268,63 +305,3 @@ def instrument_psycopg() -> None:
     instrumentor = PsycopgInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
-
-
-# --- SDK set-up for the pgqueue worker command ------------------------------------
-
-
-def configure_from_env(environ: Mapping[str, str] = os.environ) -> bool:
-    """Set up the SDK from ``OTEL_*`` variables; return whether this call did.
-
-    Acts when ``OTEL_TRACES_EXPORTER`` names exporters (or an OTLP endpoint is
-    set, meaning ``otlp``), no tracer provider is set yet, and the SDK is
-    installed. Exporters are found by their standard entry point names
-    (``console``, ``otlp``...); the resource comes from ``OTEL_SERVICE_NAME`` and
-    ``OTEL_RESOURCE_ATTRIBUTES`` (service name ``pgqueue-worker`` otherwise).
-    """
-    names = environ.get("OTEL_TRACES_EXPORTER")
-    if names is None and (environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                          or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
-        names = "otlp"
-    wanted = [n.strip() for n in (names or "").split(",") if n.strip() and n.strip() != "none"]
-    if not wanted:
-        return False
-    from opentelemetry import trace
-
-    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        return False
-    try:
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    except ImportError:
-        logger.warning("OTEL_TRACES_EXPORTER is set but the OpenTelemetry SDK is not "
-                       "installed (pip install 'pgqueue[otel]'); not exporting traces")
-        return False
-    named = ("OTEL_SERVICE_NAME" in environ
-             or "service.name=" in environ.get("OTEL_RESOURCE_ATTRIBUTES", ""))
-    provider = TracerProvider(
-        resource=Resource.create({} if named else {"service.name": "pgqueue-worker"}))
-    for name in wanted:
-        found = list(entry_points(group="opentelemetry_traces_exporter", name=name))
-        if not found:
-            logger.warning("unknown OTEL_TRACES_EXPORTER; is its package installed?",
-                           extra={"exporter": name})
-            continue
-        provider.add_span_processor(BatchSpanProcessor(found[0].load()()))
-    trace.set_tracer_provider(provider)
-    return True
-
-
-def shutdown() -> None:
-    """Flush and stop the configured tracer provider, if it can (before ``os._exit``)."""
-    if "opentelemetry.trace" not in sys.modules:
-        return
-    from opentelemetry import trace
-
-    stop = getattr(trace.get_tracer_provider(), "shutdown", None)
-    if callable(stop):
-        try:
-            stop()
-        except Exception:  # exporting is best effort at exit
-            logger.exception("flushing traces failed")

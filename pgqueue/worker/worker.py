@@ -149,7 +149,7 @@ class Worker:
         if tracing:
             from ..observability.tracing import traced_attempts
 
-            self._run_attempt = traced_attempts(run_attempt)
+            self._run_attempt = traced_attempts(run_attempt, dsn=self.dsn)
 
     # --- public ---------------------------------------------------------------
 
