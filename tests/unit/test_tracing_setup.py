@@ -28,10 +28,14 @@ logging.getLogger("pgqueue.tracing").addHandler(Keep())
 done = configure_from_env()
 provider = trace.get_tracer_provider()
 processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+
+def exporter(processor):  # SDK 1.34's batch processor has no span_exporter property
+    found = getattr(processor, "span_exporter", None) or processor._batch_processor._exporter
+    return type(found).__module__ + "." + type(found).__name__
+
 print(json.dumps({
     "done": done,
-    "exporters": [type(p.span_exporter).__module__ + "." + type(p.span_exporter).__name__
-                  for p in processors],
+    "exporters": [exporter(p) for p in processors],
     "service": provider.resource.attributes.get("service.name")
                if hasattr(provider, "resource") else None,
     "sampler": provider.sampler.get_description() if hasattr(provider, "sampler") else None,
