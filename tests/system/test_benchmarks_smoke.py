@@ -131,3 +131,23 @@ def test_pooler_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path,
     assert result["mode"] == "smoke"
     for name in POOLER_FIGURES:
         _check_figure(result["figures"], name, proc.stdout)
+
+
+@pytest.mark.timeout(120)
+def test_tracing_benchmark_reports_every_figure_and_what_each_mode_traces(
+        admin_dsn: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tracing", "--dsn", admin_dsn, "--jobs", "60",
+         "--rounds", "1"], check=False, cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    for name in ("tracing_off_c50", "tracing_spans_c50", "tracing_jobs_c50", "tracing_all_c50",
+                 "tracing_spans_ratio", "tracing_jobs_ratio", "tracing_all_ratio"):
+        assert name in rows, name
+    # One consumer span per job; the worker's own statements only with --otel-psycopg all.
+    assert "60 jobs, 60 spans" in rows["tracing_spans_c50"]
+    assert "60 jobs, 60 spans" in rows["tracing_jobs_c50"]
+    spans = int(rows["tracing_all_c50"].split("jobs, ")[1].split(" spans")[0].replace(",", ""))
+    assert spans > 60
