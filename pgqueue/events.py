@@ -14,6 +14,7 @@ from typing import ClassVar
 from .types import Job
 
 __all__ = [
+    "AttemptEnded",
     "ConnectionFailed",
     "ConnectionLost",
     "ConnectionRestored",
@@ -58,6 +59,16 @@ class WorkerStopped(Event):
 @dataclass(frozen=True, slots=True)
 class JobStarted(Event):
     name: ClassVar[str] = "job_started"
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnded(Event):
+    """An attempt left its slot: its handler returned, raised, was cancelled or
+    was interrupted by the stop. The slot is free from here on; the outcome (if
+    any) is still being written (:class:`JobFinished` follows once it is)."""
+
+    name: ClassVar[str] = "attempt_ended"
     job: Job
 
 

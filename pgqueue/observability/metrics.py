@@ -1,13 +1,17 @@
 """Prometheus metrics: worker events become counters, histograms and gauges.
 
 - :class:`WorkerMetrics` is a subscriber to a worker's events. While its worker
-  leads, it also reads ``pgqueue.queue_stats`` every ``stats_interval`` seconds
-  (one short connection per read) and sets the queue gauges.
+  leads, it also runs a :class:`~.queue_metrics.QueueSampler`: the queue gauges
+  and the per-queue enqueue counter, read from the database every
+  ``stats_interval`` seconds.
 - Importing this module also counts the jobs this process enqueues
   (``pgqueue_jobs_enqueued_total``), through the producer's listener hook.
 - :func:`serve` exposes ``/metrics`` over HTTP.
 
 Invariants:
+- ``pgqueue_worker_busy_slots`` counts attempts from their start until they
+  leave their slot (:class:`~pgqueue.events.AttemptEnded`), not until their
+  outcome is written: it never exceeds ``pgqueue_worker_slots``;
 - labels are queue and task names (and a job state for queue depth), never job
   ids or args: cardinality is bounded by the application's own tasks;
 - every metric lives in prometheus_client's default registry, so several workers
@@ -25,21 +29,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.exposition import start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from psycopg.rows import dict_row
 
-from .._sql import query
 from ..events import (
+    AttemptEnded,
     Event,
     JobFinished,
     JobLost,
@@ -52,6 +54,14 @@ from ..events import (
     WorkerStopped,
 )
 from ..producer.hooks import Enqueued, on_enqueued
+from .queue_metrics import (
+    DEFAULT_STATS_INTERVAL_SECONDS,
+    QueueSampler,
+    apply_queue_stats,
+    clear_queue_gauges,
+    read_queue_stats,
+    stats_interval_from_env,
+)
 
 __all__ = [
     "DEFAULT_METRICS_PORT",
@@ -60,6 +70,8 @@ __all__ = [
     "MetricsServer",
     "WorkerMetrics",
     "apply_queue_stats",
+    "clear_queue_gauges",
+    "read_queue_stats",
     "serve",
     "serve_or_warn",
 ]
@@ -67,8 +79,6 @@ __all__ = [
 logger = logging.getLogger("pgqueue.metrics")
 
 DEFAULT_METRICS_PORT = 2112
-DEFAULT_STATS_INTERVAL_SECONDS = 15.0
-QUEUE_STATES = ("ready", "scheduled", "running", "failed")
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                      60.0, 300.0, 1800.0)
@@ -98,16 +108,6 @@ BUSY_SLOTS = Gauge("pgqueue_worker_busy_slots", "Job slots running an attempt no
                    multiprocess_mode="livesum")
 SLOTS = Gauge("pgqueue_worker_slots", "Job slots of running workers (their concurrency).",
               multiprocess_mode="livesum")
-QUEUE_JOBS = Gauge("pgqueue_queue_jobs", "Jobs by queue and state (ready, scheduled, "
-                   "running, failed in history), read by the leader from "
-                   "pgqueue.queue_stats.", ("queue", "state"),
-                   multiprocess_mode="livemostrecent")
-QUEUE_LAG = Gauge("pgqueue_queue_lag_seconds", "Age of the oldest ready job (0 when none), "
-                  "read by the leader from pgqueue.queue_stats.", ("queue",),
-                  multiprocess_mode="livemostrecent")
-QUEUE_UNCLAIMABLE = Gauge("pgqueue_queue_unclaimable_jobs", "Ready jobs no live worker can "
-                          "run (unknown task or queue), from pgqueue.queue_stats.",
-                          ("queue",), multiprocess_mode="livemostrecent")
 SERVICE_ERRORS = Counter("pgqueue_service_errors", "Errors of a worker service (fetcher, "
                          "heartbeat, leader, reaper, expiry, settler, compactor, scheduler) "
                          "that are not a lost connection: a bug, or a statement the database "
@@ -122,8 +122,12 @@ METRIC_NAMES = (
     "pgqueue_job_duration_seconds", "pgqueue_job_queue_wait_seconds",
     "pgqueue_worker_busy_slots", "pgqueue_worker_slots", "pgqueue_queue_jobs",
     "pgqueue_queue_lag_seconds", "pgqueue_queue_unclaimable_jobs",
-    "pgqueue_service_errors_total",
+    "pgqueue_queue_enqueued_total", "pgqueue_service_errors_total",
 )
+
+#: The worker services that count errors in ``pgqueue_service_errors_total``.
+SERVICES = ("fetcher", "completer", "heartbeat", "leader", "reaper", "expiry", "settler",
+            "compactor", "scheduler")
 
 _OUTCOMES = {"succeeded": SUCCEEDED, "retried": RETRIED, "failed": FAILED,
              "cancelled": CANCELLED}
@@ -147,15 +151,18 @@ class _JobSeries:
 class WorkerMetrics:
     """A worker event subscriber that records Prometheus metrics.
 
-    ``dsn`` is where the leader reads ``pgqueue.queue_stats``; without it the
-    queue gauges are not set. Example::
+    ``dsn`` is where the leader reads the queue metrics; without it they are
+    not set. ``stats_interval``: seconds between those reads (default:
+    ``$PGQUEUE_METRICS_STATS_INTERVAL``, else 15). Example::
 
         worker = pgqueue.Worker(tasks, dsn=dsn)
         worker.subscribe(WorkerMetrics(dsn))  # then serve REGISTRY however the app does
     """
 
     def __init__(self, dsn: str | None = None, *,
-                 stats_interval: float = DEFAULT_STATS_INTERVAL_SECONDS) -> None:
+                 stats_interval: float | None = None) -> None:
+        if stats_interval is None:
+            stats_interval = stats_interval_from_env()
         if not stats_interval > 0:
             raise ValueError(f"stats_interval must be > 0 seconds, got {stats_interval!r}")
         self._dsn = dsn
@@ -171,9 +178,15 @@ class WorkerMetrics:
         recording a job."""
         series = self._series.get((queue, task))
         if series is None:
+            # Every outcome's series starts at 0 with the first job of its
+            # (queue, task): sums and ratios over outcomes never lack a term,
+            # and the first failure is an increase from 0.
             series = self._series[(queue, task)] = _JobSeries(
                 STARTED.labels(queue, task), QUEUE_WAIT.labels(queue, task),
-                DURATION.labels(queue, task), {})
+                DURATION.labels(queue, task),
+                {name: counter.labels(queue, task) for name, counter in _OUTCOMES.items()})
+            for counter in (RECLAIMED, LOST):
+                counter.labels(queue, task)
         return series
 
     def __call__(self, event: Event) -> None:
@@ -190,17 +203,13 @@ class WorkerMetrics:
             job = event.job
             series = self._children(job.queue, job.task)
             counter = series.outcomes.get(event.outcome)
-            if counter is None and event.outcome in _OUTCOMES:
-                # Made on first use: a series appears with its first event.
-                counter = series.outcomes[event.outcome] = \
-                    _OUTCOMES[event.outcome].labels(job.queue, job.task)
             if counter is not None:
                 counter.inc()
             series.duration.observe(event.duration_seconds)
-            self._release(job.id)
+        elif isinstance(event, AttemptEnded):
+            self._release(event.job.id)
         elif isinstance(event, JobLost):
             LOST.labels(event.job.queue, event.job.task).inc()
-            self._release(event.job.id)
         elif isinstance(event, JobsHandedBack):
             for job_id in event.job_ids:
                 self._release(job_id)
@@ -212,11 +221,14 @@ class WorkerMetrics:
         elif isinstance(event, LeaderChanged):
             self._stop_stats()
             if event.is_leader and self._dsn is not None:
+                sampler = QueueSampler(self._dsn, interval=self._stats_interval)
                 self._stats_task = asyncio.get_running_loop().create_task(
-                    self._read_stats_forever(), name="pgqueue-metrics-stats")
+                    sampler.run(), name="pgqueue-metrics-stats")
         elif isinstance(event, ServiceError):
             SERVICE_ERRORS.labels(event.service).inc()
         elif isinstance(event, WorkerStarted):
+            for service in SERVICES:  # at 0: the first error is an increase
+                SERVICE_ERRORS.labels(service)
             self._slots = event.concurrency
             SLOTS.inc(self._slots)
         elif isinstance(event, WorkerStopped):
@@ -237,59 +249,6 @@ class WorkerMetrics:
             self._stats_task.cancel()
             self._stats_task = None
             clear_queue_gauges()
-
-    async def _read_stats_forever(self) -> None:
-        assert self._dsn is not None
-        failing = False
-        while True:
-            try:
-                apply_queue_stats(await read_queue_stats(self._dsn))
-                failing = False
-            except Exception as exc:
-                if not failing:  # once per outage, not every interval
-                    failing = True
-                    logger.warning("cannot read pgqueue.queue_stats for metrics",
-                                   extra={"error": str(exc).strip()})
-            await asyncio.sleep(self._stats_interval)
-
-
-async def read_queue_stats(dsn: str) -> list[dict[str, Any]]:
-    """Rows of ``pgqueue.queue_stats`` as dicts, on a short-lived connection."""
-    async with await psycopg.AsyncConnection.connect(
-            dsn, autocommit=True, connect_timeout=5,
-            application_name="pgqueue-metrics") as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query("queue_stats_list"))
-        return await cur.fetchall()
-
-
-_seen_queues: set[str] = set()
-
-
-def apply_queue_stats(rows: Iterable[Mapping[str, Any]]) -> None:
-    """Set the queue gauges from ``pgqueue.queue_stats`` rows; drop vanished queues."""
-    queues = set()
-    for row in rows:
-        queue = str(row["queue"])
-        queues.add(queue)
-        for state in QUEUE_STATES:
-            QUEUE_JOBS.labels(queue, state).set(float(row.get(state) or 0))
-        QUEUE_LAG.labels(queue).set(float(row.get("lag_seconds") or 0))
-        QUEUE_UNCLAIMABLE.labels(queue).set(float(row.get("unclaimable") or 0))
-    for queue in _seen_queues - queues:
-        for state in QUEUE_STATES:
-            QUEUE_JOBS.remove(queue, state)
-        QUEUE_LAG.remove(queue)
-        QUEUE_UNCLAIMABLE.remove(queue)
-    _seen_queues.clear()
-    _seen_queues.update(queues)
-
-
-def clear_queue_gauges() -> None:
-    """Forget the queue gauges (this worker no longer leads; the new leader sets them)."""
-    for gauge in (QUEUE_JOBS, QUEUE_LAG, QUEUE_UNCLAIMABLE):
-        gauge.clear()
-    _seen_queues.clear()
 
 
 # --- the /metrics endpoint ---------------------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from ..events import Event, JobStarted
+from ..events import AttemptEnded, Event, JobStarted
 from ..tasks import Registry, Task
 from ..types import Job, JobContext
 from .executor import AttemptRunner, Outcome, cancelled
@@ -176,6 +176,7 @@ class Slots:
             outcome = cancelled(job, time.perf_counter() - started)
         finally:
             self.running.pop(job.id, None)
+            self._emit(AttemptEnded(self._worker_id, job))
             if outcome is not None:
                 self._on_outcome(outcome)
             self.fill()

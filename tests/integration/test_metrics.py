@@ -14,10 +14,11 @@ import uuid
 from typing import Any
 
 import psycopg
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 import pgqueue
-from pgqueue.observability import metrics
+from pgqueue.observability import metrics, queue_metrics
 from tests.support import fetch, running_worker, wait_until
 
 FAST_RETRY = pgqueue.RetryPolicy(base_seconds=0.01, max_seconds=0.05, jitter=0)
@@ -91,7 +92,8 @@ def test_scraped_values_after_jobs_ran(clean_db: str) -> None:
     assert count("pgqueue_jobs_succeeded_total", "m.flaky") == 1
     assert count("pgqueue_jobs_retried_total", "m.flaky") == 1
     assert count("pgqueue_jobs_failed_total", "m.broken") == 1
-    assert count("pgqueue_jobs_failed_total", "m.ok") is None  # no series without events
+    # Every outcome has a series from the first job of its task on, at 0.
+    assert count("pgqueue_jobs_failed_total", "m.ok") == 0
     assert count("pgqueue_job_duration_seconds_count", "m.flaky") == 2
     assert count("pgqueue_job_queue_wait_seconds_count", "m.ok") == 3
     wait_sum = count("pgqueue_job_queue_wait_seconds_sum", "m.ok")
@@ -176,3 +178,34 @@ def test_a_taken_port_does_not_stop_the_worker(clean_db: str) -> None:
             with psycopg.connect(clean_db) as conn:
                 pgqueue.enqueue(conn, "m.ok", queue="mport")
             wait_until(lambda: w.finished("succeeded"), timeout=60)
+
+
+def test_the_leader_counts_committed_jobs_per_queue(clean_db: str) -> None:
+    """pgqueue_queue_enqueued_total: every committed job once, live or finished,
+    one sample late; a rolled-back insert counts nothing."""
+    first, second = unique_queue(), unique_queue()
+    sampler = queue_metrics.QueueSampler(clean_db, interval=1.0)
+
+    def counter(queue: str) -> float:
+        return REGISTRY.get_sample_value("pgqueue_queue_enqueued_total",
+                                         {"queue": queue}) or 0.0
+
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.enqueue_many(conn, [{"task": "m.before", "queue": first}] * 4)
+    assert asyncio.run(sampler.sample_once()) == {}  # a term counts from its start on
+    assert counter(first) == 0
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.enqueue_many(conn, [{"task": "m.a", "queue": first}] * 3)
+        cancelled = pgqueue.enqueue(conn, "m.b", queue=second)
+        pgqueue.enqueue(conn, "m.b", queue=second, delay=3600)
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.enqueue(conn, "m.rolled_back", queue=second)
+        conn.rollback()
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.cancel(conn, cancelled)  # now in history: still counted, once
+    # The ids taken before this sample are counted at the next one.
+    assert asyncio.run(sampler.sample_once()) == {}
+    assert asyncio.run(sampler.sample_once()) == {first: 3, second: 2}
+    assert (counter(first), counter(second)) == (3, 2)
+    assert asyncio.run(sampler.sample_once()) == {}
+    assert (counter(first), counter(second)) == (3, 2)

@@ -21,6 +21,7 @@ from pgqueue.types import Job
 from tests.support import cli_runner
 
 METRIC = re.compile(r"\b(pgqueue_[a-z_]+)\b")
+NAME_REGEX = re.compile(r'__name__=~"([^"]+)"')
 
 
 def exported_samples() -> set[str]:
@@ -31,6 +32,7 @@ def exported_samples() -> set[str]:
     observer = metrics.WorkerMetrics()
     for event in (
         events.WorkerStarted("w", ("gq",), 2), events.JobStarted("w", job),
+        events.AttemptEnded("w", job),
         *(events.JobFinished("w", job, outcome, 0.1)
           for outcome in ("succeeded", "retried", "failed", "cancelled")),
         events.JobLost("w", job, "succeeded"),
@@ -71,13 +73,24 @@ def test_dashboard_is_valid_json_with_a_sane_layout() -> None:
         assert topic in titles
 
 
+def metric_names(expr: str, exported: set[str]) -> set[str]:
+    """The metric names an expression selects, name regexes matched against ``exported``."""
+    names = set()
+    for pattern in NAME_REGEX.findall(expr):
+        matched = {name for name in exported if re.fullmatch(pattern, name)}
+        assert matched, (pattern, expr)
+        names |= matched
+    names.update(METRIC.findall(NAME_REGEX.sub("", expr)))
+    return names
+
+
 def test_every_query_names_an_exported_metric() -> None:
     exported = exported_samples()
     for family in metrics.METRIC_NAMES:  # the documented list is what the registry has
         assert family in exported or f"{family}_count" in exported, family
     used = set()
     for expr in queries(json.loads(dashboard_json())):
-        names = METRIC.findall(expr)
+        names = metric_names(expr, exported)
         assert names, expr
         used.update(names)
     assert used <= exported, used - exported
@@ -90,3 +103,38 @@ def test_cli_prints_the_dashboard() -> None:
     result = cli_runner().invoke(main, ["grafana-dashboard"])
     assert result.exit_code == 0
     assert json.loads(result.output) == json.loads(dashboard_json())
+
+
+def test_import_asks_for_the_data_source_and_deployments_stay_apart() -> None:
+    text = dashboard_json()
+    dashboard = json.loads(text)
+    (source,) = dashboard["__inputs"]
+    assert source["type"] == "datasource" and source["pluginId"] == "prometheus"
+    placeholder = "${" + source["name"] + "}"
+    assert placeholder in text  # what the import replaces
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["current"]["value"] == placeholder
+    assert list(variables) == ["datasource", "job", "instance", "queue"]
+    # Queues from the leader's read of the database: a queue no worker started
+    # jobs from is listed too.
+    assert variables["queue"]["definition"].startswith("label_values(pgqueue_queue_jobs{")
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            if "pgqueue_jobs_enqueued_total" in expr:
+                continue  # producers' own endpoints: their scrape job is the application's
+            assert 'job=~"$job"' in expr, (panel["title"], expr)
+            if "pgqueue_queue_" not in expr:  # the leader's gauges follow the job only
+                assert 'instance=~"$instance"' in expr, (panel["title"], expr)
+
+
+def test_no_sum_of_series_that_may_not_exist_yet() -> None:
+    """``sum(a) + sum(b)`` is empty while either series is missing (a queue that
+    never failed): totals select both names at once, and stats fall back to 0."""
+    dashboard = json.loads(dashboard_json())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            assert not re.search(r"\)\s*[-+]\s*sum\b", expr), expr
+            if panel["type"] == "stat" and "/" not in expr:
+                assert expr.endswith(" or vector(0)"), (panel["title"], expr)

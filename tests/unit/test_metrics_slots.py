@@ -1,0 +1,47 @@
+"""pgqueue_worker_busy_slots counts attempts in their slots: an attempt whose
+outcome is still being written no longer holds its slot, so the gauge never
+exceeds the worker's slots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import REGISTRY
+
+from pgqueue import events
+from pgqueue.observability import metrics
+from pgqueue.types import Job
+
+
+def busy() -> float:
+    return REGISTRY.get_sample_value("pgqueue_worker_busy_slots") or 0.0
+
+
+def job(job_id: int) -> Job:
+    now = datetime.now(UTC)
+    return Job(job_id, "slotq", "s.task", {}, 0, 1, 3, now, now, now)
+
+
+def test_a_slot_is_free_when_its_attempt_ends_not_when_its_outcome_is_written() -> None:
+    observer = metrics.WorkerMetrics()
+    before = busy()
+    observer(events.WorkerStarted("w", ("slotq",), 1))
+    try:
+        first, second = job(1), job(2)
+        observer(events.JobStarted("w", first))
+        assert busy() == before + 1
+        observer(events.AttemptEnded("w", first))  # the outcome goes to the completer
+        observer(events.JobStarted("w", second))  # and the next job takes the slot
+        assert busy() == before + 1
+        observer(events.JobFinished("w", first, "succeeded", 0.1))  # written later
+        assert busy() == before + 1
+        observer(events.AttemptEnded("w", second))
+        observer(events.JobLost("w", second, "succeeded"))
+        assert busy() == before
+        # The same job started again (a retry) counts once per attempt.
+        observer(events.JobStarted("w", first))
+        observer(events.JobFinished("w", first, "retried", 0.1))
+        assert busy() == before + 1
+    finally:
+        observer(events.WorkerStopped("w"))
+    assert busy() == before
