@@ -148,6 +148,16 @@ def grafana_dashboard() -> None:
     click.echo(dashboard_json(), nl=False)
 
 
+@main.command("prometheus-rules")
+@click.option("--path", "show_path", is_flag=True,
+              help="Print where the installed rules file is instead of its text.")
+def prometheus_rules(show_path: bool) -> None:
+    """Print the Prometheus alert rules for the worker's metrics."""
+    from ..observability.grafana import rules_path, rules_yaml
+
+    click.echo(rules_path() if show_path else rules_yaml(), nl=show_path)
+
+
 # --- pgqueue demo --------------------------------------------------------------------
 
 

@@ -5,6 +5,9 @@ session (``pool_mode`` transaction, session) and stop it at the end;
 ``pooled_dsn`` and ``session_pooled_dsn`` are the emptied session database
 through them. Without the ``pgbouncer`` binary these tests are skipped, except
 under ``CI=true`` where they fail.
+
+``prometheus_binary`` and ``promtool_binary``: Debian's Prometheus and its tool,
+skipped (failing under ``CI=true``) the same way when missing.
 """
 
 from __future__ import annotations
@@ -15,18 +18,35 @@ from collections.abc import Iterator
 import pytest
 
 from tests.system.pgbouncer import PgBouncer, find_pgbouncer, pgbouncer
+from tests.system.prometheus import find_binary
+
+
+def _required(binary: str | None, message: str) -> str:
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return binary
 
 
 @pytest.fixture(scope="session")
 def pgbouncer_binary() -> str:
     """The pgbouncer binary's path; skips (fails under ``CI=true``) without it."""
-    binary = find_pgbouncer()
-    if binary is None:
-        message = "pgbouncer is not installed (apt-get install pgbouncer)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return binary
+    return _required(find_pgbouncer(), "pgbouncer is not installed (apt-get install pgbouncer)")
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Prometheus's path; skips (fails under ``CI=true``) without it."""
+    return _required(find_binary("prometheus"),
+                     "prometheus is not installed (apt-get install prometheus)")
+
+
+@pytest.fixture(scope="session")
+def promtool_binary() -> str:
+    """promtool's path; skips (fails under ``CI=true``) without it."""
+    return _required(find_binary("promtool"),
+                     "promtool is not installed (apt-get install prometheus)")
 
 
 @pytest.fixture(scope="session")
