@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
@@ -14,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pgqueue import events
 from pgqueue.cli import main
 from pgqueue.observability import metrics
-from pgqueue.observability.grafana import dashboard_json
+from pgqueue.observability.grafana import dashboard_json, rules_path, rules_yaml
 from pgqueue.producer.hooks import enqueue_scope
 from pgqueue.producer.params import new_job
 from pgqueue.types import Job
@@ -138,3 +139,13 @@ def test_no_sum_of_series_that_may_not_exist_yet() -> None:
             assert not re.search(r"\)\s*[-+]\s*sum\b", expr), expr
             if panel["type"] == "stat" and "/" not in expr:
                 assert expr.endswith(" or vector(0)"), (panel["title"], expr)
+
+
+def test_cli_prints_the_rules_and_where_they_are() -> None:
+    result = cli_runner().invoke(main, ["prometheus-rules"])
+    assert result.exit_code == 0 and result.output == rules_yaml()
+    assert "alert: PgqueueQueueLagHigh" in result.output
+    where = cli_runner().invoke(main, ["prometheus-rules", "--path"])
+    assert where.exit_code == 0
+    assert Path(where.output.strip()) == rules_path()
+    assert rules_path().read_text(encoding="utf-8") == rules_yaml()
