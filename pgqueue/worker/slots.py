@@ -10,6 +10,8 @@ what still runs and says what to hand back. It uses no connection.
 Invariants:
 - a claimed job is held from its claim until its outcome is with the
   completer, or it is handed back: :meth:`Slots.held` lists it all along;
+- an attempt emits ``JobStarted`` when it takes its slot and ``AttemptEnded``
+  when it leaves it, before the next job can take the slot;
 - once stopping, only the jobs of a claim that was in flight when the stop
   came (``add(..., claimed_now=True)``) still take free slots; the rest wait
   to be handed back.

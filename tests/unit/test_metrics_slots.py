@@ -1,15 +1,17 @@
 """pgqueue_worker_busy_slots counts attempts in their slots: an attempt whose
 outcome is still being written no longer holds its slot, so the gauge never
-exceeds the worker's slots."""
+exceeds the worker's slots. And the leader's read interval setting."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
 from pgqueue import events
-from pgqueue.observability import metrics
+from pgqueue.observability import metrics, queue_metrics
 from pgqueue.types import Job
 
 
@@ -45,3 +47,14 @@ def test_a_slot_is_free_when_its_attempt_ends_not_when_its_outcome_is_written() 
     finally:
         observer(events.WorkerStopped("w"))
     assert busy() == before
+
+
+def test_the_leaders_read_interval_comes_from_the_environment(monkeypatch: Any) -> None:
+    monkeypatch.delenv(queue_metrics.STATS_INTERVAL_ENV, raising=False)
+    assert queue_metrics.stats_interval_from_env() == 15.0
+    monkeypatch.setenv(queue_metrics.STATS_INTERVAL_ENV, "2.5")
+    assert queue_metrics.stats_interval_from_env() == 2.5
+    for bad in ("soon", "0", "-1"):
+        monkeypatch.setenv(queue_metrics.STATS_INTERVAL_ENV, bad)
+        with pytest.raises(ValueError, match="PGQUEUE_METRICS_STATS_INTERVAL"):
+            metrics.WorkerMetrics()
