@@ -46,9 +46,13 @@ Subscriber = Callable[[Event], None]
 
 @dataclass(frozen=True, slots=True)
 class WorkerStarted(Event):
+    """A worker is connected and about to claim. ``tasks``: the (queue, task)
+    pairs it expects to run, its tasks in their declared queues among its own."""
+
     name: ClassVar[str] = "worker_started"
     queues: tuple[str, ...]
     concurrency: int
+    tasks: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

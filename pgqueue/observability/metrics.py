@@ -178,9 +178,10 @@ class WorkerMetrics:
         recording a job."""
         series = self._series.get((queue, task))
         if series is None:
-            # Every outcome's series starts at 0 with the first job of its
-            # (queue, task): sums and ratios over outcomes never lack a term,
-            # and the first failure is an increase from 0.
+            # Every outcome's series starts at 0 with the worker (for its tasks
+            # in their declared queues) or the first job of its (queue, task):
+            # sums and ratios over outcomes never lack a term, and a first
+            # failure is an increase from 0.
             series = self._series[(queue, task)] = _JobSeries(
                 STARTED.labels(queue, task), QUEUE_WAIT.labels(queue, task),
                 DURATION.labels(queue, task),
@@ -229,6 +230,8 @@ class WorkerMetrics:
         elif isinstance(event, WorkerStarted):
             for service in SERVICES:  # at 0: the first error is an increase
                 SERVICE_ERRORS.labels(service)
+            for queue, task in event.tasks:  # every job series at 0 from the start
+                self._children(queue, task)
             self._slots = event.concurrency
             SLOTS.inc(self._slots)
         elif isinstance(event, WorkerStopped):

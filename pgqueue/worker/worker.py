@@ -212,7 +212,9 @@ class Worker:
                                  startup_timeout=self.config.startup_timeout, stop=stop,
                                  emit=self._emit):
                 return
-            self._emit(WorkerStarted(self.id, tuple(self.queues), self.config.concurrency))
+            expected = tuple((t.queue, t.name) for t in self.registry if t.queue in self.queues)
+            self._emit(WorkerStarted(self.id, tuple(self.queues), self.config.concurrency,
+                                     expected))
             services = [
                 asyncio.create_task(parts.maintenance.run(), name="pgqueue-maintenance"),
                 asyncio.create_task(parts.completer.run(), name="pgqueue-completer"),

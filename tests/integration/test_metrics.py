@@ -92,7 +92,7 @@ def test_scraped_values_after_jobs_ran(clean_db: str) -> None:
     assert count("pgqueue_jobs_succeeded_total", "m.flaky") == 1
     assert count("pgqueue_jobs_retried_total", "m.flaky") == 1
     assert count("pgqueue_jobs_failed_total", "m.broken") == 1
-    # Every outcome has a series from the first job of its task on, at 0.
+    # Every outcome of a worker's task has a series from the worker's start, at 0.
     assert count("pgqueue_jobs_failed_total", "m.ok") == 0
     assert count("pgqueue_job_duration_seconds_count", "m.flaky") == 2
     assert count("pgqueue_job_queue_wait_seconds_count", "m.ok") == 3

@@ -58,3 +58,21 @@ def test_the_leaders_read_interval_comes_from_the_environment(monkeypatch: Any) 
         monkeypatch.setenv(queue_metrics.STATS_INTERVAL_ENV, bad)
         with pytest.raises(ValueError, match="PGQUEUE_METRICS_STATS_INTERVAL"):
             metrics.WorkerMetrics()
+
+
+def test_a_workers_tasks_have_every_series_at_zero_from_its_start() -> None:
+    def sample(name: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"queue": "zq", "task": "z.task"})
+
+    assert sample("pgqueue_jobs_failed_total") is None
+    observer = metrics.WorkerMetrics()
+    observer(events.WorkerStarted("w", ("zq",), 1, (("zq", "z.task"),)))
+    try:
+        for name in ("started", "succeeded", "retried", "failed", "cancelled", "reclaimed",
+                     "lost"):
+            assert sample(f"pgqueue_jobs_{name}_total") == 0, name
+        assert sample("pgqueue_job_duration_seconds_count") == 0
+        assert REGISTRY.get_sample_value("pgqueue_service_errors_total",
+                                         {"service": "scheduler"}) is not None
+    finally:
+        observer(events.WorkerStopped("w"))
