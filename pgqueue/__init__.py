@@ -28,6 +28,7 @@ from .errors import (
     MigrationError,
     PermanentError,
     PgQueueError,
+    QueueFullError,
     ResultNotReadyError,
     Retry,
     SchemaNotReadyError,
@@ -77,8 +78,12 @@ if TYPE_CHECKING:
         resume_queue_async,
         set_concurrency_limit,
         set_concurrency_limit_async,
+        set_max_depth,
+        set_max_depth_async,
         set_rate_limit,
         set_rate_limit_async,
+        set_warn_depth,
+        set_warn_depth_async,
     )
     from .producer.results import result, result_async, wait_for_result, wait_for_result_async
     from .tasks import Registry, Task
@@ -128,6 +133,15 @@ __all__ = [
     "set_rate_limit_async",
 ]
 
+# Bounded queues (pgqueue.producer.control, pgqueue.errors).
+__all__ += [
+    "QueueFullError",
+    "set_max_depth",
+    "set_max_depth_async",
+    "set_warn_depth",
+    "set_warn_depth_async",
+]
+
 # Operating a queue: inspect, retry, prune (pgqueue.admin).
 __all__ += [
     "InvalidArgumentError",
@@ -173,7 +187,8 @@ _LAZY: dict[str, str | None] = {
                      "get_queue_limits", "pause_queue", "pause_queue_async", "resume_queue",
                      "resume_queue_async", "set_concurrency_limit",
                      "set_concurrency_limit_async", "set_rate_limit",
-                     "set_rate_limit_async"), "producer.control"),
+                     "set_rate_limit_async", "set_max_depth", "set_max_depth_async",
+                     "set_warn_depth", "set_warn_depth_async"), "producer.control"),
     **dict.fromkeys(("result", "result_async", "wait_for_result", "wait_for_result_async"),
                     "producer.results"),
     **dict.fromkeys(("Registry", "Task"), "tasks"),

@@ -25,6 +25,7 @@ __all__ = [
     "JobNotFoundError",
     "MigrationError",
     "PgQueueError",
+    "QueueFullError",
     "ResultNotReadyError",
     "SchemaNotReadyError",
     "TaskError",
@@ -102,6 +103,28 @@ class JobNotFoundError(PgQueueError, LookupError):
         super().__init__(f"no job has id {job_id} (never enqueued, its transaction has not "
                          "committed, or it was pruned from history)")
         self.job_id = job_id
+
+
+class QueueFullError(PgQueueError):
+    """The queue holds ``max_depth`` live jobs or more: the enqueue was refused.
+
+    Nothing was inserted and no statement failed, so the caller's transaction
+    is still usable (commit the rest, or retry the enqueue later). ``queue``,
+    ``max_depth`` and ``depth`` (its live jobs, counted up to the limit) say
+    which queue and how full; ``adding`` is how many jobs the call brought.
+    Only new jobs are refused: retries, snoozes, hand-backs, reclaims,
+    periodic ticks and batch callbacks never are.
+    """
+
+    def __init__(self, queue: str, max_depth: int, depth: int, adding: int = 1) -> None:
+        jobs = "1 job" if adding == 1 else f"{adding} jobs"
+        super().__init__(f"queue {queue!r} is full: it holds {depth} live jobs and its "
+                         f"max_depth is {max_depth}; {jobs} refused, nothing was inserted "
+                         "(retry once workers have drained it, or raise the limit)")
+        self.queue = queue
+        self.max_depth = max_depth
+        self.depth = depth
+        self.adding = adding
 
 
 class ResultNotReadyError(PgQueueError):

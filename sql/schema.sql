@@ -331,64 +331,27 @@ $$;
 CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
-#variable_conflict use_column
 DECLARE
-    new_id bigint;
-    deps bigint[];
+    r record;
 BEGIN
-    IF enqueue.run_at IS NOT NULL AND enqueue.delay_seconds IS NOT NULL THEN
-        RAISE EXCEPTION 'pgqueue.enqueue: give run_at or delay_seconds, not both'
-            USING ERRCODE = 'invalid_parameter_value';
+    SELECT * INTO r FROM pgqueue.try_enqueue(
+        task => enqueue.task, args => enqueue.args, queue => enqueue.queue,
+        priority => enqueue.priority, run_at => enqueue.run_at,
+        max_attempts => enqueue.max_attempts, unique_key => enqueue.unique_key,
+        delay_seconds => enqueue.delay_seconds, trace_context => enqueue.trace_context,
+        expires_at => enqueue.expires_at, ttl_seconds => enqueue.ttl_seconds,
+        depends_on => enqueue.depends_on, concurrency_key => enqueue.concurrency_key,
+        batch_id => enqueue.batch_id);
+    IF r.id IS NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: queue % is full: % live jobs, max_depth %',
+            COALESCE(enqueue.queue, 'default'), r.depth, r.max_depth
+            USING ERRCODE = '53Q01',
+                  DETAIL = format('queue=%s max_depth=%s depth=%s',
+                                  COALESCE(enqueue.queue, 'default'), r.max_depth, r.depth),
+                  HINT = 'Retry later, once workers have drained the queue, or raise its '
+                         'limit with pgqueue.set_max_depth.';
     END IF;
-    IF enqueue.expires_at IS NOT NULL AND enqueue.ttl_seconds IS NOT NULL THEN
-        RAISE EXCEPTION 'pgqueue.enqueue: give expires_at or ttl_seconds, not both'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF enqueue.delay_seconds < 0 OR enqueue.ttl_seconds <= 0 THEN
-        RAISE EXCEPTION 'pgqueue.enqueue: delay_seconds must be >= 0 and ttl_seconds > 0'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF enqueue.batch_id IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM pgqueue.job_batches b
-            WHERE b.id = enqueue.batch_id AND b.sealed_at IS NULL) THEN
-        RAISE EXCEPTION 'pgqueue.enqueue: batch % does not exist or is sealed', enqueue.batch_id
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    deps := ARRAY(SELECT DISTINCT d FROM unnest(enqueue.depends_on) AS d ORDER BY d);
-    IF array_position(deps, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'pgqueue.enqueue: depends_on holds NULL'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF cardinality(deps) = 0 THEN
-        deps := NULL;
-    END IF;
-    FOR i IN 1..5 LOOP
-        INSERT INTO pgqueue.jobs AS j
-            (queue, task, args, priority, run_at, max_attempts, unique_key, trace_context,
-             expires_at, depends_on, blocked, concurrency_key, batch_id)
-        VALUES (
-            COALESCE(enqueue.queue, 'default'), enqueue.task, COALESCE(enqueue.args, '{}'::jsonb),
-            COALESCE(enqueue.priority, 0),
-            COALESCE(enqueue.run_at, now() + COALESCE(enqueue.delay_seconds, 0) * interval '1 second'),
-            COALESCE(enqueue.max_attempts, 5), enqueue.unique_key, enqueue.trace_context,
-            COALESCE(enqueue.expires_at, now() + enqueue.ttl_seconds * interval '1 second'),
-            deps, CASE WHEN deps IS NOT NULL THEN true END, enqueue.concurrency_key,
-            enqueue.batch_id)
-        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-        RETURNING j.id INTO new_id;
-        IF new_id IS NOT NULL THEN
-            IF deps IS NOT NULL THEN
-                PERFORM pgqueue.link_dependencies(ARRAY[new_id]);
-            END IF;
-            RETURN new_id;
-        END IF;
-        SELECT j.id INTO new_id FROM pgqueue.jobs j WHERE j.unique_key = enqueue.unique_key;
-        IF new_id IS NOT NULL THEN
-            RETURN new_id;
-        END IF;
-    END LOOP;
-    RAISE EXCEPTION 'pgqueue.enqueue: unique_key % kept changing hands', enqueue.unique_key
-        USING ERRCODE = 'serialization_failure';
+    RETURN r.id;
 END
 $$;
 
@@ -541,6 +504,70 @@ CREATE FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, 
 $$;
 
 COMMENT ON FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, last_error text, errors jsonb, result jsonb, cancel_requested_at timestamp with time zone) IS 'the history row of a live job that finishes now: INSERT INTO pgqueue.finished_jobs SELECT (pgqueue.finished_row(...)).*';
+
+CREATE FUNCTION pgqueue.insert_job(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    new_id bigint;
+    deps bigint[];
+BEGIN
+    IF insert_job.run_at IS NOT NULL AND insert_job.delay_seconds IS NOT NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: give run_at or delay_seconds, not both'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF insert_job.expires_at IS NOT NULL AND insert_job.ttl_seconds IS NOT NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: give expires_at or ttl_seconds, not both'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF insert_job.delay_seconds < 0 OR insert_job.ttl_seconds <= 0 THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: delay_seconds must be >= 0 and ttl_seconds > 0'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF insert_job.batch_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM pgqueue.job_batches b
+            WHERE b.id = insert_job.batch_id AND b.sealed_at IS NULL) THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: batch % does not exist or is sealed', insert_job.batch_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    deps := ARRAY(SELECT DISTINCT d FROM unnest(insert_job.depends_on) AS d ORDER BY d);
+    IF array_position(deps, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: depends_on holds NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(deps) = 0 THEN
+        deps := NULL;
+    END IF;
+    FOR i IN 1..5 LOOP
+        INSERT INTO pgqueue.jobs AS j
+            (queue, task, args, priority, run_at, max_attempts, unique_key, trace_context,
+             expires_at, depends_on, blocked, concurrency_key, batch_id)
+        VALUES (
+            COALESCE(insert_job.queue, 'default'), insert_job.task, COALESCE(insert_job.args, '{}'::jsonb),
+            COALESCE(insert_job.priority, 0),
+            COALESCE(insert_job.run_at, now() + COALESCE(insert_job.delay_seconds, 0) * interval '1 second'),
+            COALESCE(insert_job.max_attempts, 5), insert_job.unique_key, insert_job.trace_context,
+            COALESCE(insert_job.expires_at, now() + insert_job.ttl_seconds * interval '1 second'),
+            deps, CASE WHEN deps IS NOT NULL THEN true END, insert_job.concurrency_key,
+            insert_job.batch_id)
+        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+        RETURNING j.id INTO new_id;
+        IF new_id IS NOT NULL THEN
+            IF deps IS NOT NULL THEN
+                PERFORM pgqueue.link_dependencies(ARRAY[new_id]);
+            END IF;
+            RETURN new_id;
+        END IF;
+        SELECT j.id INTO new_id FROM pgqueue.jobs j WHERE j.unique_key = insert_job.unique_key;
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'pgqueue.enqueue: unique_key % kept changing hands', insert_job.unique_key
+        USING ERRCODE = 'serialization_failure';
+END
+$$;
 
 CREATE FUNCTION pgqueue.jobs_after_insert() RETURNS trigger
     LANGUAGE plpgsql
@@ -700,7 +727,7 @@ BEGIN
         RETURN NULL;
     END IF;
     IF fire THEN
-        job_id := pgqueue.enqueue(
+        job_id := pgqueue.insert_job(
             task => schedule.task, args => schedule.args, queue => schedule.queue,
             unique_key => 'periodic:' || schedule.name || ':'
                           || to_char(periodic_fire.tick AT TIME ZONE 'UTC',
@@ -714,7 +741,44 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pgqueue.queue_stats_rows() RETURNS TABLE(queue text, ready bigint, scheduled bigint, running bigint, failed bigint, succeeded_1h bigint, lag_seconds numeric, unclaimable bigint, paused boolean, blocked bigint, concurrency_limit integer, rate_limit integer, rate_period double precision)
+CREATE FUNCTION pgqueue.queue_depth(queue text, bound bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN (SELECT count(*) FROM (
+                SELECT FROM pgqueue.jobs j
+                WHERE j.queue::text = queue_depth.queue AND j.state = 'queued'
+                  AND j.blocked IS NULL
+                LIMIT queue_depth.bound) a)
+         + (SELECT count(*) FROM (
+                SELECT FROM pgqueue.jobs j
+                WHERE j.state = 'running' AND j.queue::text = queue_depth.queue
+                LIMIT queue_depth.bound) r)
+         + (SELECT count(*) FROM (
+                SELECT FROM pgqueue.jobs j
+                WHERE j.blocked AND j.queue::text = queue_depth.queue
+                LIMIT queue_depth.bound) b);
+END
+$$;
+
+CREATE FUNCTION pgqueue.queue_rooms(queues text[]) RETURNS TABLE(queue text, max_depth integer, warn_depth integer, depth bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT q.name::text, q.max_depth, q.warn_depth,
+           pgqueue.queue_depth(q.name, GREATEST(q.max_depth, q.warn_depth))
+    FROM pgqueue.queues q
+    WHERE q.name::text = ANY (queue_rooms.queues)
+      AND (q.max_depth IS NOT NULL OR q.warn_depth IS NOT NULL)
+    ORDER BY q.name;
+END
+$$;
+
+CREATE FUNCTION pgqueue.queue_stats_rows() RETURNS TABLE(queue text, ready bigint, scheduled bigint, running bigint, failed bigint, succeeded_1h bigint, lag_seconds numeric, unclaimable bigint, paused boolean, blocked bigint, concurrency_limit integer, rate_limit integer, rate_period double precision, depth bigint, max_depth integer, warn_depth integer)
     LANGUAGE sql STABLE
     SET jit TO 'off'
     AS $$
@@ -731,7 +795,11 @@ SELECT
     COALESCE(l.blocked, 0)::bigint AS blocked,
     q.concurrency_limit,
     q.rate_limit,
-    q.rate_period
+    q.rate_period,
+    (COALESCE(l.ready, 0) + COALESCE(l.scheduled, 0) + COALESCE(l.blocked, 0)
+     + r.running)::bigint AS depth,
+    q.max_depth,
+    q.warn_depth
 FROM pgqueue.queues q
 LEFT JOIN LATERAL (
     SELECT
@@ -772,6 +840,7 @@ CREATE FUNCTION pgqueue.queues_before_insert() RETURNS trigger
 BEGIN
     IF (NEW.paused OR NEW.paused_at IS NOT NULL OR NEW.concurrency_limit IS NOT NULL
             OR NEW.rate_limit IS NOT NULL OR NEW.rate_period IS NOT NULL
+            OR NEW.max_depth IS NOT NULL OR NEW.warn_depth IS NOT NULL
             OR NEW.created_at <> now())
             AND NOT has_table_privilege('pgqueue.queues', 'UPDATE') THEN
         RAISE EXCEPTION 'pgqueue: role % may only add a queue by name, without settings',
@@ -884,6 +953,14 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.set_max_depth(queue text, max_depth integer) RETURNS void
+    LANGUAGE sql
+    AS $$
+    INSERT INTO pgqueue.queues AS q (name, max_depth)
+    VALUES (set_max_depth.queue, set_max_depth.max_depth)
+    ON CONFLICT (name) DO UPDATE SET max_depth = EXCLUDED.max_depth
+$$;
+
 CREATE FUNCTION pgqueue.set_rate_limit(queue text, rate integer, period_seconds double precision) RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -901,6 +978,14 @@ BEGIN
     END IF;
     PERFORM pg_notify('pgqueue_jobs', set_rate_limit.queue);
 END
+$$;
+
+CREATE FUNCTION pgqueue.set_warn_depth(queue text, warn_depth integer) RETURNS void
+    LANGUAGE sql
+    AS $$
+    INSERT INTO pgqueue.queues AS q (name, warn_depth)
+    VALUES (set_warn_depth.queue, set_warn_depth.warn_depth)
+    ON CONFLICT (name) DO UPDATE SET warn_depth = EXCLUDED.warn_depth
 $$;
 
 CREATE FUNCTION pgqueue.settle_batches(batch_ids bigint[]) RETURNS void
@@ -925,7 +1010,7 @@ BEGIN
                               ORDER BY j.id DESC LIMIT 1) IS NOT NULL;
         callback_id := NULL;
         IF b.callback_task IS NOT NULL THEN
-            callback_id := pgqueue.enqueue(
+            callback_id := pgqueue.insert_job(
                 task => b.callback_task,
                 args => COALESCE(b.callback_args, '{}'::jsonb)
                         || jsonb_build_object('batch_id', bid),
@@ -1011,6 +1096,47 @@ BEGIN
         WHERE b.finished_at IS NULL AND b.sealed_at IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = b.id)
         LIMIT settle_pending.max_items));
+END
+$$;
+
+CREATE FUNCTION pgqueue.try_enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, OUT id bigint, OUT max_depth integer, OUT warn_depth integer, OUT depth bigint) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+    SELECT r.max_depth, r.warn_depth, r.depth INTO max_depth, warn_depth, depth
+    FROM pgqueue.queue_rooms(ARRAY[COALESCE(try_enqueue.queue, 'default')]) r;
+    IF depth >= max_depth THEN
+        RETURN;
+    END IF;
+    IF try_enqueue.unique_key IS NULL AND try_enqueue.depends_on IS NULL
+            AND try_enqueue.batch_id IS NULL
+            AND (try_enqueue.run_at IS NULL OR try_enqueue.delay_seconds IS NULL)
+            AND (try_enqueue.expires_at IS NULL OR try_enqueue.ttl_seconds IS NULL)
+            AND COALESCE(try_enqueue.delay_seconds, 0) >= 0
+            AND COALESCE(try_enqueue.ttl_seconds, 1) > 0 THEN
+        INSERT INTO pgqueue.jobs AS j
+            (queue, task, args, priority, run_at, max_attempts, trace_context, expires_at,
+             concurrency_key)
+        VALUES (
+            COALESCE(try_enqueue.queue, 'default'), try_enqueue.task,
+            COALESCE(try_enqueue.args, '{}'::jsonb), COALESCE(try_enqueue.priority, 0),
+            COALESCE(try_enqueue.run_at,
+                     now() + COALESCE(try_enqueue.delay_seconds, 0) * interval '1 second'),
+            COALESCE(try_enqueue.max_attempts, 5), try_enqueue.trace_context,
+            COALESCE(try_enqueue.expires_at, now() + try_enqueue.ttl_seconds * interval '1 second'),
+            try_enqueue.concurrency_key)
+        RETURNING j.id INTO id;
+    ELSE
+        id := pgqueue.insert_job(
+            task => try_enqueue.task, args => try_enqueue.args, queue => try_enqueue.queue,
+            priority => try_enqueue.priority, run_at => try_enqueue.run_at,
+            max_attempts => try_enqueue.max_attempts, unique_key => try_enqueue.unique_key,
+            delay_seconds => try_enqueue.delay_seconds,
+            trace_context => try_enqueue.trace_context, expires_at => try_enqueue.expires_at,
+            ttl_seconds => try_enqueue.ttl_seconds, depends_on => try_enqueue.depends_on,
+            concurrency_key => try_enqueue.concurrency_key, batch_id => try_enqueue.batch_id);
+    END IF;
 END
 $$;
 
@@ -1199,8 +1325,11 @@ CREATE VIEW pgqueue.queue_stats AS
     queue_stats_rows.blocked,
     queue_stats_rows.concurrency_limit,
     queue_stats_rows.rate_limit,
-    queue_stats_rows.rate_period
-   FROM pgqueue.queue_stats_rows() queue_stats_rows(queue, ready, scheduled, running, failed, succeeded_1h, lag_seconds, unclaimable, paused, blocked, concurrency_limit, rate_limit, rate_period);
+    queue_stats_rows.rate_period,
+    queue_stats_rows.depth,
+    queue_stats_rows.max_depth,
+    queue_stats_rows.warn_depth
+   FROM pgqueue.queue_stats_rows() queue_stats_rows(queue, ready, scheduled, running, failed, succeeded_1h, lag_seconds, unclaimable, paused, blocked, concurrency_limit, rate_limit, rate_period, depth, max_depth, warn_depth);
 
 CREATE TABLE pgqueue.queues (
     name pgqueue.queue_name NOT NULL,
@@ -1210,12 +1339,16 @@ CREATE TABLE pgqueue.queues (
     concurrency_limit integer,
     rate_limit integer,
     rate_period double precision,
+    max_depth integer,
+    warn_depth integer,
     CONSTRAINT queues_concurrency_limit_range CHECK ((concurrency_limit >= 1)),
     CONSTRAINT queues_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
+    CONSTRAINT queues_max_depth_range CHECK ((max_depth >= 1)),
     CONSTRAINT queues_paused_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(paused_at)),
     CONSTRAINT queues_rate_complete CHECK (((rate_limit IS NULL) = (rate_period IS NULL))),
     CONSTRAINT queues_rate_limit_range CHECK ((rate_limit >= 1)),
-    CONSTRAINT queues_rate_period_range CHECK ((rate_period > (0)::double precision))
+    CONSTRAINT queues_rate_period_range CHECK ((rate_period > (0)::double precision)),
+    CONSTRAINT queues_warn_depth_range CHECK ((warn_depth >= 1))
 );
 
 CREATE VIEW pgqueue.recent_throughput AS

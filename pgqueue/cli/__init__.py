@@ -17,7 +17,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from .. import _dsn
-from ..errors import PgQueueError
+from ..errors import PgQueueError, QueueFullError
 from .admin import register as register_admin
 from .batch import register as register_batch
 from .common import DSN_HELP, require_dsn
@@ -36,14 +36,15 @@ def _missing_schema(exc: psycopg.Error) -> bool:
 
 
 class _Group(click.Group):
-    """Turns pgqueue's own errors, and a missing schema, into one clear line and exit 1."""
+    """Turns pgqueue's own errors, and a missing schema, into one clear line and exit 1
+    (4 for a full queue: retry later)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except PgQueueError as exc:
             click.echo(f"pgqueue: error: {_dsn.redact(str(exc))}", err=True)
-            sys.exit(1)
+            sys.exit(4 if isinstance(exc, QueueFullError) else 1)
         except psycopg.Error as exc:
             if not _missing_schema(exc):
                 raise

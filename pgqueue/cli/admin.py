@@ -29,7 +29,7 @@ EXIT_NOT_FOUND = 3
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _STATUS_COLUMNS = ("queue", "ready", "scheduled", "running", "failed", "succeeded_1h",
-                   "lag_seconds", "unclaimable", "paused")
+                   "lag_seconds", "unclaimable", "paused", "depth", "max_depth")
 
 dsn_option = click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

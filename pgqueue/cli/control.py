@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import _dsn
 from .common import DSN_HELP, echo_json, require_dsn
+
+if TYPE_CHECKING:
+    from ..producer.control import QueueLimits
 
 __all__ = ["register"]
 
@@ -90,9 +94,10 @@ def _rate_spec(ctx: click.Context, param: click.Parameter,
 
 def _concurrency_spec(ctx: click.Context, param: click.Parameter,
                       value: str | None) -> tuple[int | None] | None:
+    """'N', or 'none' / 'off' to remove → (N or None,)."""
     if value is None:
         return None
-    if value.strip().lower() == "none":
+    if value.strip().lower() in ("none", "off"):
         return (None,)
     try:
         return (int(value),)
@@ -106,38 +111,43 @@ def _concurrency_spec(ctx: click.Context, param: click.Parameter,
               help="At most N jobs of the queue run at once, across all workers.")
 @click.option("--rate", callback=_rate_spec, metavar="N/PERIOD|none",
               help="At most N job starts in any window of PERIOD (e.g. 100/1m, 10/s).")
+@click.option("--max-depth", callback=_concurrency_spec, metavar="N|off",
+              help="Refuse new jobs once the queue holds N live jobs (queued, scheduled, "
+                   "blocked, running).")
+@click.option("--warn-depth", callback=_concurrency_spec, metavar="N|off",
+              help="Only warn (log, metric, dashboard) past N live jobs; refuses nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the limits as JSON.")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
 def queue_limit(name: str, concurrency: tuple[int | None] | None,
-                rate: tuple[int | None, float | None] | None, as_json: bool,
-                dsn: str | None) -> None:
-    """Set or show a queue's limits across all workers.
+                rate: tuple[int | None, float | None] | None,
+                max_depth: tuple[int | None] | None, warn_depth: tuple[int | None] | None,
+                as_json: bool, dsn: str | None) -> None:
+    """Set or show a queue's limits.
 
-    Without options, shows them. 'none' removes a limit. Examples:
+    Without options, shows them. 'none' (or 'off') removes a limit. Examples:
     pgqueue queue limit payment --concurrency 3;
-    pgqueue queue limit partner-api --rate 100/1m.
+    pgqueue queue limit partner-api --rate 100/1m;
+    pgqueue queue limit email --max-depth 100000 --warn-depth 50000.
     """
     from ..errors import InvalidJobError
-    from ..producer.control import get_queue_limits, set_concurrency_limit, set_rate_limit
+    from ..producer import control
 
     with _dsn.connect(require_dsn(dsn)) as conn:
         try:
             if concurrency is not None:
-                set_concurrency_limit(conn, name, concurrency[0])
+                control.set_concurrency_limit(conn, name, concurrency[0])
             if rate is not None:
-                set_rate_limit(conn, name, rate[0], rate[1])
+                control.set_rate_limit(conn, name, rate[0], rate[1])
+            if max_depth is not None:
+                control.set_max_depth(conn, name, max_depth[0])
+            if warn_depth is not None:
+                control.set_warn_depth(conn, name, warn_depth[0])
         except InvalidJobError as exc:
             raise click.UsageError(str(exc)) from None
         conn.commit()
-        limits = get_queue_limits(conn, name)
+        limits = control.get_queue_limits(conn, name)
     if as_json:
-        echo_json({"queue": name, "known": False, "concurrency_limit": None, "running": 0,
-                    "rate_limit": None, "rate_period_seconds": None, "claims_in_window": 0}
-                   if limits is None else {
-            "queue": name, "known": True, "concurrency_limit": limits.concurrency_limit,
-            "running": limits.running, "rate_limit": limits.rate_limit,
-            "rate_period_seconds": limits.rate_period_seconds,
-            "claims_in_window": limits.claims_in_window})
+        echo_json(_limits_json(name, limits))
         return
     if limits is None:
         click.echo(f"queue {name}: unknown (no job or setting yet); no limits")
@@ -147,7 +157,25 @@ def queue_limit(name: str, concurrency: tuple[int | None] | None,
     rate_text = ("none" if limits.rate_limit is None else
                  f"{limits.rate_limit} per {limits.rate_period_seconds:g} s "
                  f"(claims in the current window: {limits.claims_in_window})")
-    click.echo(f"queue {name}: concurrency limit {conc}; rate limit {rate_text}")
+    click.echo(f"queue {name}: concurrency limit {conc}; rate limit {rate_text}; "
+               f"max depth {_or_none(limits.max_depth)}; "
+               f"warn depth {_or_none(limits.warn_depth)} (live jobs now: {limits.depth})")
+
+
+def _or_none(value: int | None) -> str:
+    return "none" if value is None else str(value)
+
+
+def _limits_json(name: str, limits: QueueLimits | None) -> dict[str, Any]:
+    if limits is None:
+        return {"queue": name, "known": False, "concurrency_limit": None, "running": 0,
+                "rate_limit": None, "rate_period_seconds": None, "claims_in_window": 0,
+                "max_depth": None, "warn_depth": None, "depth": 0}
+    return {"queue": name, "known": True, "concurrency_limit": limits.concurrency_limit,
+            "running": limits.running, "rate_limit": limits.rate_limit,
+            "rate_period_seconds": limits.rate_period_seconds,
+            "claims_in_window": limits.claims_in_window, "max_depth": limits.max_depth,
+            "warn_depth": limits.warn_depth, "depth": limits.depth}
 
 
 @click.group()

@@ -3,7 +3,8 @@
 Every handler takes a connection (autocommit: each action commits at once) and
 the request, and returns a :class:`Response` or raises :class:`HttpError`. Input
 errors are 400 with a message naming the field; unknown ids are 404; an action
-that cannot apply to the job's state is 409.
+that cannot apply to the job's state is 409; an enqueue into a queue at its
+``max_depth`` is 429 with ``Retry-After`` (503 already means "database unavailable").
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from typing import Any
 import psycopg
 
 from .. import admin
-from ..errors import InvalidJobError
+from ..errors import InvalidJobError, QueueFullError
 from ..producer.enqueue import enqueue
 from .http import HttpError, Request, Response
 
 __all__ = ["controls", "parse_int", "queue_rows", "throughput"]
 
 Conn = psycopg.Connection[Any]
+
+#: What ``Retry-After`` says when a queue is full: a worker drains hundreds of jobs a
+#: second, so a few seconds usually frees room without making clients hammer the API.
+QUEUE_FULL_RETRY_AFTER_SECONDS = 5
 
 _ENQUEUE_FIELDS = {"task", "args", "queue", "priority", "delay", "max_attempts", "unique_key"}
 _RETRY_STATUS = {
@@ -132,6 +137,11 @@ def post_enqueue(conn: Conn, request: Request) -> Response:
                                           "unique_key") if body.get(key) is not None}
     try:
         job_id = enqueue(conn, body["task"], body.get("args"), **options)
+    except QueueFullError as exc:
+        response = Response.json({"error": str(exc), "queue": exc.queue,
+                                  "max_depth": exc.max_depth, "depth": exc.depth}, 429)
+        response.headers["Retry-After"] = str(QUEUE_FULL_RETRY_AFTER_SECONDS)
+        return response
     except InvalidJobError as exc:
         raise HttpError(400, str(exc)) from None
     return Response.json({"id": job_id}, 201)

@@ -189,7 +189,22 @@ def _enqueue_job() -> dict[str, Any]:
                                "pattern": "^[^\\u0000]*$"},
             }}}}},
         "responses": {"201": _ok({"type": "object", "required": ["id"], "properties": {
-            "id": {"type": "integer"}}}, "Enqueued"), **_errors(400, 403, 415)}}
+            "id": {"type": "integer"}}}, "Enqueued"), **_errors(400, 403, 415),
+            "429": _queue_full()}}
+
+
+def _queue_full() -> dict[str, Any]:
+    """429: the queue is at its max_depth; nothing was inserted."""
+    response = _ok({"type": "object", "required": ["error", "queue", "max_depth", "depth"],
+                    "properties": {"error": {"type": "string", "minLength": 1},
+                                   "queue": {"type": "string"},
+                                   "max_depth": {"type": "integer", "minimum": 1},
+                                   "depth": {"type": "integer", "minimum": 0}}},
+                   "Queue full (at its max_depth): nothing was inserted; retry after "
+                   "Retry-After seconds")
+    response["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying",
+                                           "schema": {"type": "integer", "minimum": 1}}}
+    return response
 
 
 def _get_job() -> dict[str, Any]:

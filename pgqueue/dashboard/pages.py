@@ -168,16 +168,29 @@ def overview(view: View, queues: list[dict[str, Any]], charts: Mapping[str, list
                 actions.append(button(view, f"/queues/{name}/pause", "Pause"))
         rows.append(
             f"<tr data-queue=\"{esc(name)}\"><td><a href=\"{esc(queue_link(name))}\">"
-            f"{esc(name)}</a></td>{''.join(cells)}"
+            f"{esc(name)}</a></td>{''.join(cells)}{_depth_cell(q)}"
             f"<td>{sparkline(charts.get(name, []), now)}</td>{paused}"
             f"<td class=\"actions\">{''.join(actions)}</td></tr>")
     if not rows:
-        rows.append(f"<tr><td colspan=\"{len(_STATS_COLUMNS) + 4}\" class=\"muted\">"
+        rows.append(f"<tr><td colspan=\"{len(_STATS_COLUMNS) + 5}\" class=\"muted\">"
                     "No queues yet: enqueue a job to create one.</td></tr>")
     paused_head = "<th>state</th>" if has_paused else ""
     return (f"<h1>Queues</h1><table class=\"grid\" id=\"queues\"><thead><tr><th>queue</th>"
-            f"{head}<th>last hour</th>{paused_head}<th></th></tr></thead>"
+            f"{head}<th>depth</th><th>last hour</th>{paused_head}<th></th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _depth_cell(q: Mapping[str, Any]) -> str:
+    """Live jobs, with the queue's max_depth, and a pill when full or past warn_depth."""
+    depth, max_depth, warn_depth = q.get("depth"), q.get("max_depth"), q.get("warn_depth")
+    text = esc(depth) if max_depth is None else f"{esc(depth)} / {esc(max_depth)}"
+    pill = ""
+    if max_depth is not None and depth is not None and depth >= max_depth:
+        pill = " <span class=\"pill bad\" title=\"new jobs are refused\">full</span>"
+    elif warn_depth is not None and depth is not None and depth > warn_depth:
+        pill = (f" <span class=\"pill queued\" title=\"warn depth {esc(warn_depth)}\">"
+                "over warn depth</span>")
+    return f"<td class=\"num depth\">{text}{pill}</td>"
 
 
 def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str:

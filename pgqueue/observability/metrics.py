@@ -4,8 +4,9 @@
   leads, it also runs a :class:`~.queue_metrics.QueueSampler`: the queue gauges
   and the per-queue enqueue counter, read from the database every
   ``stats_interval`` seconds.
-- Importing this module also counts the jobs this process enqueues
-  (``pgqueue_jobs_enqueued_total``), through the producer's listener hook.
+- Importing this module also counts the jobs this process enqueues, and its
+  enqueues a full queue refused or that passed a warn_depth, through the
+  producer's hook points.
 - :func:`serve` exposes ``/metrics`` over HTTP.
 
 Invariants:
@@ -53,7 +54,7 @@ from ..events import (
     WorkerStarted,
     WorkerStopped,
 )
-from ..producer.hooks import Enqueued, on_enqueued
+from ..producer.hooks import Enqueued, QueueDepth, on_enqueued, on_queue_depth
 from .queue_metrics import (
     DEFAULT_STATS_INTERVAL_SECONDS,
     QueueSampler,
@@ -108,6 +109,10 @@ BUSY_SLOTS = Gauge("pgqueue_worker_busy_slots", "Job slots running an attempt no
                    multiprocess_mode="livesum")
 SLOTS = Gauge("pgqueue_worker_slots", "Job slots of running workers (their concurrency).",
               multiprocess_mode="livesum")
+ENQUEUE_REFUSED = Counter("pgqueue_enqueue_refused", "Enqueue calls of this process refused: "
+                          "the queue was at its max_depth.", ("queue",))
+ENQUEUE_OVER_WARN = Counter("pgqueue_enqueue_over_warn_depth", "Enqueue calls of this process "
+                            "that took the queue past its warn_depth.", ("queue",))
 SERVICE_ERRORS = Counter("pgqueue_service_errors", "Errors of a worker service (fetcher, "
                          "heartbeat, leader, reaper, expiry, settler, compactor, scheduler) "
                          "that are not a lost connection: a bug, or a statement the database "
@@ -122,7 +127,9 @@ METRIC_NAMES = (
     "pgqueue_job_duration_seconds", "pgqueue_job_queue_wait_seconds",
     "pgqueue_worker_busy_slots", "pgqueue_worker_slots", "pgqueue_queue_jobs",
     "pgqueue_queue_lag_seconds", "pgqueue_queue_unclaimable_jobs",
-    "pgqueue_queue_enqueued_total", "pgqueue_service_errors_total",
+    "pgqueue_queue_enqueued_total", "pgqueue_queue_depth", "pgqueue_queue_max_depth",
+    "pgqueue_queue_warn_depth", "pgqueue_enqueue_refused_total",
+    "pgqueue_enqueue_over_warn_depth_total", "pgqueue_service_errors_total",
 )
 
 #: The worker services that count errors in ``pgqueue_service_errors_total``.
@@ -137,7 +144,12 @@ def _count_enqueued(event: Enqueued) -> None:
     ENQUEUED.labels(event.queue, event.task).inc(event.count)
 
 
-on_enqueued(_count_enqueued)  # the producer's hook point: it never imports this module
+def _count_depth(event: QueueDepth) -> None:
+    (ENQUEUE_REFUSED if event.refused else ENQUEUE_OVER_WARN).labels(event.queue).inc()
+
+
+on_enqueued(_count_enqueued)  # the producer's hook points: it never imports this module
+on_queue_depth(_count_depth)
 
 
 @dataclass(slots=True)

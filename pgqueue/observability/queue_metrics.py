@@ -57,6 +57,13 @@ QUEUE_LAG = Gauge("pgqueue_queue_lag_seconds", "Age of the oldest ready job (0 w
 QUEUE_UNCLAIMABLE = Gauge("pgqueue_queue_unclaimable_jobs", "Ready jobs no live worker can "
                           "run (unknown task or queue), from pgqueue.queue_stats.",
                           ("queue",), multiprocess_mode="livemostrecent")
+QUEUE_DEPTH = Gauge("pgqueue_queue_depth", "Live jobs of the queue (queued, scheduled, "
+                    "blocked, running), what max_depth bounds; from pgqueue.queue_stats.",
+                    ("queue",), multiprocess_mode="livemostrecent")
+QUEUE_MAX_DEPTH = Gauge("pgqueue_queue_max_depth", "The queue's max_depth, if it has one.",
+                        ("queue",), multiprocess_mode="livemostrecent")
+QUEUE_WARN_DEPTH = Gauge("pgqueue_queue_warn_depth", "The queue's warn_depth (soft bound), if "
+                         "it has one.", ("queue",), multiprocess_mode="livemostrecent")
 QUEUE_ENQUEUED = Counter("pgqueue_queue_enqueued", "Jobs committed to each queue by any "
                          "producer, counted by the leader from the database (one sample "
                          "interval late).", ("queue",))
@@ -103,19 +110,29 @@ def apply_queue_stats(rows: Iterable[Mapping[str, Any]]) -> None:
             QUEUE_JOBS.labels(queue, state).set(float(row.get(state) or 0))
         QUEUE_LAG.labels(queue).set(float(row.get("lag_seconds") or 0))
         QUEUE_UNCLAIMABLE.labels(queue).set(float(row.get("unclaimable") or 0))
+        QUEUE_DEPTH.labels(queue).set(float(row.get("depth") or 0))
+        _set_or_drop(QUEUE_MAX_DEPTH, queue, row.get("max_depth"))
+        _set_or_drop(QUEUE_WARN_DEPTH, queue, row.get("warn_depth"))
         QUEUE_ENQUEUED.labels(queue)  # the series exists, at 0, before its first job
     for queue in _seen_queues - queues:
         for state in QUEUE_STATES:
             QUEUE_JOBS.remove(queue, state)
-        QUEUE_LAG.remove(queue)
-        QUEUE_UNCLAIMABLE.remove(queue)
+        for gauge in (QUEUE_LAG, QUEUE_UNCLAIMABLE, QUEUE_DEPTH, QUEUE_MAX_DEPTH,
+                      QUEUE_WARN_DEPTH):
+            gauge.remove(queue)
     _seen_queues.clear()
     _seen_queues.update(queues)
 
 
+def _set_or_drop(gauge: Gauge, queue: str, value: Any) -> None:
+    """Set a threshold gauge, or remove its series when the queue has none."""
+    gauge.labels(queue).set(float(value)) if value is not None else gauge.remove(queue)
+
+
 def clear_queue_gauges() -> None:
     """Forget the queue gauges (this worker no longer leads; the new leader sets them)."""
-    for gauge in (QUEUE_JOBS, QUEUE_LAG, QUEUE_UNCLAIMABLE):
+    for gauge in (QUEUE_JOBS, QUEUE_LAG, QUEUE_UNCLAIMABLE, QUEUE_DEPTH, QUEUE_MAX_DEPTH,
+                  QUEUE_WARN_DEPTH):
         gauge.clear()
     _seen_queues.clear()
 

@@ -85,7 +85,8 @@ def chain_steps(jobs: list[NewJob]) -> Steps:
     """Reserve ids, make each job depend on the previous one, insert them all."""
     if not jobs:
         return []
-    rows = yield query("job_ids_reserve"), {"n": len(jobs)}
+    # The room is checked by enqueue_many_steps, as the ids are given.
+    rows = yield query("job_ids_reserve"), {"n": len(jobs), "queues": []}
     ids = rows[0][0]
     linked = [jobs[0]] + [
         dataclasses.replace(job, depends_on=tuple(sorted({*(job.depends_on or ()), before})))

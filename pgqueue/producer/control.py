@@ -31,8 +31,12 @@ __all__ = [
     "resume_queue_async",
     "set_concurrency_limit",
     "set_concurrency_limit_async",
+    "set_max_depth",
+    "set_max_depth_async",
     "set_rate_limit",
     "set_rate_limit_async",
+    "set_warn_depth",
+    "set_warn_depth_async",
 ]
 
 
@@ -116,13 +120,20 @@ _PERIOD_MAX = 366 * 86400.0
 
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
-    """A queue's limits (None: no limit) and what they count right now."""
+    """A queue's limits (None: no limit) and what they count right now.
+
+    ``depth`` is the queue's live jobs (queued, scheduled, blocked and running),
+    exact; ``max_depth`` and ``warn_depth`` its bounds (see :func:`set_max_depth`).
+    """
 
     concurrency_limit: int | None
     running: int
     rate_limit: int | None
     rate_period_seconds: float | None
     claims_in_window: int
+    max_depth: int | None = None
+    warn_depth: int | None = None
+    depth: int = 0
 
 
 def set_concurrency_limit(conn: SyncHandle, queue: str, limit: int | None) -> None:
@@ -158,13 +169,48 @@ async def set_rate_limit_async(conn: AsyncHandle, queue: str, limit: int | None,
     await run_steps_async(conn, _value("queue_set_rate_limit", _rate_params(queue, limit, per)))
 
 
+def set_max_depth(conn: SyncHandle, queue: str, max_depth: int | None) -> None:
+    """Refuse new jobs once ``queue`` holds ``max_depth`` live jobs (None: no bound).
+
+    ``enqueue``, ``enqueue_many``, the SQL ``pgqueue.enqueue`` and ``POST /api/jobs``
+    then raise :class:`~pgqueue.errors.QueueFullError` (HTTP 429) instead of
+    inserting, leaving the caller's transaction usable. Live jobs are queued
+    (ready, scheduled, blocked) and running ones. Under concurrent producers the
+    depth may pass the bound by the jobs other transactions hold uncommitted
+    (README, "Bounded queues"). Retries, snoozes, hand-backs, reclaims, periodic
+    ticks and batch callbacks are never refused. Takes effect at the caller's commit.
+    """
+    run_steps(conn, _value("queue_set_max_depth", _depth_params(queue, max_depth, "max_depth")))
+
+
+async def set_max_depth_async(conn: AsyncHandle, queue: str, max_depth: int | None) -> None:
+    """:func:`set_max_depth` for an AsyncConnection."""
+    await run_steps_async(conn, _value("queue_set_max_depth",
+                                       _depth_params(queue, max_depth, "max_depth")))
+
+
+def set_warn_depth(conn: SyncHandle, queue: str, warn_depth: int | None) -> None:
+    """A soft bound: an enqueue that takes ``queue`` past ``warn_depth`` live jobs logs a
+    warning and counts in ``pgqueue_enqueue_over_warn_depth_total``; nothing is refused.
+    None removes it."""
+    run_steps(conn, _value("queue_set_warn_depth",
+                           _depth_params(queue, warn_depth, "warn_depth")))
+
+
+async def set_warn_depth_async(conn: AsyncHandle, queue: str, warn_depth: int | None) -> None:
+    """:func:`set_warn_depth` for an AsyncConnection."""
+    await run_steps_async(conn, _value("queue_set_warn_depth",
+                                       _depth_params(queue, warn_depth, "warn_depth")))
+
+
 def get_queue_limits(conn: SyncHandle, queue: str) -> QueueLimits | None:
     """The queue's limits and current counts; None for a queue never used."""
     rows = run_steps(conn, _rows("queue_limits_get", {"queue": _queue_name(queue)}))
     if not rows:
         return None
-    concurrency, running, rate, period, claims = rows[0]
-    return QueueLimits(concurrency, int(running), rate, period, int(claims or 0))
+    concurrency, running, rate, period, claims, max_depth, warn_depth, depth = rows[0]
+    return QueueLimits(concurrency, int(running), rate, period, int(claims or 0),
+                       max_depth, warn_depth, int(depth))
 
 
 def _rows(name: str, params: dict[str, Any]) -> Steps:
@@ -183,6 +229,17 @@ def _limit(value: object, field: str) -> int | None:
 
 def _concurrency_params(queue: str, limit: object) -> dict[str, Any]:
     return {"queue": _queue_name(queue), "concurrency": _limit(limit, "concurrency limit")}
+
+
+_DEPTH_MAX = 1_000_000_000
+
+
+def _depth_params(queue: str, value: object, field: str) -> dict[str, Any]:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or not 1 <= value <= _DEPTH_MAX):
+        raise InvalidArgumentError(f"{field} must be an int from 1 to {_DEPTH_MAX:,}, or "
+                                   f"None, got {value!r}")
+    return {"queue": _queue_name(queue), "depth": value}
 
 
 def _rate_params(queue: str, limit: object, per: object) -> dict[str, Any]:

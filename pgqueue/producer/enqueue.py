@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
 from .._sql import query
-from ..errors import InvalidJobError
+from ..errors import InvalidJobError, QueueFullError
 from . import params as _params
+from .backpressure import check_room, check_rooms, queues_of
 from .connections import SyncHandle
 from .hooks import enqueue_scope
 from .params import DEFAULT_QUEUE, NewJob
@@ -122,8 +123,8 @@ def enqueue(
 
     Raises:
         InvalidJobError: bad input; nothing was executed.
+        QueueFullError: the queue is at its ``max_depth``; nothing ran that failed.
         SchemaNotReadyError: the pgqueue schema is missing (run ``pgqueue migrate``).
-
     Example::
 
         with conn.transaction():
@@ -150,7 +151,9 @@ def enqueue_many(
     A job whose ``unique_key`` a live job holds (or an earlier job of the same
     call) gets that job's id. All jobs are validated before anything runs; one
     bad job raises InvalidJobError naming its index, and nothing is inserted.
-    With ``batch`` (an open batch from :func:`pgqueue.batch`) every job joins it.
+    When the jobs for a queue do not fit under its ``max_depth`` (all or nothing),
+    QueueFullError is raised before any insert. With ``batch`` (an open batch from
+    :func:`pgqueue.batch`) every job joins it.
     """
     check_sync(conn, async_twin="pgqueue.enqueue_many_async")
     with enqueue_scope(to_new_jobs(jobs, batch_id_of(batch))) as scope:
@@ -193,14 +196,15 @@ def to_new_jobs(jobs: Iterable[JobSpec], batch_id: int | None = None) -> list[Ne
 
 
 def enqueue_steps(job: NewJob) -> Steps:
-    if job.unique_key is None and not job.depends_on and job.batch_id is None:
-        # Nothing can conflict: a plain INSERT, without the SQL function's call.
-        rows = yield query("job_insert_one"), _job_params(job)
-        return rows[0][0]
     if job.depends_on:
         yield from _check_dependencies([job], [])
-    rows = yield query("job_enqueue"), _job_params(job)  # links dependencies itself
-    return rows[0][0]
+    # One statement checks the queue's room and inserts (links dependencies itself).
+    rows = yield query("job_try_enqueue"), _job_params(job)
+    job_id, max_depth, warn_depth, depth = rows[0]
+    check_room(job.queue, max_depth, warn_depth, depth, 1)  # raises when refused
+    if job_id is None:
+        raise QueueFullError(job.queue, max_depth, depth)
+    return job_id
 
 
 def _check_dependencies(jobs: list[NewJob], own_ids: list[int]) -> Steps:
@@ -227,8 +231,11 @@ def enqueue_many_steps(jobs: list[NewJob], ids: list[int] | None = None) -> Step
     if all(j.unique_key is None for j in jobs):
         return (yield from _copy_steps(jobs, ids, has_deps))
     if ids is None:
-        rows = yield query("job_ids_reserve"), {"n": len(jobs)}
+        rows = yield query("job_ids_reserve"), {"n": len(jobs), "queues": queues_of(jobs)}
         ids = rows[0][0]
+        check_rooms(rows[0][1:], jobs)
+    else:
+        yield from room_steps(jobs)
     if has_deps:
         yield from _check_dependencies(jobs, ids)
     rows = yield query("job_insert_many"), {
@@ -269,6 +276,12 @@ def enqueue_many_steps(jobs: list[NewJob], ids: list[int] | None = None) -> Step
     return ids
 
 
+def room_steps(jobs: list[NewJob]) -> Steps:
+    """The room check of jobs whose ids were reserved earlier (chains, batches)."""
+    rows = yield query("queue_rooms_get"), {"queues": queues_of(jobs)}
+    check_rooms(rows[0], jobs)
+
+
 def _copy_steps(jobs: list[NewJob], ids: list[int] | None, has_deps: bool) -> Steps:
     """Without unique keys nothing can conflict: COPY the rows, ids known up front.
 
@@ -280,9 +293,11 @@ def _copy_steps(jobs: list[NewJob], ids: list[int] | None, has_deps: bool) -> St
     its default, like every column a producer role may not insert.
     """
     if ids is None:
-        rows = yield query("job_ids_reserve_now"), {"n": len(jobs)}
+        rows = yield query("job_ids_reserve_now"), {"n": len(jobs), "queues": queues_of(jobs)}
         ids = rows[0][0]
+        check_rooms(rows[0][2:], jobs)
     else:
+        yield from room_steps(jobs)
         rows = yield query("clock_now"), {}
     now: datetime = rows[0][1]
     if has_deps:

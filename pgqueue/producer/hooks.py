@@ -7,6 +7,10 @@ is set up, and an application may too:
   per (queue, task) after every successful enqueue statement of this process
   (:mod:`pgqueue.observability.metrics` adds the ``enqueued`` counter when
   imported).
+- :func:`on_queue_depth` adds a listener called with one :class:`QueueDepth`
+  event per enqueue call that a queue's ``max_depth`` refused or that took a
+  queue past its ``warn_depth`` (the ``pgqueue_enqueue_refused`` and
+  ``pgqueue_enqueue_over_warn_depth`` counters).
 - :func:`set_trace_hook` sets the one function that may wrap an enqueue's
   statements in a scope of its own and give the jobs a trace context to store
   (OpenTelemetry's producer span; the package attaches it lazily, only in a
@@ -27,7 +31,8 @@ from typing import TypeVar
 
 from .params import NewJob
 
-__all__ = ["EnqueueScope", "Enqueued", "enqueue_scope", "on_enqueued", "set_trace_hook"]
+__all__ = ["EnqueueScope", "Enqueued", "QueueDepth", "announce_depth", "enqueue_scope",
+           "on_enqueued", "on_queue_depth", "set_trace_hook"]
 
 logger = logging.getLogger("pgqueue.producer")
 
@@ -46,17 +51,47 @@ class Enqueued:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """An enqueue of ``adding`` jobs met a queue at ``depth`` live jobs (counted up to
+    its larger threshold): ``refused`` by its ``max_depth``, or let past its ``warn_depth``."""
+
+    queue: str
+    depth: int
+    adding: int
+    max_depth: int | None
+    warn_depth: int | None
+    refused: bool
+
+
 Listener = Callable[[Enqueued], None]
+DepthListener = Callable[[QueueDepth], None]
 TraceHook = Callable[[list[NewJob]], "EnqueueScope | None"]
 
 _listeners: list[Listener] = []
 _trace_hook: list[TraceHook] = []  # at most one
+_depth_listeners: list[DepthListener] = []
 
 
 def on_enqueued(listener: Listener) -> None:
     """Call ``listener(event)`` after every successful enqueue statement of this process."""
     if listener not in _listeners:
         _listeners.append(listener)
+
+
+def on_queue_depth(listener: DepthListener) -> None:
+    """Call ``listener(event)`` when an enqueue is refused or passes a warn_depth."""
+    if listener not in _depth_listeners:
+        _depth_listeners.append(listener)
+
+
+def announce_depth(event: QueueDepth) -> None:
+    """Tell the depth listeners; a listener's failure is logged, never raised."""
+    for listener in _depth_listeners:
+        try:
+            listener(event)
+        except Exception:
+            logger.exception("queue depth listener failed")
 
 
 def set_trace_hook(hook: TraceHook | None) -> None:

@@ -1,11 +1,16 @@
--- job_enqueue: insert one job through the SQL function pgqueue.enqueue, which
--- defines what a job row is. Returns the new id, or the id of the live job that
--- already holds unique_key.
+-- job_try_enqueue: insert one job unless its queue is full (pgqueue.try_enqueue,
+-- which checks the queue's max_depth and then inserts the row pgqueue.enqueue
+-- defines). Never raises for a full queue, so the caller's transaction stays
+-- usable: the id is NULL instead.
 -- Parameters: task, args (JSON text), queue, priority, run_at, max_attempts,
 --   unique_key, delay_seconds, trace_context, expires_at, ttl_seconds,
 --   depends_on (bigint[] text), concurrency_key, batch_id.
+-- Returns: one row (id, or NULL when full; max_depth, warn_depth, depth before
+--   the insert: NULL when the queue has neither threshold).
 -- Locks: the inserted row; waits on a concurrent insert of the same unique_key.
-SELECT pgqueue.enqueue(
+--   Takes no lock for the check: it counts what is committed and the caller's own.
+SELECT id, max_depth, warn_depth, depth
+FROM pgqueue.try_enqueue(
     task => %(task)s,
     args => %(args)s::jsonb,
     queue => %(queue)s,
