@@ -414,3 +414,24 @@ def test_worker_never_logs_the_password(dsn: str, tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert SECRET not in log.read_text(), log.read_text()
+
+
+def test_producer_role_meets_a_bounded_queue_but_cannot_change_its_bounds(roles: Roles) -> None:
+    with psycopg.connect(roles.dsn, autocommit=True) as conn:
+        pgqueue.set_max_depth(conn, "capped", 3)
+        pgqueue.set_warn_depth(conn, "capped", 1)
+    producer = roles.as_role(roles.producer)
+    with psycopg.connect(producer) as conn:
+        pgqueue.enqueue(conn, "app.mail", queue="capped")
+        pgqueue.enqueue_many(conn, [{"task": "app.mail", "queue": "capped"}])
+        conn.execute("SELECT pgqueue.enqueue('app.mail', '{}'::jsonb, 'capped')")
+        with pytest.raises(pgqueue.QueueFullError):
+            pgqueue.enqueue(conn, "app.mail", queue="capped")
+        with pytest.raises(pgqueue.QueueFullError):
+            pgqueue.enqueue_many(conn, [{"task": "app.mail", "queue": "capped"}])
+        conn.commit()
+    assert scalar(roles.dsn, "SELECT count(*) FROM pgqueue.jobs WHERE queue = 'capped'") == 3
+    for statement in ("SELECT pgqueue.set_max_depth('capped', 100)",
+                      "SELECT pgqueue.set_warn_depth('capped', NULL)",
+                      "INSERT INTO pgqueue.queues (name, max_depth) VALUES ('fresh', 1)"):
+        assert refused(producer, statement), statement

@@ -151,3 +151,21 @@ def test_tracing_benchmark_reports_every_figure_and_what_each_mode_traces(
     assert "60 jobs, 60 spans" in rows["tracing_jobs_c50"]
     spans = int(rows["tracing_all_c50"].split("jobs, ")[1].split(" spans")[0].replace(",", ""))
     assert spans > 60
+
+
+@pytest.mark.timeout(120)
+def test_backpressure_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.backpressure`` at a tiny size: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.backpressure", "--dsn", admin_dsn, "--jobs", "20",
+         "--many", "200", "--rounds", "1", "--depths", "50"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("backpressure_")}
+    for name in ("single_before", "single_unlimited", "single_bounded_50", "many_unlimited",
+                 "many_bounded_50", "single_unlimited_ratio", "many_bounded_50_ratio"):
+        value = float(lines[f"backpressure_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
