@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         retry_failed,
     )
     from .backoff import RetryPolicy
+    from .producer.backpressure import wait_for_room, wait_for_room_async
     from .producer.batches import (
         AsyncBatch,
         Batch,
@@ -140,6 +141,8 @@ __all__ += [
     "set_max_depth_async",
     "set_warn_depth",
     "set_warn_depth_async",
+    "wait_for_room",
+    "wait_for_room_async",
 ]
 
 # Operating a queue: inspect, retry, prune (pgqueue.admin).
@@ -183,6 +186,7 @@ _LAZY: dict[str, str | None] = {
     **dict.fromkeys(("AsyncBatch", "Batch", "BatchInfo", "batch", "batch_async", "get_batch",
                      "get_batch_async", "list_batches"), "producer.batches"),
     **dict.fromkeys(("chain", "chain_async"), "producer.chains"),
+    **dict.fromkeys(("wait_for_room", "wait_for_room_async"), "producer.backpressure"),
     **dict.fromkeys(("CancelResult", "QueueLimits", "cancel", "cancel_async",
                      "get_queue_limits", "pause_queue", "pause_queue_async", "resume_queue",
                      "resume_queue_async", "set_concurrency_limit",

@@ -1104,10 +1104,15 @@ CREATE FUNCTION pgqueue.try_enqueue(task text, args jsonb DEFAULT '{}'::jsonb, q
     AS $$
 #variable_conflict use_column
 BEGIN
-    SELECT r.max_depth, r.warn_depth, r.depth INTO max_depth, warn_depth, depth
-    FROM pgqueue.queue_rooms(ARRAY[COALESCE(try_enqueue.queue, 'default')]) r;
-    IF depth >= max_depth THEN
-        RETURN;
+    -- One primary-key look-up; a queue without bounds counts nothing.
+    SELECT q.max_depth, q.warn_depth INTO max_depth, warn_depth
+    FROM pgqueue.queues q WHERE q.name = COALESCE(try_enqueue.queue, 'default');
+    IF max_depth IS NOT NULL OR warn_depth IS NOT NULL THEN
+        depth := pgqueue.queue_depth(COALESCE(try_enqueue.queue, 'default'),
+                                     GREATEST(max_depth, warn_depth));
+        IF depth >= max_depth THEN
+            RETURN;
+        END IF;
     END IF;
     IF try_enqueue.unique_key IS NULL AND try_enqueue.depends_on IS NULL
             AND try_enqueue.batch_id IS NULL

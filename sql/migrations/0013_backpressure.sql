@@ -35,6 +35,11 @@ ALTER TABLE pgqueue.queues
     ADD COLUMN max_depth integer CONSTRAINT queues_max_depth_range CHECK (max_depth >= 1),
     ADD COLUMN warn_depth integer CONSTRAINT queues_warn_depth_range CHECK (warn_depth >= 1);
 
+-- Every role may read a queue's bounds (as a producer reads its name): the check
+-- of one job then looks them up itself, without a SECURITY DEFINER call, whose
+-- SET search_path costs more than the look-up. They are settings, not data.
+GRANT SELECT (name, max_depth, warn_depth) ON pgqueue.queues TO PUBLIC;
+
 -- A producer role still adds a queue by name only, without settings.
 CREATE OR REPLACE FUNCTION pgqueue.queues_before_insert() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -77,7 +82,8 @@ $$;
 
 -- For each of queues that has a max_depth or a warn_depth: both, and its depth
 -- counted up to the larger (exact below it). Queues without either are left
--- out, and cost one index look-up. SECURITY DEFINER, as queue_depth.
+-- out, and cost one index look-up. SECURITY DEFINER, as queue_depth. Used once
+-- per bulk insert; try_enqueue reads the bounds of its one queue itself.
 CREATE FUNCTION pgqueue.queue_rooms(queues text[])
 RETURNS TABLE (queue text, max_depth integer, warn_depth integer, depth bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -186,10 +192,15 @@ CREATE FUNCTION pgqueue.try_enqueue(task text, args jsonb DEFAULT '{}', queue te
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
-    SELECT r.max_depth, r.warn_depth, r.depth INTO max_depth, warn_depth, depth
-    FROM pgqueue.queue_rooms(ARRAY[COALESCE(try_enqueue.queue, 'default')]) r;
-    IF depth >= max_depth THEN
-        RETURN;
+    -- One primary-key look-up; a queue without bounds counts nothing.
+    SELECT q.max_depth, q.warn_depth INTO max_depth, warn_depth
+    FROM pgqueue.queues q WHERE q.name = COALESCE(try_enqueue.queue, 'default');
+    IF max_depth IS NOT NULL OR warn_depth IS NOT NULL THEN
+        depth := pgqueue.queue_depth(COALESCE(try_enqueue.queue, 'default'),
+                                     GREATEST(max_depth, warn_depth));
+        IF depth >= max_depth THEN
+            RETURN;
+        END IF;
     END IF;
     IF try_enqueue.unique_key IS NULL AND try_enqueue.depends_on IS NULL
             AND try_enqueue.batch_id IS NULL

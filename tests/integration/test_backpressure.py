@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -244,3 +245,37 @@ def test_bad_depths_are_refused_before_anything_runs(clean_db: str, value: Any) 
         with pytest.raises(pgqueue.InvalidArgumentError):
             pgqueue.set_max_depth(conn, "bad name!", 3)
         conn.execute("SELECT 1")  # usable
+
+
+def test_wait_for_room_waits_outside_a_transaction_only(clean_db: str) -> None:
+    limit(clean_db, max_depth=2)
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        assert pgqueue.wait_for_room(conn, "unbounded", timeout=0)
+        first = pgqueue.enqueue(conn, "t", queue=Q)
+        pgqueue.enqueue(conn, "t", queue=Q)
+        assert not pgqueue.wait_for_room(conn, Q, timeout=0.3, poll_interval=0.1)
+        with conn.transaction(), pytest.raises(pgqueue.InvalidArgumentError,
+                                               match="outside a transaction"):
+            pgqueue.wait_for_room(conn, Q, timeout=1)
+        with pytest.raises(pgqueue.InvalidArgumentError, match="jobs must be"):
+            pgqueue.wait_for_room(conn, Q, timeout=1, jobs=0)
+        freer = threading.Timer(0.5, lambda: cancel_from_elsewhere(clean_db, first))
+        freer.start()
+        try:
+            assert pgqueue.wait_for_room(conn, Q, timeout=60, poll_interval=0.05)
+        finally:
+            freer.join()
+        pgqueue.enqueue(conn, "t", queue=Q)
+    with psycopg.connect(clean_db) as conn, pytest.raises(pgqueue.InvalidArgumentError):
+        pgqueue.wait_for_room(conn, Q, timeout=1)  # not autocommit
+
+    async def main() -> bool:
+        async with await psycopg.AsyncConnection.connect(clean_db, autocommit=True) as aconn:
+            return await pgqueue.wait_for_room_async(aconn, Q, timeout=0.2, poll_interval=0.1)
+
+    assert asyncio.run(main()) is False
+
+
+def cancel_from_elsewhere(dsn: str, job_id: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pgqueue.cancel(conn, job_id)

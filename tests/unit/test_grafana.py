@@ -16,6 +16,7 @@ from pgqueue import events
 from pgqueue.cli import main
 from pgqueue.observability import metrics
 from pgqueue.observability.grafana import dashboard_json, rules_path, rules_yaml
+from pgqueue.producer import hooks
 from pgqueue.producer.hooks import enqueue_scope
 from pgqueue.producer.params import new_job
 from pgqueue.types import Job
@@ -43,7 +44,10 @@ def exported_samples() -> set[str]:
     ):
         observer(event)
     metrics.apply_queue_stats([{"queue": "gq", "ready": 1, "scheduled": 0, "running": 0,
-                                "failed": 0, "lag_seconds": 1.5, "unclaimable": 0}])
+                                "failed": 0, "lag_seconds": 1.5, "unclaimable": 0,
+                                "depth": 1, "max_depth": 10, "warn_depth": 5}])
+    for refused in (True, False):
+        hooks.announce_depth(hooks.QueueDepth("gq", 9, 2, 10, 5, refused=refused))
     text = generate_latest(REGISTRY).decode()
     observer(events.WorkerStopped("w"))
     metrics.clear_queue_gauges()
