@@ -99,16 +99,19 @@ def test_queue_stats_counts(scene: psycopg.Connection[Any]) -> None:
         "ready": 3, "scheduled": 2, "running": 2, "failed": 4, "succeeded_1h": 5,
         "unclaimable": 1, "paused": False, "blocked": 0,
         "concurrency_limit": None, "rate_limit": None, "rate_period": None,
+        "depth": 7, "max_depth": None, "warn_depth": None,
     }
     assert stats["beta"] == {
         "ready": 0, "scheduled": 1, "running": 1, "failed": 0, "succeeded_1h": 2,
         "lag_seconds": 0, "unclaimable": 0, "paused": False, "blocked": 0,
         "concurrency_limit": None, "rate_limit": None, "rate_period": None,
+        "depth": 2, "max_depth": None, "warn_depth": None,
     }
     assert stats["empty"] == {
         "ready": 0, "scheduled": 0, "running": 0, "failed": 0, "succeeded_1h": 0,
         "lag_seconds": 0, "unclaimable": 0, "paused": False, "blocked": 0,
         "concurrency_limit": None, "rate_limit": None, "rate_period": None,
+        "depth": 0, "max_depth": None, "warn_depth": None,
     }
 
 
