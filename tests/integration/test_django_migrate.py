@@ -20,6 +20,9 @@ from tests.support import fetch, scalar
 pytest.importorskip("django")
 
 
+#: The Django migrations of pgqueue's app, in order.
+DJANGO_MIGRATIONS = ["0001_initial", "0002_backpressure"]
+
 def pgqueue_versions(dsn: str) -> list[tuple[int, str]]:
     return [(v, str(t)) for v, t in fetch(
         dsn, "SELECT version, applied_at::text FROM pgqueue.migrations ORDER BY version")]
@@ -44,7 +47,7 @@ def test_django_migrate_applies_the_schema_and_pgqueue_migrate_finds_nothing_to_
     assert [v for v, _ in versions] == list(range(1, latest_version() + 1))
     with psycopg.connect(empty_dsn) as conn:
         check_schema(conn)
-    assert django_applied(empty_dsn, "pgqueue") == ["0001_initial"]
+    assert django_applied(empty_dsn, "pgqueue") == DJANGO_MIGRATIONS
     assert "nothing to do" in cli_migrate(empty_dsn)
     again = manage(empty_dsn, "migrate")
     assert again.returncode == 0 and "No migrations to apply" in again.stdout, again.stdout
@@ -58,7 +61,7 @@ def test_pgqueue_migrate_first_then_django_migrate_records_and_changes_nothing(
     done = manage(empty_dsn, "migrate", "pgqueue")
     assert done.returncode == 0, done.stdout + done.stderr
     assert pgqueue_versions(empty_dsn) == versions
-    assert django_applied(empty_dsn, "pgqueue") == ["0001_initial"]
+    assert django_applied(empty_dsn, "pgqueue") == DJANGO_MIGRATIONS
 
 
 def test_unapplying_keeps_the_schema_and_its_jobs(empty_dsn: str) -> None:
@@ -70,4 +73,4 @@ def test_unapplying_keeps_the_schema_and_its_jobs(empty_dsn: str) -> None:
     assert django_applied(empty_dsn, "pgqueue") == []
     assert scalar(empty_dsn, "SELECT count(*) FROM pgqueue.jobs WHERE id = %s", [job_id]) == 1
     assert manage(empty_dsn, "migrate").returncode == 0
-    assert django_applied(empty_dsn, "pgqueue") == ["0001_initial"]
+    assert django_applied(empty_dsn, "pgqueue") == DJANGO_MIGRATIONS
