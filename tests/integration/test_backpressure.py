@@ -36,7 +36,7 @@ def limit(dsn: str, max_depth: int | None = None, warn_depth: int | None = None)
 def test_a_full_queue_refuses_enqueue_and_the_transaction_stays_usable(clean_db: str) -> None:
     limit(clean_db, max_depth=3)
     with psycopg.connect(clean_db) as conn:
-        conn.execute("CREATE TABLE orders (id int)")
+        conn.execute("CREATE TABLE bp_orders (id int)")
         ids = [pgqueue.enqueue(conn, "t", {"n": n}, queue=Q) for n in range(3)]
         with pytest.raises(pgqueue.QueueFullError) as refused:
             pgqueue.enqueue(conn, "t", {"n": 3}, queue=Q)
@@ -44,10 +44,14 @@ def test_a_full_queue_refuses_enqueue_and_the_transaction_stays_usable(clean_db:
         assert (err.queue, err.max_depth, err.depth, err.adding) == (Q, 3, 3, 1)
         assert "'bounded' is full" in str(err) and "max_depth is 3" in str(err)
         assert isinstance(err, pgqueue.PgQueueError)
-        conn.execute("INSERT INTO orders VALUES (1)")  # the transaction goes on
+        conn.execute("INSERT INTO bp_orders VALUES (1)")  # the transaction goes on
         pgqueue.enqueue(conn, "t", queue="elsewhere")  # other queues are not bounded
-    assert live(clean_db) == 3 and scalar(clean_db, "SELECT count(*) FROM orders") == 1
-    assert len(set(ids)) == 3
+    try:
+        assert live(clean_db) == 3 and scalar(clean_db, "SELECT count(*) FROM bp_orders") == 1
+        assert len(set(ids)) == 3
+    finally:
+        with psycopg.connect(clean_db, autocommit=True) as conn:
+            conn.execute("DROP TABLE bp_orders")
 
 
 def test_enqueue_many_is_all_or_nothing_per_call(clean_db: str) -> None:
