@@ -28,7 +28,7 @@ from psycopg.types.json import Jsonb
 from .._sql import query
 from ..admin import MAX_LIST_LIMIT, validate_queue_name
 from ..errors import InvalidArgumentError, InvalidJobError
-from ..producer.params import validate_task
+from ..producer.params import dump_args, validate_task
 from .http import HttpError
 
 __all__ = ["DEFAULT_SEARCH_WINDOW", "KINDS", "JobFilter", "JobList", "search_jobs"]
@@ -104,6 +104,10 @@ def parse_filter(args: Mapping[str, str | None], *, limit: int = 50) -> JobFilte
             raise HttpError(400, "args must be a JSON object, such as {\"order_id\": 42}") from None
         if not isinstance(parsed_args, dict):
             raise HttpError(400, "args must be a JSON object, such as {\"order_id\": 42}")
+        try:  # what jsonb cannot hold (a NUL, a lone surrogate) is refused as on enqueue
+            dump_args(parsed_args)
+        except InvalidJobError as exc:
+            raise HttpError(400, f"args: {exc}") from None
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise HttpError(400, f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit}")
     return JobFilter(

@@ -71,7 +71,8 @@ def test_search_by_id_args_error_unique_key_batch_and_time(serve: Served,
     assert error and [j["id"] for j in _jobs(base, "error=" + quote(error[:8].upper()))] \
         == [failed]
     assert _jobs(base, "state=failed&since=2000-01-01T00:00&until=2000-01-02T00:00") == []
-    for bad in ("args=%5B1%5D", "since=yesterday", "id=abc", "state=later"):
+    for bad in ("args=%5B1%5D", "args=" + quote('{"a": "\\u0000"}'),
+                "args=" + quote('{"a": "\\ud800"}'), "since=yesterday", "id=abc", "state=later"):
         assert call(f"{base}/api/jobs?{bad}")[0] == 400, bad
     status, _, page = call(f"{base}/batches/{batch.id}")
     assert status == 200 and b"nightly" in page
