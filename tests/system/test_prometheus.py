@@ -85,6 +85,29 @@ def enqueue_wave(conn: psycopg.Connection[Any]) -> int:
                                             else "mx_mixed"} for j in jobs]))
 
 
+def bounded_queue(conn: psycopg.Connection[Any], server: Prometheus) -> None:
+    """A bounded queue whose task nobody runs: two enqueues past its warn_depth, then
+    two refusals. Each counter is scraped once between its two steps: a series born
+    at 1 shows no increase."""
+    pgqueue.set_max_depth(conn, "mx_bounded", 3)
+    pgqueue.set_warn_depth(conn, "mx_bounded", 1)
+    pgqueue.enqueue(conn, "mx.unknown", queue="mx_bounded")  # depth 1: at its warn_depth
+
+    def past_warn_depth() -> None:
+        pgqueue.enqueue(conn, "mx.unknown", queue="mx_bounded")
+
+    def refused() -> None:
+        with pytest.raises(pgqueue.QueueFullError):
+            pgqueue.enqueue(conn, "mx.unknown", queue="mx_bounded")
+
+    for metric, step in (("pgqueue_enqueue_over_warn_depth_total", past_warn_depth),
+                         ("pgqueue_enqueue_refused_total", refused)):
+        step()
+        wait_until(lambda m=metric: server.query(f'{m}{{queue="mx_bounded"}}'),
+                   timeout=60, message=f"{metric} scraped")
+        step()
+
+
 def run_load(dsn: str, server: Prometheus) -> int:
     """The mixed load; returns how many jobs were enqueued after the leader's first read."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -98,6 +121,7 @@ def run_load(dsn: str, server: Prometheus) -> int:
         # nobody serves (it must still be offered by the queue variable).
         pgqueue.enqueue(conn, "mx.unknown", queue="mx_mixed")
         pgqueue.enqueue(conn, "mx.ok", {"seconds": 0}, queue="mx_orphan")
+        bounded_queue(conn, server)
         # A job claimed by a worker that died: the reaper reclaims it.
         with conn.transaction():
             stalled = pgqueue.enqueue(conn, "mx.ok", {"seconds": 0}, queue="mx_fine")
@@ -105,14 +129,14 @@ def run_load(dsn: str, server: Prometheus) -> int:
                      "started_at = now() - interval '1 hour', worker_id = gen_random_uuid(), "
                          "heartbeat_at = now() - interval '1 hour' WHERE id = %s",
                          [stalled])
-        counted += 3
+        counted += 3 + 3  # mx_mixed, mx_orphan, the stalled one; the three bounded ones
         for _ in range(3):
             counted += enqueue_wave(conn)
             wait_until(lambda: scalar(dsn, "SELECT count(*) FROM pgqueue.jobs "
                                            "WHERE task <> 'mx.unknown' AND queue <> 'mx_orphan'")
                        < 5, timeout=90, message="a wave mostly done")
-    wait_until(lambda: scalar(dsn, "SELECT count(*) FROM pgqueue.jobs") == 2, timeout=90,
-               message="every claimable job finished")
+    wait_until(lambda: scalar(dsn, "SELECT count(*) FROM pgqueue.jobs") == 2 + 3, timeout=90,
+               message="every claimable job finished")  # the unclaimable and bounded ones
     return counted
 
 
