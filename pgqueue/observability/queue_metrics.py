@@ -116,17 +116,26 @@ def apply_queue_stats(rows: Iterable[Mapping[str, Any]]) -> None:
         QUEUE_ENQUEUED.labels(queue)  # the series exists, at 0, before its first job
     for queue in _seen_queues - queues:
         for state in QUEUE_STATES:
-            QUEUE_JOBS.remove(queue, state)
+            _remove(QUEUE_JOBS, queue, state)
         for gauge in (QUEUE_LAG, QUEUE_UNCLAIMABLE, QUEUE_DEPTH, QUEUE_MAX_DEPTH,
                       QUEUE_WARN_DEPTH):
-            gauge.remove(queue)
+            _remove(gauge, queue)
     _seen_queues.clear()
     _seen_queues.update(queues)
 
 
 def _set_or_drop(gauge: Gauge, queue: str, value: Any) -> None:
     """Set a threshold gauge, or remove its series when the queue has none."""
-    gauge.labels(queue).set(float(value)) if value is not None else gauge.remove(queue)
+    gauge.labels(queue).set(float(value)) if value is not None else _remove(gauge, queue)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    """Drop a series if it is there (prometheus-client 0.20, the minimum, raises
+    KeyError for one that is not)."""
+    try:
+        gauge.remove(*labels)
+    except KeyError:
+        pass
 
 
 def clear_queue_gauges() -> None:
