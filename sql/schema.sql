@@ -401,6 +401,18 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.tags_valid(tags text[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT cardinality(tags) <= 20
+       AND array_position(tags, NULL) IS NULL
+       AND COALESCE(array_length(tags, 2), 0) = 0
+       AND NOT EXISTS (SELECT 1 FROM unnest(tags) AS t(tag)
+                       WHERE length(t.tag) NOT BETWEEN 1 AND 100)
+$$;
+
+COMMENT ON FUNCTION pgqueue.tags_valid(tags text[]) IS 'a job''s tags: at most 20, one-dimensional, each 1 to 100 characters, none NULL';
+
 CREATE FUNCTION pgqueue.timestamp_in_bounds(at timestamp with time zone) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -435,6 +447,10 @@ CREATE TABLE pgqueue.finished_jobs (
     batch_id bigint,
     concurrency_key text,
     result jsonb,
+    tags text[] DEFAULT '{}'::text[] NOT NULL,
+    meta jsonb DEFAULT '{}'::jsonb NOT NULL,
+    progress jsonb,
+    snoozes integer DEFAULT 0 NOT NULL,
     CONSTRAINT finished_jobs_cancel_requested_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(cancel_requested_at)),
     CONSTRAINT finished_jobs_created_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(created_at)),
     CONSTRAINT finished_jobs_expires_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(expires_at)),
@@ -471,6 +487,10 @@ CREATE TABLE pgqueue.jobs (
     blocked boolean,
     has_dependents boolean,
     claim_token bigint,
+    tags text[] DEFAULT '{}'::text[] NOT NULL,
+    meta jsonb DEFAULT '{}'::jsonb NOT NULL,
+    progress jsonb,
+    snoozes integer DEFAULT 0 NOT NULL,
     CONSTRAINT jobs_args_object CHECK ((jsonb_typeof(args) = 'object'::text)),
     CONSTRAINT jobs_attempt_range CHECK ((attempt >= 0)),
     CONSTRAINT jobs_blocked_queued CHECK (((blocked IS NULL) OR ((state = 'queued'::pgqueue.job_state) AND (depends_on IS NOT NULL)))),
@@ -483,10 +503,14 @@ CREATE TABLE pgqueue.jobs (
     CONSTRAINT jobs_heartbeat_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(heartbeat_at)),
     CONSTRAINT jobs_live_state CHECK ((state = ANY (ARRAY['queued'::pgqueue.job_state, 'running'::pgqueue.job_state]))),
     CONSTRAINT jobs_max_attempts_range CHECK ((max_attempts >= 1)),
+    CONSTRAINT jobs_meta_object CHECK ((jsonb_typeof(meta) = 'object'::text)),
     CONSTRAINT jobs_priority_range CHECK (((priority >= '-1000'::integer) AND (priority <= 1000))),
+    CONSTRAINT jobs_progress_object CHECK (((progress IS NULL) OR (jsonb_typeof(progress) = 'object'::text))),
     CONSTRAINT jobs_run_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(run_at)),
     CONSTRAINT jobs_running_has_worker CHECK (((state <> 'running'::pgqueue.job_state) OR (worker_id IS NOT NULL))),
+    CONSTRAINT jobs_snoozes_range CHECK ((snoozes >= 0)),
     CONSTRAINT jobs_started_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(started_at)),
+    CONSTRAINT jobs_tags_valid CHECK (pgqueue.tags_valid(tags)),
     CONSTRAINT jobs_timeout_positive CHECK ((timeout_seconds > (0)::double precision)),
     CONSTRAINT jobs_unique_key_length CHECK (((length(unique_key) >= 1) AND (length(unique_key) <= 255)))
 );
@@ -500,7 +524,8 @@ CREATE FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, 
                finished_row.errors, job.trace_context, job.timeout_seconds, job.expires_at,
                COALESCE(finished_row.cancel_requested_at, job.cancel_requested_at),
                job.depends_on, job.batch_id, job.concurrency_key,
-               finished_row.result)::pgqueue.finished_jobs
+               finished_row.result, job.tags, job.meta, job.progress,
+               job.snoozes)::pgqueue.finished_jobs
 $$;
 
 COMMENT ON FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, last_error text, errors jsonb, result jsonb, cancel_requested_at timestamp with time zone) IS 'the history row of a live job that finishes now: INSERT INTO pgqueue.finished_jobs SELECT (pgqueue.finished_row(...)).*';
@@ -910,10 +935,11 @@ CREATE FUNCTION pgqueue.retry_jobs(ids bigint[]) RETURNS SETOF bigint
     INSERT INTO pgqueue.jobs AS j
         (id, queue, task, args, priority, state, attempt, max_attempts, run_at, created_at,
          unique_key, last_error, errors, trace_context, timeout_seconds, expires_at,
-         depends_on, batch_id, concurrency_key)
+         depends_on, batch_id, concurrency_key, tags, meta)
     SELECT m.id, m.queue, m.task, m.args, m.priority, 'queued', 0, m.max_attempts, now(),
            m.created_at, m.unique_key, m.last_error, m.errors, m.trace_context,
-           m.timeout_seconds, NULL, m.depends_on, m.batch_id, m.concurrency_key
+           m.timeout_seconds, NULL, m.depends_on, m.batch_id, m.concurrency_key,
+           m.tags, m.meta
     FROM moved m
     RETURNING j.id
 $$;
