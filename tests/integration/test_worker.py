@@ -278,7 +278,8 @@ def test_connections_killed_mid_run_lose_nothing(clean_db: str) -> None:
         for _ in range(3):
             wait_until(lambda: len(runs) > 0)
             fetch(clean_db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE application_name LIKE 'pgqueue-%%' AND pid <> pg_backend_pid()")
+                            "WHERE datname = current_database() "
+                            "AND application_name LIKE 'pgqueue-%%' AND pid <> pg_backend_pid()")
             time.sleep(0.3)
         wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.finished_jobs")
                    == total, timeout=300, message="all jobs finished after the cuts")

@@ -46,7 +46,8 @@ def producer(dsn: str, key: str, commit: bool) -> tuple[subprocess.Popen[str], i
 
 def backends(dsn: str) -> int:
     return int(scalar(dsn, "SELECT count(*) FROM pg_stat_activity "
-                           "WHERE application_name = 'fault-producer'"))
+                           "WHERE datname = current_database() "
+                           "AND application_name = 'fault-producer'"))
 
 
 @pytest.mark.parametrize("commit", [False, True], ids=["killed-before-commit",
