@@ -347,8 +347,9 @@ def migrate_to(conn: psycopg.Connection[Any], version: int) -> None:
 
 
 def waiting_on_a_lock(dsn: str, application_name: str) -> bool:
-    return bool(scalar(dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                            " AND application_name = %s AND wait_event_type = 'Lock'", [application_name]))
+    return bool(scalar(dsn, "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND application_name = %s"
+                            " AND wait_event_type = 'Lock'", [application_name]))
 
 
 def test_the_migration_counts_existing_history_and_misses_no_writer(

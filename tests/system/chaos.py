@@ -49,10 +49,13 @@ def chaos_worker(dsn: str, log: Path, *options: str) -> WorkerProcess:
     return WorkerProcess(dsn, "--app", APP, *options, log=log)
 
 
-def enqueue_work(dsn: str, total: int, max_ms: int = 50, task: str = "chaos.work") -> list[int]:
+def enqueue_work(dsn: str, total: int, max_ms: int = 50, task: str = "chaos.work",
+                 naps: tuple[float, float] = (0.2, 2.0)) -> list[int]:
+    """``total`` jobs of ``task``; ``chaos.nap`` jobs sleep from ``naps[0]`` to ``naps[1]`` s."""
     args: list[dict[str, Any]] = [{"n": i, "max_ms": max_ms} for i in range(total)]
     if task == "chaos.nap":
-        args = [{"seconds": 0.2 + 1.8 * (i % 10) / 9} for i in range(total)]
+        low, high = naps
+        args = [{"seconds": low + (high - low) * (i % 10) / 9} for i in range(total)]
     with psycopg.connect(dsn) as conn:
         ids = pgqueue.enqueue_many(conn, [{"task": task, "queue": QUEUE, "args": a}
                                           for a in args])

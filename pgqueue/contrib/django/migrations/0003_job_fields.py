@@ -1,4 +1,4 @@
-"""pgqueue's migration 14 (tags, meta, progress and snoozes on every job), applied by pgqueue's own migrator."""
+"""pgqueue's migration 14 (tags, meta, progress, snoozes), applied by pgqueue's migrator."""
 
 from __future__ import annotations
 
