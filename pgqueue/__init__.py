@@ -86,6 +86,12 @@ if TYPE_CHECKING:
         set_warn_depth,
         set_warn_depth_async,
     )
+    from .producer.queue_retention import (
+        get_retention,
+        get_retention_async,
+        set_retention,
+        set_retention_async,
+    )
     from .producer.results import result, result_async, wait_for_result, wait_for_result_async
     from .tasks import Registry, Task
     from .types import Job, JobContext, JobState
@@ -158,6 +164,14 @@ __all__ += [
     "retry_failed",
 ]
 
+# Retention of history per queue (pgqueue.producer.queue_retention).
+__all__ += [
+    "get_retention",
+    "get_retention_async",
+    "set_retention",
+    "set_retention_async",
+]
+
 # Results and batches (pgqueue.producer.results, pgqueue.producer.batches).
 __all__ += [
     "AsyncBatch",
@@ -195,6 +209,8 @@ _LAZY: dict[str, str | None] = {
                      "set_warn_depth", "set_warn_depth_async"), "producer.control"),
     **dict.fromkeys(("result", "result_async", "wait_for_result", "wait_for_result_async"),
                     "producer.results"),
+    **dict.fromkeys(("get_retention", "get_retention_async", "set_retention",
+                     "set_retention_async"), "producer.queue_retention"),
     **dict.fromkeys(("Registry", "Task"), "tasks"),
     **dict.fromkeys(("Job", "JobContext", "JobState"), "types"),
     "Worker": "worker",

@@ -23,9 +23,11 @@ __all__ = [
     "JobLost",
     "JobStarted",
     "JobsHandedBack",
+    "JobsPruned",
     "JobsReclaimed",
     "LeaderChanged",
     "OutcomeRewritten",
+    "PruneReport",
     "ReclaimedJob",
     "ServiceError",
     "ServiceRecovered",
@@ -140,6 +142,35 @@ class JobsReclaimed(Event):
 class JobsHandedBack(Event):
     name: ClassVar[str] = "jobs_handed_back"
     job_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobsPruned(Event):
+    """One statement of the pruner deleted finished jobs of one queue and state
+    (and ``batches`` batches whose last job they were). Counted by metrics."""
+
+    name: ClassVar[str] = "jobs_pruned"
+    queue: str
+    state: str
+    jobs: int
+    batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport(Event):
+    """What the pruner deleted since its previous report: emitted at the end of
+    a round that deleted something, at most every few minutes (logged once).
+
+    ``jobs`` by final state, ``batches`` gone with their last job,
+    ``statements`` run and ``busy_seconds`` spent in them; ``rounds`` completed.
+    """
+
+    name: ClassVar[str] = "prune_report"
+    jobs: tuple[tuple[str, int], ...]
+    batches: int
+    statements: int
+    busy_seconds: float
+    rounds: int
 
 
 @dataclass(frozen=True, slots=True)

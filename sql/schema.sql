@@ -658,6 +658,10 @@ BEGIN
     deps := ARRAY(SELECT DISTINCT d FROM pgqueue.jobs j, unnest(j.depends_on) AS d
                   WHERE j.id = ANY (link_dependencies.job_ids) AND j.blocked ORDER BY d);
     PERFORM 1 FROM pgqueue.jobs j WHERE j.id = ANY (deps) ORDER BY j.id FOR KEY SHARE;
+    -- Finished dependencies too: the pruner skips rows locked here, and waits
+    -- for nothing, so a dependency it has not deleted yet stays until this
+    -- transaction ends, and then this job protects it.
+    PERFORM 1 FROM pgqueue.finished_jobs h WHERE h.id = ANY (deps) ORDER BY h.id FOR KEY SHARE;
     SELECT d INTO missing FROM unnest(deps) AS d
     WHERE NOT EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.id = d)
       AND NOT EXISTS (SELECT 1 FROM pgqueue.finished_jobs h WHERE h.id = d)
@@ -763,6 +767,59 @@ BEGIN
         last_job_id = COALESCE(job_id, p.last_job_id), updated_at = now()
     WHERE p.name = periodic_fire.name;
     RETURN job_id;
+END
+$$;
+
+CREATE FUNCTION pgqueue.prune_history(queue text, state pgqueue.job_state, keep_seconds double precision, after_at timestamp with time zone, after_id bigint, max_rows integer) RETURNS TABLE(scanned integer, deleted integer, batches integer, last_at timestamp with time zone, last_id bigint)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    ids bigint[];
+    ats timestamptz[];
+    gone integer := 0;
+    gone_batches bigint[];
+    batches_gone integer := 0;
+BEGIN
+    SELECT array_agg(c.id ORDER BY c.finished_at, c.id),
+           array_agg(c.finished_at ORDER BY c.finished_at, c.id)
+    INTO ids, ats
+    FROM (SELECT h.id, h.finished_at
+          FROM pgqueue.finished_jobs h
+          WHERE h.queue = prune_history.queue AND h.state = prune_history.state
+            AND h.finished_at < now() - prune_history.keep_seconds * interval '1 second'
+            AND (h.finished_at, h.id) > (COALESCE(prune_history.after_at, '-infinity'),
+                                         COALESCE(prune_history.after_id, 0))
+          ORDER BY h.finished_at, h.id
+          LIMIT prune_history.max_rows
+          FOR UPDATE SKIP LOCKED) c;
+    IF ids IS NULL THEN
+        RETURN QUERY SELECT 0, 0, 0, NULL::timestamptz, NULL::bigint;
+        RETURN;
+    END IF;
+    WITH removed AS (
+        DELETE FROM pgqueue.finished_jobs h
+        WHERE h.id = ANY (ids)
+          AND NOT EXISTS (SELECT 1 FROM pgqueue.jobs j
+                          WHERE j.blocked AND j.depends_on @> ARRAY[h.id])
+          AND NOT EXISTS (SELECT 1 FROM pgqueue.job_batches b
+                          WHERE b.id = h.batch_id AND b.finished_at IS NULL)
+        RETURNING h.batch_id
+    )
+    SELECT count(*), array_agg(DISTINCT r.batch_id) FILTER (WHERE r.batch_id IS NOT NULL)
+    INTO gone, gone_batches
+    FROM removed r;
+    IF gone_batches IS NOT NULL THEN
+        WITH removed AS (
+            DELETE FROM pgqueue.job_batches b
+            WHERE b.id = ANY (gone_batches) AND b.finished_at IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM pgqueue.jobs j WHERE j.batch_id = b.id)
+              AND NOT EXISTS (SELECT 1 FROM pgqueue.finished_jobs h WHERE h.batch_id = b.id)
+            RETURNING 1
+        )
+        SELECT count(*) INTO batches_gone FROM removed;
+    END IF;
+    RETURN QUERY SELECT cardinality(ids), gone, batches_gone,
+                        ats[cardinality(ats)], ids[cardinality(ids)];
 END
 $$;
 
@@ -875,6 +932,26 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.reset_retention(queue text, state text DEFAULT NULL::text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    removed integer;
+BEGIN
+    IF reset_retention.state IS NOT NULL
+            AND reset_retention.state NOT IN ('succeeded', 'failed', 'cancelled') THEN
+        RAISE EXCEPTION 'pgqueue.reset_retention: state must be succeeded, failed or cancelled '
+                        '(or NULL for all three), got %', quote_literal(reset_retention.state)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    DELETE FROM pgqueue.queue_retention r
+    WHERE r.queue::text = reset_retention.queue
+      AND (reset_retention.state IS NULL OR r.state::text = reset_retention.state);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END
+$$;
+
 CREATE FUNCTION pgqueue.resume_queue(queue text) RETURNS boolean
     LANGUAGE plpgsql
     AS $$
@@ -888,6 +965,23 @@ BEGIN
     PERFORM pg_notify('pgqueue_jobs', resume_queue.queue);
     RETURN COALESCE(was_paused, false);
 END
+$$;
+
+CREATE FUNCTION pgqueue.retention_targets(succeeded_seconds double precision, failed_seconds double precision, cancelled_seconds double precision) RETURNS TABLE(queue text, state pgqueue.job_state, keep_seconds double precision)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT q.name::text, s.state,
+           CASE WHEN r.queue IS NULL THEN s.keep_seconds
+                ELSE extract(epoch FROM r.keep_for)::double precision END
+    FROM pgqueue.queues q
+    CROSS JOIN (VALUES ('succeeded'::pgqueue.job_state, retention_targets.succeeded_seconds),
+                       ('failed'::pgqueue.job_state, retention_targets.failed_seconds),
+                       ('cancelled'::pgqueue.job_state, retention_targets.cancelled_seconds))
+               AS s(state, keep_seconds)
+    LEFT JOIN pgqueue.queue_retention r ON r.queue = q.name AND r.state = s.state
+    WHERE CASE WHEN r.queue IS NULL THEN s.keep_seconds IS NOT NULL
+               ELSE r.keep_for IS NOT NULL END
+    ORDER BY q.name, s.state
 $$;
 
 CREATE FUNCTION pgqueue.retry(job_id bigint) RETURNS text
@@ -1003,6 +1097,30 @@ BEGIN
         DELETE FROM pgqueue.queue_starts s WHERE s.queue = set_rate_limit.queue;
     END IF;
     PERFORM pg_notify('pgqueue_jobs', set_rate_limit.queue);
+END
+$$;
+
+CREATE FUNCTION pgqueue.set_retention(queue text, state text, keep_for interval) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF set_retention.state IS NULL
+            OR set_retention.state NOT IN ('succeeded', 'failed', 'cancelled') THEN
+        RAISE EXCEPTION 'pgqueue.set_retention: state must be succeeded, failed or cancelled, got %',
+            COALESCE(quote_literal(set_retention.state), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF set_retention.keep_for < interval '1 minute'
+            OR set_retention.keep_for > interval '100 years' THEN
+        RAISE EXCEPTION 'pgqueue.set_retention: keep_for must be from 1 minute to 100 years, '
+                        'or NULL to keep for ever, got %', set_retention.keep_for
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pgqueue.queues (name) VALUES (set_retention.queue) ON CONFLICT DO NOTHING;
+    INSERT INTO pgqueue.queue_retention AS r (queue, state, keep_for)
+    VALUES (set_retention.queue, set_retention.state::pgqueue.job_state, set_retention.keep_for)
+    ON CONFLICT ON CONSTRAINT queue_retention_pkey
+        DO UPDATE SET keep_for = EXCLUDED.keep_for, updated_at = now();
 END
 $$;
 
@@ -1337,6 +1455,18 @@ CREATE TABLE pgqueue.periodic (
     CONSTRAINT periodic_updated_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(updated_at))
 );
 
+CREATE TABLE pgqueue.queue_retention (
+    queue pgqueue.queue_name NOT NULL,
+    state pgqueue.job_state NOT NULL,
+    keep_for interval,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT queue_retention_final_state CHECK ((state = ANY (ARRAY['succeeded'::pgqueue.job_state, 'failed'::pgqueue.job_state, 'cancelled'::pgqueue.job_state]))),
+    CONSTRAINT queue_retention_keep_for_range CHECK (((keep_for >= '00:01:00'::interval) AND (keep_for <= '100 years'::interval))),
+    CONSTRAINT queue_retention_updated_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(updated_at))
+);
+
+COMMENT ON TABLE pgqueue.queue_retention IS 'per-queue retention of finished jobs by final state; keep_for NULL: keep for ever; no row: the workers'' --retention';
+
 CREATE TABLE pgqueue.queue_starts (
     queue text NOT NULL,
     started_at timestamp with time zone NOT NULL,
@@ -1454,6 +1584,9 @@ ALTER TABLE ONLY pgqueue.migrations
 ALTER TABLE ONLY pgqueue.periodic
     ADD CONSTRAINT periodic_pkey PRIMARY KEY (name);
 
+ALTER TABLE ONLY pgqueue.queue_retention
+    ADD CONSTRAINT queue_retention_pkey PRIMARY KEY (queue, state);
+
 ALTER TABLE ONLY pgqueue.queues
     ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
 
@@ -1466,9 +1599,9 @@ CREATE INDEX finished_jobs_failed_idx ON pgqueue.finished_jobs USING btree (queu
 
 CREATE INDEX finished_jobs_finished_at_idx ON pgqueue.finished_jobs USING brin (finished_at);
 
-CREATE INDEX finished_jobs_queue_state_id_idx ON pgqueue.finished_jobs USING btree (queue, state, id);
+CREATE INDEX finished_jobs_queue_state_finished_idx ON pgqueue.finished_jobs USING btree (queue, state, finished_at, id);
 
-CREATE INDEX finished_jobs_queue_state_idx ON pgqueue.finished_jobs USING btree (queue, state, finished_at);
+CREATE INDEX finished_jobs_queue_state_id_idx ON pgqueue.finished_jobs USING btree (queue, state, id);
 
 CREATE INDEX job_batches_open_idx ON pgqueue.job_batches USING btree (id) WHERE (finished_at IS NULL);
 

@@ -96,7 +96,8 @@ def clean_db(dsn: str) -> str:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE pgqueue.jobs, pgqueue.finished_jobs, pgqueue.failed_counts, pgqueue.workers, "
-            "pgqueue.queues, pgqueue.queue_starts, pgqueue.job_batches, pgqueue.leader"
+            "pgqueue.queues, pgqueue.queue_starts, pgqueue.job_batches, pgqueue.leader, "
+            "pgqueue.queue_retention"
         )
     return dsn
 

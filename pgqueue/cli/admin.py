@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import click
 
 from .. import _dsn, admin
+from ..retention import parse_duration_text
 from ..types import JobState
 from .common import DSN_HELP, POOLER_HELP, echo_json, require_dsn
 
@@ -26,8 +26,6 @@ __all__ = ["EXIT_NOT_FOUND", "parse_duration", "register"]
 EXIT_ERROR = 1
 EXIT_NOT_FOUND = 3
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _STATUS_COLUMNS = ("queue", "ready", "scheduled", "running", "failed", "succeeded_1h",
                    "lag_seconds", "unclaimable", "paused", "depth", "max_depth")
 
@@ -41,11 +39,11 @@ def parse_duration(text: str) -> float:
     The unit is required: a bare ``7`` is refused rather than read as seconds
     (someone who meant seven days would lose a week of history).
     """
-    match = _DURATION.match(text)
-    if not match:
+    seconds = parse_duration_text(text)
+    if seconds is None:
         raise click.BadParameter(f"{text!r} is not a duration: write a number and a unit, "
                                  "s, m, h, d or w (45s, 30m, 12h, 7d, 2w)")
-    return float(match[1]) * _UNIT_SECONDS[match[2]]
+    return seconds
 
 
 def _connect(dsn: str | None) -> Any:

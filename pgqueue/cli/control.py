@@ -178,6 +178,76 @@ def _limits_json(name: str, limits: QueueLimits | None) -> dict[str, Any]:
             "warn_depth": limits.warn_depth, "depth": limits.depth}
 
 
+def _retention_changes(ctx: click.Context, param: click.Parameter,
+                       value: str | None) -> dict[str, str] | None:
+    """'succeeded=12h,failed=off,cancelled=default' → {state: value}, checked."""
+    if value is None:
+        return None
+    from ..errors import InvalidArgumentError
+    from ..producer.queue_retention import DEFAULT
+    from ..retention import FINAL_STATES, parse_keep
+
+    changes: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        state, sep, keep = (x.strip() for x in part.partition("="))
+        state = state.lower()
+        if not sep or state not in FINAL_STATES:
+            raise click.BadParameter(
+                f"{part!r}: write STATE=AGE with a state of {', '.join(FINAL_STATES)} and an "
+                "age such as 12h, 90d, off or default (e.g. succeeded=12h,failed=off)")
+        if state in changes:
+            raise click.BadParameter(f"{state} is given twice")
+        if keep.lower() != DEFAULT:
+            try:
+                parse_keep(keep, field=f"retention of {state}", error=InvalidArgumentError)
+            except InvalidArgumentError as exc:
+                raise click.BadParameter(str(exc)) from None
+        changes[state] = keep
+    if not changes:
+        raise click.BadParameter("give at least one STATE=AGE")
+    return changes
+
+
+@queue.command("retention")
+@click.argument("name")
+@click.argument("changes", required=False, callback=_retention_changes,
+                metavar="[STATE=AGE,...]")
+@click.option("--json", "as_json", is_flag=True, help="Print the overrides as JSON.")
+@click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
+def queue_retention(name: str, changes: dict[str, str] | None, as_json: bool,
+                    dsn: str | None) -> None:
+    """Set or show how long a queue keeps its finished jobs, by final state.
+
+    Without STATE=AGE, shows the queue's overrides. AGE is a duration with its
+    unit (30m, 12h, 90d, 2w; at least 1m), off (keep for ever) or default
+    (follow the workers' --retention again). Examples:
+    pgqueue queue retention audit succeeded=90d,failed=off;
+    pgqueue queue retention email failed=default.
+    """
+    from ..errors import InvalidJobError
+    from ..producer.queue_retention import get_retention, set_retention
+    from ..retention import FINAL_STATES, format_keep
+
+    with _dsn.connect(require_dsn(dsn)) as conn:
+        try:
+            if changes is not None:
+                set_retention(conn, name, **changes)
+                conn.commit()
+            overrides = get_retention(conn, name)
+        except InvalidJobError as exc:
+            raise click.UsageError(str(exc)) from None
+    shown = {state: None if keep is None else keep.total_seconds()
+             for state, keep in overrides.items()}
+    if as_json:
+        echo_json({"queue": name, "overrides": {
+            state: ("off" if keep is None else keep) for state, keep in shown.items()}})
+        return
+    words = [f"{state} {format_keep(shown[state]) if state in shown else 'default'}"
+             for state in FINAL_STATES]
+    click.echo(f"queue {name} keeps finished jobs: {'; '.join(words)} "
+               "(default: the workers' --retention)")
+
+
 @click.group()
 def periodic() -> None:
     """Periodic (cron) schedules."""

@@ -121,6 +121,19 @@ def _run_worker_and_exit(worker: Any) -> None:
     os._exit(0)
 
 
+def _retention(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``--retention``: parsed here, so a bad value is a usage error naming the option."""
+    if value is None:
+        return None
+    from ..errors import ConfigError
+    from ..retention import parse_retention
+
+    try:
+        return parse_retention(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     if not value:
         return None
@@ -165,6 +178,14 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               default=DEFAULT_STARTUP_TIMEOUT, show_default=True,
               help="Exit non-zero when no database connection succeeded within this many "
                    "seconds of start (a database lost later is waited for).")
+@click.option("--retention", envvar="PGQUEUE_RETENTION", callback=_retention,
+              metavar="STATE=AGE,...|off",
+              help="How long history keeps finished jobs, by final state; the leader "
+                   "deletes older ones: e.g. succeeded=12h,failed=90d (states not named "
+                   "keep their default), failed=off (for ever), or off (keep everything). "
+                   "Ages take a unit: 30m, 12h, 7d, 2w; at least 1m. Queues override it "
+                   "with 'pgqueue queue retention'. [default: succeeded=1d,cancelled=7d,"
+                   "failed=30d]")
 @click.option("--log-level", envvar="PGQUEUE_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 @click.option("--log-format", envvar="PGQUEUE_LOG_FORMAT", default="text", show_default=True,
@@ -180,7 +201,8 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
            dsn: str | None, pooler: str, listen_dsn: str | None,
            poll_interval: float | None, heartbeat_interval: float,
            stall_timeout: float, shutdown_timeout: float, startup_timeout: float,
-           log_level: str, log_format: str, metrics_port: int, otel_psycopg: str) -> None:
+           retention: Any, log_level: str, log_format: str, metrics_port: int,
+           otel_psycopg: str) -> None:
     """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
     early_stop = _EarlyStop.install()
     from ..observability.logs import configure_logging
@@ -194,7 +216,7 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
         "pooler": pooler, "listen_dsn": listen_dsn,
         "poll_interval": poll_interval, "heartbeat_interval": heartbeat_interval,
         "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,
-        "startup_timeout": startup_timeout,
+        "startup_timeout": startup_timeout, "retention": retention,
     }
     Worker(registry, **options)  # validates every option before anything starts
     from ..observability import runtime

@@ -29,6 +29,7 @@ from ..events import (
     JobsReclaimed,
     LeaderChanged,
     OutcomeRewritten,
+    PruneReport,
     ServiceError,
     ServiceRecovered,
     WorkerStarted,
@@ -100,6 +101,14 @@ def _leader_changed(event: LeaderChanged, base: dict[str, Any]) -> None:
     logger.info("became leader" if event.is_leader else "no longer leader", extra=base)
 
 
+def _prune_report(event: PruneReport, base: dict[str, Any]) -> None:
+    by_state = dict(event.jobs)
+    logger.info("pruned finished jobs from history", extra={
+        **base, "jobs": sum(by_state.values()), **{f"{s}_jobs": n for s, n in event.jobs},
+        "batches": event.batches, "statements": event.statements,
+        "busy_ms": round(event.busy_seconds * 1000, 1), "rounds": event.rounds})
+
+
 def _connection_lost(event: ConnectionLost, base: dict[str, Any]) -> None:
     logger.error("database connection lost; retrying", extra={
         **base, "service": event.service, "error": event.error})
@@ -146,6 +155,7 @@ _LOG_BY_EVENT: dict[type[Event], Callable[[Any, dict[str, Any]], None]] = {
     JobsReclaimed: _jobs_reclaimed,
     JobsHandedBack: _jobs_handed_back,
     LeaderChanged: _leader_changed,
+    PruneReport: _prune_report,
     ConnectionLost: _connection_lost,
     ConnectionFailed: _connection_failed,
     ConnectionRestored: _connection_restored,

@@ -47,6 +47,7 @@ from ..events import (
     JobFinished,
     JobLost,
     JobsHandedBack,
+    JobsPruned,
     JobsReclaimed,
     JobStarted,
     LeaderChanged,
@@ -113,8 +114,13 @@ ENQUEUE_REFUSED = Counter("pgqueue_enqueue_refused", "Enqueue calls of this proc
                           "the queue was at its max_depth.", ("queue",))
 ENQUEUE_OVER_WARN = Counter("pgqueue_enqueue_over_warn_depth", "Enqueue calls of this process "
                             "that took the queue past its warn_depth.", ("queue",))
+PRUNED = Counter("pgqueue_jobs_pruned", "Finished jobs the leader's pruner deleted from "
+                 "history, older than their retention.", ("queue", "state"))
+BATCHES_PRUNED = Counter("pgqueue_batches_pruned", "Finished batches the leader's pruner "
+                         "deleted with their last job.")
 SERVICE_ERRORS = Counter("pgqueue_service_errors", "Errors of a worker service (fetcher, "
-                         "heartbeat, leader, reaper, expiry, settler, compactor, scheduler) "
+                         "heartbeat, leader, reaper, expiry, settler, compactor, scheduler, "
+                         "pruner) "
                          "that are not a lost connection: a bug, or a statement the database "
                          "refuses. The service goes on after a back-off.", ("service",))
 
@@ -130,11 +136,12 @@ METRIC_NAMES = (
     "pgqueue_queue_enqueued_total", "pgqueue_queue_depth", "pgqueue_queue_max_depth",
     "pgqueue_queue_warn_depth", "pgqueue_enqueue_refused_total",
     "pgqueue_enqueue_over_warn_depth_total", "pgqueue_service_errors_total",
+    "pgqueue_jobs_pruned_total", "pgqueue_batches_pruned_total",
 )
 
 #: The worker services that count errors in ``pgqueue_service_errors_total``.
 SERVICES = ("fetcher", "completer", "heartbeat", "leader", "reaper", "expiry", "settler",
-            "compactor", "scheduler")
+            "compactor", "scheduler", "pruner")
 
 _OUTCOMES = {"succeeded": SUCCEEDED, "retried": RETRIED, "failed": FAILED,
              "cancelled": CANCELLED}
@@ -231,6 +238,10 @@ class WorkerMetrics:
                 RECLAIMED.labels(taken.queue, taken.task).inc()
                 if taken.outcome == "failed":
                     FAILED.labels(taken.queue, taken.task).inc()
+        elif isinstance(event, JobsPruned):
+            PRUNED.labels(event.queue, event.state).inc(event.jobs)
+            if event.batches:
+                BATCHES_PRUNED.inc(event.batches)
         elif isinstance(event, LeaderChanged):
             self._stop_stats()
             if event.is_leader and self._dsn is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .._dsn import DEFAULT_POOLER, POOLERS
 from ..errors import ConfigError, InvalidJobError
 from ..producer.params import validate_queue
+from ..retention import DEFAULT_RETENTION, Retention
 
 __all__ = ["DEFAULT_POOLER", "POOLERS", "ConfigError", "WorkerConfig", "parse_queues"]
 
@@ -46,6 +47,10 @@ class WorkerConfig:
       ``session`` or ``transaction``; see :data:`POOLERS`). With
       ``transaction`` the worker's sessions use no server-side prepared
       statements and no session settings (:attr:`pooled`).
+    - ``retention``: how long history keeps finished jobs of each final state
+      (:class:`~pgqueue.retention.Retention`; succeeded 1 day, cancelled 7
+      days, failed 30 days); the leader prunes older ones. Queues may override
+      it (:func:`pgqueue.set_retention`).
     """
 
     queues: tuple[str, ...] | None = None
@@ -57,8 +62,11 @@ class WorkerConfig:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     pooler: str = DEFAULT_POOLER
+    retention: Retention = DEFAULT_RETENTION
 
     def __post_init__(self) -> None:
+        if not isinstance(self.retention, Retention):
+            raise ConfigError(f"retention must be a Retention, got {self.retention!r}")
         if self.queues is not None:
             if not self.queues:
                 raise ConfigError("queues must name at least one queue")

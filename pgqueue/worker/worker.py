@@ -27,6 +27,7 @@ from typing import Any
 from .. import _dsn
 from ..errors import DatabaseUnavailableError, TaskError
 from ..events import Event, Subscriber, WorkerStarted, WorkerStopped
+from ..retention import RetentionSpec, parse_retention
 from ..tasks import Registry
 from ..types import Job
 from .completer import Completer
@@ -80,6 +81,13 @@ class Worker:
     past the pooler; without one it polls every 0.5 s unless ``poll_interval``
     says otherwise. ``pooler="session"`` behaves as ``"none"``: a session-mode
     pooler keeps each client on one server session.
+
+    ``retention``: how long the leader keeps finished jobs in history, by final
+    state (default: succeeded 1 day, cancelled 7 days, failed 30 days):
+    ``"succeeded=12h,failed=off"`` (the states not named keep their default),
+    ``{"failed": timedelta(days=90)}``, ``"off"`` (keep everything), or a
+    :class:`pgqueue.retention.Retention`. Give every worker the same: the
+    leader's applies. Queues override it with :func:`pgqueue.set_retention`.
     """
 
     def __init__(self, registry: Registry, *, dsn: str | None = None,
@@ -93,7 +101,8 @@ class Worker:
                  worker_id: str | None = None, log_events: bool = True,
                  rng: random.Random | None = None, metrics_port: int | None = None,
                  tracing: bool = True, pooler: str | None = None,
-                 listen_dsn: str | None = None) -> None:
+                 listen_dsn: str | None = None,
+                 retention: RetentionSpec = None) -> None:
         resolved = _dsn.resolve_dsn(dsn)
         if not resolved:
             raise DatabaseUnavailableError(
@@ -118,7 +127,8 @@ class Worker:
             queues=names, concurrency=concurrency, queue_slots=slots,
             poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
-            startup_timeout=startup_timeout, pooler=pooler)
+            startup_timeout=startup_timeout, pooler=pooler,
+            retention=parse_retention(retention))
         self.queues = list(self.config.queues or registry.queues)
         self._claims = ClaimFilter.of(registry, self.queues)
         self.id = worker_id or str(uuid.uuid4())

@@ -5,7 +5,8 @@
   holds it runs the services below.
 - reaper (:mod:`.reaper`), expiry (:mod:`.expiry`), settler (:mod:`.settler`),
   compactor (:mod:`.compactor`), every reaper interval; scheduler
-  (:mod:`.scheduler`) at each periodic tick.
+  (:mod:`.scheduler`) at each periodic tick; pruner (:mod:`.pruner`), a round
+  a minute of short statements spaced apart.
 
 Each service has a config with its defaults and a ``run_once()`` that returns
 what it did. :func:`.loop.run_service` runs each one as its own asyncio task:
@@ -16,9 +17,9 @@ others, the heartbeat, the claims and leadership go on.
 They share the claim session (a worker costs three connections: listener,
 claim, completer). That is safe because the session is autocommit: a refused
 statement rolled back alone and the connection stays usable; only a lost
-connection closes it. Statements are short (the reaper and expiry are bounded
-per statement) and the session serialises them, so a claim waits for at most
-one maintenance statement.
+connection closes it. Statements are short (the reaper, expiry and pruner are
+bounded per statement) and the session serialises them, so a claim waits for
+at most one maintenance statement.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .expiry import Expiry, ExpiryConfig
 from .heartbeat import Heartbeat, HeartbeatConfig, HeldAttempts
 from .leader import Leader, LeaderConfig
 from .loop import DEFAULT_BACKOFF_MAX_SECONDS, LoopConfig, Service, run_service
+from .pruner import Pruner, PrunerConfig
 from .reaper import Reaper, ReaperConfig
 from .scheduler import Scheduler, SchedulerConfig
 from .settler import Settler, SettlerConfig
@@ -70,6 +72,7 @@ class Maintenance:
         self.expiry = Expiry(session, ExpiryConfig(every))
         self.settler = Settler(session, SettlerConfig(every))
         self.compactor = Compactor(session, CompactorConfig(every))
+        self.pruner = Pruner(session, worker_id, emit, PrunerConfig(retention=config.retention))
         self.scheduler = Scheduler(session, schedules or [], self.leader, SchedulerConfig(
             tolerance_seconds=lease + 2 * config.heartbeat_interval, max_wait_seconds=tick))
         self._has_schedules = bool(schedules)
@@ -93,7 +96,8 @@ class Maintenance:
         """Run every service until cancelled."""
         loops = [self._loop(self.heartbeat, self._steady),
                  self._loop(self.leader, self._steady)]
-        led: list[Service] = [self.reaper, self.expiry, self.settler, self.compactor]
+        led: list[Service] = [self.reaper, self.expiry, self.settler, self.compactor,
+                              self.pruner]
         if self._has_schedules:
             led.append(self.scheduler)
         loops += [self._loop(service, self._backoff, leader_only=True) for service in led]
