@@ -56,6 +56,7 @@ from ..events import (
     WorkerStopped,
 )
 from ..producer.hooks import Enqueued, QueueDepth, on_enqueued, on_queue_depth
+from ..retention import FINAL_STATES
 from .queue_metrics import (
     DEFAULT_STATS_INTERVAL_SECONDS,
     QueueSampler,
@@ -255,6 +256,9 @@ class WorkerMetrics:
                 SERVICE_ERRORS.labels(service)
             for queue, task in event.tasks:  # every job series at 0 from the start
                 self._children(queue, task)
+            for queue in event.queues:
+                for state in FINAL_STATES:
+                    PRUNED.labels(queue, state)
             self._slots = event.concurrency
             SLOTS.inc(self._slots)
         elif isinstance(event, WorkerStopped):

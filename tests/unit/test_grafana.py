@@ -41,6 +41,7 @@ def exported_samples() -> set[str]:
         events.JobsReclaimed("w", (1,), (), (events.ReclaimedJob(1, "gq", "g.task", 1,
                                                                   "queued"),)),
         events.ServiceError("w", "reaper", "boom"),
+        events.JobsPruned("w", "gq", "succeeded", 3, 1),
     ):
         observer(event)
     metrics.apply_queue_stats([{"queue": "gq", "ready": 1, "scheduled": 0, "running": 0,

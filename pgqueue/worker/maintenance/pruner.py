@@ -20,9 +20,10 @@ Invariants:
   from the oldest row, to delete rows kept until then because a job depended
   on them or their batch was open;
 - events: :class:`~pgqueue.events.JobsPruned` per statement that deleted
-  (metrics count them); :class:`~pgqueue.events.PruneReport` with the totals,
-  at most every ``report_seconds`` (logs show it), the first at the end of the
-  first round that deleted anything.
+  (metrics count them); :class:`~pgqueue.events.PruneReport` with the totals
+  since the last one (logs show it): at the end of the first round that deleted
+  anything, then at the end of a round at most every ``report_seconds``, and
+  every ``report_seconds`` within a round that lasts longer.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Pruner:
         self._rescanned_at: float | None = None
         self._reported_at: float | None = None
         self._pending: dict[str, int] = {}
-        self._pending_since = 0.0
+        self._round_started = 0.0
         self._pending_batches = 0
         self._pending_statements = 0
         self._pending_rounds = 0
@@ -146,8 +147,6 @@ class Pruner:
         if scanned < self.config.limit:
             self._targets.pop(0)
         if deleted:
-            if not self._pending:
-                self._pending_since = self._clock()
             self._pending[state] = self._pending.get(state, 0) + int(deleted)
             self._pending_batches += int(batches)
             self._emit(JobsPruned(self._worker_id, queue, state, int(deleted), int(batches)))
@@ -177,7 +176,7 @@ class Pruner:
         rows = await self._session.fetch("history_targets_list", {
             f"{state}_seconds": retention.of(state) for state in FINAL_STATES})
         self._targets = [(str(q), str(s), float(k)) for q, s, k in rows]
-        now = self._clock()
+        now = self._round_started = self._clock()
         if self._rescanned_at is None or now - self._rescanned_at >= self.config.rescan_seconds:
             self._cursors.clear()
             self._rescanned_at = now
@@ -191,14 +190,20 @@ class Pruner:
         return self._maybe_report(step, round_end=True)
 
     def _maybe_report(self, step: PruneStep, *, round_end: bool = False) -> PruneStep:
-        """Report what is pending at the end of the first round that deleted, then
-        whenever ``report_seconds`` have passed (mid-round too: a long catch-up
-        still reports every few minutes)."""
+        """Report what is pending: at the end of the first round that deleted, then
+        at the end of a round ``report_seconds`` after the last report; within a
+        round that has lasted that long already (a long catch-up), every
+        ``report_seconds``."""
         if not self._pending:
             return step
         now = self._clock()
-        since = self._reported_at if self._reported_at is not None else self._pending_since
-        if (round_end and self._reported_at is None) or now - since >= self.config.report_seconds:
+        last = self._reported_at
+        if round_end:
+            due = last is None or now - last >= self.config.report_seconds
+        else:
+            due = now - max(self._round_started, last or self._round_started) \
+                >= self.config.report_seconds
+        if due:
             self._emit(PruneReport(
                 self._worker_id, tuple(sorted(self._pending.items())), self._pending_batches,
                 self._pending_statements, round(self._busy, 3), self._pending_rounds))
