@@ -1,5 +1,5 @@
 """Command line: ``python -m benchmarks
-{enqueue,drain,latency,backlog,stats,bloat,all,peers,pooler}``.
+{enqueue,drain,latency,backlog,stats,bloat,retention,all,peers,pooler}``.
 
 ``all`` runs pgqueue's own scenarios; ``peers`` runs pgqueue's bulk enqueue,
 drain and latency side by side with the peers of the optional ``bench`` extra
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import backlog, bloat, drain, enqueue, latency, peers, pooler, stats
+from . import backlog, bloat, drain, enqueue, latency, peers, pooler, retention, stats
 from .harness import DEFAULT_DSN, DEFAULT_OUT, Results, Sizes, server_facts, sizes_for
 
 Scenario = Callable[[str, Sizes, Results], None]
@@ -35,10 +35,11 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "backlog": [backlog.run],
     "stats": [stats.run],
     "bloat": [bloat.run],
+    "retention": [retention.run],
     "peers": [peers.run],
     "pooler": [pooler.run],
 }
-ORDER = ["enqueue", "drain", "latency", "backlog", "stats", "bloat"]
+ORDER = ["enqueue", "drain", "latency", "backlog", "stats", "bloat", "retention"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -147,13 +147,15 @@ class JobsHandedBack(Event):
 @dataclass(frozen=True, slots=True)
 class JobsPruned(Event):
     """One statement of the pruner deleted finished jobs of one queue and state
-    (and ``batches`` batches whose last job they were). Counted by metrics."""
+    (and ``batches`` batches whose last job they were). Counted by metrics.
+    ``duration_seconds``: the statement's, as the pruner's session saw it."""
 
     name: ClassVar[str] = "jobs_pruned"
     queue: str
     state: str
     jobs: int
     batches: int = 0
+    duration_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

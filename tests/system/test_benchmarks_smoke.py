@@ -26,6 +26,9 @@ FIGURES = [
     "backlog_small", "backlog_large", "backlog_ratio",
     "stats_queue_stats", "stats_history_size",
     "bloat_table_empty", "bloat_table_after", "bloat_table_vacuumed", "bloat_indexes_after",
+    "retention_drain_without", "retention_drain_with", "retention_drain_after",
+    "retention_prune_rate", "retention_statement_p50", "retention_statement_max",
+    "retention_lock_longest", "retention_heap_before", "retention_heap_vacuumed",
 ]
 
 

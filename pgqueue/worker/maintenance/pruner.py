@@ -139,7 +139,8 @@ class Pruner:
             "queue": queue, "state": state, "keep_seconds": keep,
             "after_at": cursor[0] if cursor else None, "after_id": cursor[1] if cursor else None,
             "limit": self.config.limit})
-        self._busy += self._clock() - started
+        took = self._clock() - started
+        self._busy += took
         self._pending_statements += 1
         scanned, deleted, batches, last_at, last_id = rows[0]
         if scanned:
@@ -149,7 +150,8 @@ class Pruner:
         if deleted:
             self._pending[state] = self._pending.get(state, 0) + int(deleted)
             self._pending_batches += int(batches)
-            self._emit(JobsPruned(self._worker_id, queue, state, int(deleted), int(batches)))
+            self._emit(JobsPruned(self._worker_id, queue, state, int(deleted), int(batches),
+                                  took))
         result = PruneStep((queue, state), int(scanned), int(deleted), int(batches),
                            not self._targets)
         return self._end_round(result) if result.round_done else self._maybe_report(result)
