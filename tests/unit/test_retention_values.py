@@ -39,7 +39,7 @@ def test_keep_values(value: object, seconds: float | None) -> None:
 @pytest.mark.parametrize("value", ["7", "banana", "", "1y", 59, -1, float("inf"),
                                    timedelta(days=365 * 101), True, None, [1]])
 def test_bad_keep_values_raise_the_error_asked_for(value: object) -> None:
-    with pytest.raises(ConfigError, match="^f"):
+    with pytest.raises(ConfigError, match=r"^f"):
         parse_keep(value, field="f")
     with pytest.raises(InvalidArgumentError):
         parse_keep(value, field="f", error=InvalidArgumentError)
