@@ -203,8 +203,8 @@ class Pruner:
         if round_end:
             due = last is None or now - last >= self.config.report_seconds
         else:
-            due = now - max(self._round_started, last or self._round_started) \
-                >= self.config.report_seconds
+            since = self._round_started if last is None else max(self._round_started, last)
+            due = now - since >= self.config.report_seconds
         if due:
             self._emit(PruneReport(
                 self._worker_id, tuple(sorted(self._pending.items())), self._pending_batches,
