@@ -21,6 +21,7 @@ from ..worker.config import (  # the worker's defaults only: no service is loade
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
     POOLERS,
+    QUEUE_ORDERS,
 )
 from .common import DSN_HELP, POOLER_HELP, require_dsn
 
@@ -133,8 +134,15 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
                    "function without arguments that returns it.")
 @click.option("--queues", envvar="PGQUEUE_QUEUES", callback=_queue_list,
               help="Comma-separated queues, each optionally with its local slots "
-                   "(email=10,payment=2: at most 2 payment jobs at once in this process); "
-                   "default: every queue the registry's tasks use.")
+                   "(email=10,payment=2: at most 2 payment jobs at once in this process), "
+                   "a weight (critical=w6,default=w3,low=w1: claims split 6:3:1) or both "
+                   "(default=10:w3); default: every queue the registry's tasks use.")
+@click.option("--queue-order", envvar="PGQUEUE_QUEUE_ORDER", type=click.Choice(QUEUE_ORDERS),
+              default=None,
+              help="How claims share out among the queues: priority (priority, run_at, id "
+                   "across them), weighted (by the queues' weights, 1 when not given) or "
+                   "strict (always the first queue, in --queues order, that has a job) "
+                   "[default: weighted when a weight is given, else priority].")
 @click.option("--concurrency", envvar="PGQUEUE_CONCURRENCY", type=click.IntRange(1, 10_000),
               default=None, help="Jobs run at once per process [default: 10, or the sum of "
                                  "the slots when every queue has some].")
@@ -176,7 +184,8 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               show_default=True, type=click.Choice(["off", "jobs", "all"]),
               help="OpenTelemetry spans for psycopg statements: of handlers (jobs), "
                    "also of the worker's own claims and outcome writes (all).")
-def worker(app: str, queues: list[str] | None, concurrency: int | None, processes: int,
+def worker(app: str, queues: list[str] | None, queue_order: str | None,
+           concurrency: int | None, processes: int,
            dsn: str | None, pooler: str, listen_dsn: str | None,
            poll_interval: float | None, heartbeat_interval: float,
            stall_timeout: float, shutdown_timeout: float, startup_timeout: float,
@@ -190,7 +199,8 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
     configure_logging(log_level, log_format)
     registry = load_registry(app)
     options: dict[str, Any] = {
-        "dsn": require_dsn(dsn), "queues": queues, "concurrency": concurrency,
+        "dsn": require_dsn(dsn), "queues": queues, "queue_order": queue_order,
+        "concurrency": concurrency,
         "pooler": pooler, "listen_dsn": listen_dsn,
         "poll_interval": poll_interval, "heartbeat_interval": heartbeat_interval,
         "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,

@@ -38,6 +38,7 @@ from .config import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
+    QueueSpec,
     WorkerConfig,
     parse_queues,
 )
@@ -48,6 +49,7 @@ from .listener import Listener
 from .maintenance import Maintenance
 from .session import Session
 from .slots import Slots
+from .turns import QueueTurns
 
 __all__ = ["Worker"]
 
@@ -73,6 +75,14 @@ class Worker:
         worker = pgqueue.Worker(tasks, dsn=dsn, queues=["email"], concurrency=20)
         worker.run()  # until SIGTERM or SIGINT
 
+    ``queues`` names the queues, each optionally with local slots and a weight:
+    ``{"email": 10}`` (10 slots), ``{"critical": pgqueue.QueueSpec(weight=6),
+    "low": pgqueue.QueueSpec(slots=2, weight=1)}``, or specs as ``--queues``
+    takes them (``["critical=w6", "low=2:w1"]``). ``queue_order`` (``priority``,
+    ``weighted`` or ``strict``; default ``weighted`` when a weight is given,
+    else ``priority``) says how claims share out among them
+    (:class:`~.config.WorkerConfig`).
+
     Behind a transaction-mode pooler (PgBouncer's ``pool_mode = transaction``)
     pass ``pooler="transaction"`` (or set PGQUEUE_POOLER): the worker's
     sessions then prepare nothing server-side and set no session setting, and
@@ -83,7 +93,8 @@ class Worker:
     """
 
     def __init__(self, registry: Registry, *, dsn: str | None = None,
-                 queues: Iterable[str] | Mapping[str, int] | None = None,
+                 queues: Iterable[str] | Mapping[str, int | QueueSpec] | None = None,
+                 queue_order: str | None = None,
                  concurrency: int | None = None,
                  poll_interval: float | None = None,
                  heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
@@ -110,12 +121,14 @@ class Worker:
         if poll_interval is None:
             poll_interval = DEFAULT_POLL_INTERVAL if self.listen_dsn \
                 else DEFAULT_POOLER_POLL_INTERVAL
-        names, slots = parse_queues(queues)
+        parsed = parse_queues(queues)
+        names, slots = parsed.names, parsed.slots
         if concurrency is None:
             covered = names is not None and set(slots) == set(names)
             concurrency = sum(slots.values()) if covered else DEFAULT_CONCURRENCY
         self.config = WorkerConfig(
             queues=names, concurrency=concurrency, queue_slots=slots,
+            queue_weights=parsed.weights, queue_order=queue_order,
             poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
             startup_timeout=startup_timeout, pooler=pooler)
@@ -256,9 +269,12 @@ class Worker:
             on_finished=job_finished,
             emit=self._emit, stop=stop, stop_requested=lambda: self._stop_requested,
             rng=self._rng)
+        order = self.config.order
+        turns = None if order == "priority" else QueueTurns(
+            self.queues, order, self.config.queue_weights)
         fetcher = self._fetcher = Fetcher(claim, self.id, self._claims, slots,
                                           poll_interval=self.config.poll_interval,
-                                          emit=self._emit, stop=stop)
+                                          emit=self._emit, stop=stop, turns=turns)
         maintenance = Maintenance(
             claim, self.id, self.config, self.queues, self.registry.names,
             held_ids=lambda: slots.held() + completer.held(),
