@@ -23,7 +23,8 @@ __all__ = ["MAX_WEIGHT", "QUEUE_ORDERS", "ParsedQueues", "QueueSpec", "parse_que
 #: has a job to start).
 QUEUE_ORDERS = ("priority", "weighted", "strict")
 MAX_WEIGHT = 1000
-_SYNTAX = "syntax: name, name=slots, name=wWEIGHT or name=slots:wWEIGHT, e.g. default=10:w3"
+_SYNTAX = ("syntax: name, name=slots, name=wWEIGHT or name=slots:wWEIGHT, "
+           "e.g. email=10, critical=w6, default=10:w3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +103,9 @@ def _parse_options(spec: str, rest: str) -> tuple[int | None, int | None]:
                     raise ValueError
                 slots = int(part)
         except ValueError:
-            raise ConfigError(f"queue spec {spec!r}: {part!r} is neither a slot count nor a "
-                              f"weight, or is given twice ({_SYNTAX})") from None
+            raise ConfigError(f"queue spec {spec!r}: {part!r} must be an integer (the slots) "
+                              f"or w and an integer (the weight), each at most once "
+                              f"({_SYNTAX})") from None
     return slots, weight
 
 
