@@ -169,3 +169,26 @@ def test_backpressure_benchmark_reports_every_figure(admin_dsn: str) -> None:
                  "many_bounded_50", "single_unlimited_ratio", "many_bounded_50_ratio"):
         value = float(lines[f"backpressure_{name}"].replace(",", ""))
         assert math.isfinite(value) and value > 0, (name, value)
+
+
+@pytest.mark.timeout(240)
+def test_weights_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.weights --quick`` at a tiny size: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.weights", "--quick", "--dsn", admin_dsn,
+         "--jobs", "300", "--large", "3000"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("weights_")}
+    names = [f"share_{q}" for q in ("critical", "default", "low")] + [
+        "idle_share_default", "idle_share_low", "idle_drain_c50", "drain_weighted_c50",
+        "drain_priority_c50", "drain_ratio"] + [
+        f"claim_{order}_{size}{suffix}" for order in ("weighted", "priority")
+        for size in ("small", "large") for suffix in ("", "_buffers")]
+    for name in names:
+        value = float(lines[f"weights_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
+    assert "weights_share_worst_error" in lines
