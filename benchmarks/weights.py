@@ -36,13 +36,21 @@ from pgqueue import events
 from pgqueue._sql import query
 from pgqueue.worker.turns import QueueTurns
 
-from .harness import DEFAULT_DSN, Results, WorkerRun, scratch_database, verify_drained
+from .harness import (
+    DEFAULT_DSN,
+    BenchmarkError,
+    Results,
+    WorkerRun,
+    scratch_database,
+    verify_drained,
+)
 
 QUEUES = ("critical", "default", "low")
 WEIGHTS = {"critical": 6, "default": 3, "low": 1}
 SPECS = [f"{q}=w{w}" for q, w in WEIGHTS.items()]
 CONCURRENCY = 50
 CLAIM = 50
+PLAN_ROUNDS = 21
 
 
 async def noop(n: int = 0) -> None:
@@ -113,8 +121,11 @@ def _claim_times(dsn: str, orders: dict[str, tuple[list[float] | None, list[floa
     return {order: statistics.median(t) for order, t in times.items()}
 
 
-def _claim_buffers(dsn: str, bases: list[float] | None, strides: list[float] | None) -> int:
-    """Shared buffers the claim's statement reads (auto_explain, nested statements)."""
+def _claim_plan(dsn: str, bases: list[float] | None, strides: list[float] | None
+                ) -> tuple[int, float]:
+    """Shared buffers the claim's statement reads and its execution time (ms, the
+    median of PLAN_ROUNDS), from auto_explain (nested statements), over claims
+    rolled back after a first that loads the session's caches."""
     notices: list[str] = []
     with psycopg.connect(dsn) as conn:
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
@@ -123,17 +134,23 @@ def _claim_buffers(dsn: str, bases: list[float] | None, strides: list[float] | N
                         "log_analyze = on", "log_buffers = on", "log_level = notice"):
             conn.execute(f"SET auto_explain.{setting}")
         conn.execute("SET client_min_messages = notice")
-        conn.execute(query("job_claim"), _claim_params(bases, strides)).fetchall()
-        conn.rollback()
-    # The function's own statement (RETURN QUERY): its plan's top buffers line.
-    plans = [n for n in notices if "claim_candidates" in n and "Buffers" in n]
-    if not plans:
-        return 0
+        conn.commit()  # the settings outlive the claims rolled back
+        plans: list[str] = []
+        for _ in range(PLAN_ROUNDS + 1):
+            notices.clear()
+            conn.execute(query("job_claim"), _claim_params(bases, strides)).fetchall()
+            conn.rollback()
+            # The function's own statement (RETURN QUERY), with its duration.
+            plans += [n for n in notices if "picked AS MATERIALIZED" in n and "Buffers" in n]
+    if len(plans) != PLAN_ROUNDS + 1:
+        raise BenchmarkError("auto_explain reported no plan of the claim's statement")
+    millis = statistics.median(float(p.split("duration: ")[1].split(" ms")[0])
+                               for p in plans[1:])
     for line in plans[-1].splitlines():
-        if "Buffers: shared" in line:
+        if "Buffers: shared" in line:  # the top node's
             return sum(int(part.split("=")[1]) for part in line.split()
-                       if part.startswith(("hit=", "read=")))
-    return 0
+                       if part.startswith(("hit=", "read="))), millis
+    raise BenchmarkError("the claim's plan shows no buffers")
 
 
 def run(server_dsn: str, results: Results, *, jobs: int = 10_000, rounds: int = 2,
@@ -180,10 +197,13 @@ def _claims(server_dsn: str, results: Results, *, large: int, rounds: int = 100)
             _insert(dsn, {"critical": small, "default": small, "low": size})
             # First, on the freshly vacuumed table: what one claim reads.
             for order, (bases, strides) in orders.items():
-                results.add(f"weights_claim_{order}_{label}_buffers",
-                            float(_claim_buffers(dsn, bases, strides)), "buffers",
-                            f"shared buffers one claim's statement reads, low's backlog "
-                            f"{size:,}")
+                buffers, millis = _claim_plan(dsn, bases, strides)
+                results.add(f"weights_claim_{order}_{label}_buffers", float(buffers),
+                            "buffers", f"shared buffers the claim's statement reads, "
+                            f"low's backlog {size:,}")
+                results.add(f"weights_claim_{order}_{label}_statement", millis * 1000, "us",
+                            f"the claim's statement alone (auto_explain), median of "
+                            f"{PLAN_ROUNDS}")
             for order, seconds in _claim_times(dsn, orders, rounds).items():
                 results.add(f"weights_claim_{order}_{label}", seconds * 1e6, "us",
                             f"claim of {CLAIM} (committed), low's backlog {size:,}, "

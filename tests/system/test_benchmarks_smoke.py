@@ -187,7 +187,7 @@ def test_weights_benchmark_reports_every_figure(admin_dsn: str) -> None:
         "idle_share_default", "idle_share_low", "idle_drain_c50", "drain_weighted_c50",
         "drain_priority_c50", "drain_ratio"] + [
         f"claim_{order}_{size}{suffix}" for order in ("weighted", "priority")
-        for size in ("small", "large") for suffix in ("", "_buffers")]
+        for size in ("small", "large") for suffix in ("", "_buffers", "_statement")]
     for name in names:
         value = float(lines[f"weights_{name}"].replace(",", ""))
         assert math.isfinite(value) and value > 0, (name, value)
