@@ -23,22 +23,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 import uuid
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import psycopg
 
 import pgqueue
 from pgqueue import events
-from pgqueue._sql import query
 from pgqueue.worker.turns import QueueTurns
 
+from .claims import PLAN_ROUNDS, claim_plan, claim_times
 from .harness import (
     DEFAULT_DSN,
-    BenchmarkError,
     Results,
     WorkerRun,
     scratch_database,
@@ -50,7 +48,6 @@ WEIGHTS = {"critical": 6, "default": 3, "low": 1}
 SPECS = [f"{q}=w{w}" for q, w in WEIGHTS.items()]
 CONCURRENCY = 50
 CLAIM = 50
-PLAN_ROUNDS = 21
 
 
 async def noop(n: int = 0) -> None:
@@ -100,57 +97,10 @@ def _starts(server_dsn: str, label: str, per_queue: dict[str, int], n: int,
 def _claim_params(bases: list[float] | None, strides: list[float] | None
                   ) -> dict[str, Any]:
     return {"queues": list(QUEUES), "slots": [CLAIM] * 3, "bases": bases,
-            "strides": strides, "tasks": ["bench.noop_async"], "limit": CLAIM,
+            "strides": strides, "fair": None, "cursors": None,
+            "tasks": ["bench.noop_async"], "limit": CLAIM,
             "worker_id": str(uuid.uuid4()), "key_tasks": [], "key_caps": [],
             "async_commit": False}
-
-
-def _claim_times(dsn: str, orders: dict[str, tuple[list[float] | None, list[float] | None]],
-                 rounds: int) -> dict[str, float]:
-    """Median seconds of one committed claim of CLAIM jobs in each order, the
-    orders alternating (the claimed jobs stay running: the backlog shrinks alike)."""
-    times: dict[str, list[float]] = {order: [] for order in orders}
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for _ in range(rounds):
-            for order, (bases, strides) in orders.items():
-                params = _claim_params(bases, strides)
-                started = time.perf_counter()
-                rows = conn.execute(query("job_claim"), params).fetchall()
-                times[order].append(time.perf_counter() - started)
-                assert len(rows) == CLAIM
-    return {order: statistics.median(t) for order, t in times.items()}
-
-
-def _claim_plan(dsn: str, bases: list[float] | None, strides: list[float] | None
-                ) -> tuple[int, float]:
-    """Shared buffers the claim's statement reads and its execution time (ms, the
-    median of PLAN_ROUNDS), from auto_explain (nested statements), over claims
-    rolled back after a first that loads the session's caches."""
-    notices: list[str] = []
-    with psycopg.connect(dsn) as conn:
-        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
-        conn.execute("LOAD 'auto_explain'")
-        for setting in ("log_min_duration = 0", "log_nested_statements = on",
-                        "log_analyze = on", "log_buffers = on", "log_level = notice"):
-            conn.execute(f"SET auto_explain.{setting}")
-        conn.execute("SET client_min_messages = notice")
-        conn.commit()  # the settings outlive the claims rolled back
-        plans: list[str] = []
-        for _ in range(PLAN_ROUNDS + 1):
-            notices.clear()
-            conn.execute(query("job_claim"), _claim_params(bases, strides)).fetchall()
-            conn.rollback()
-            # The function's own statement (RETURN QUERY), with its duration.
-            plans += [n for n in notices if "picked AS MATERIALIZED" in n and "Buffers" in n]
-    if len(plans) != PLAN_ROUNDS + 1:
-        raise BenchmarkError("auto_explain reported no plan of the claim's statement")
-    millis = statistics.median(float(p.split("duration: ")[1].split(" ms")[0])
-                               for p in plans[1:])
-    for line in plans[-1].splitlines():
-        if "Buffers: shared" in line:  # the top node's
-            return sum(int(part.split("=")[1]) for part in line.split()
-                       if part.startswith(("hit=", "read="))), millis
-    raise BenchmarkError("the claim's plan shows no buffers")
 
 
 def run(server_dsn: str, results: Results, *, jobs: int = 10_000, rounds: int = 2,
@@ -197,14 +147,16 @@ def _claims(server_dsn: str, results: Results, *, large: int, rounds: int = 100)
             _insert(dsn, {"critical": small, "default": small, "low": size})
             # First, on the freshly vacuumed table: what one claim reads.
             for order, (bases, strides) in orders.items():
-                buffers, millis = _claim_plan(dsn, bases, strides)
+                buffers, millis = claim_plan(dsn, partial(_claim_params, bases, strides))
                 results.add(f"weights_claim_{order}_{label}_buffers", float(buffers),
                             "buffers", f"shared buffers the claim's statement reads, "
                             f"low's backlog {size:,}")
                 results.add(f"weights_claim_{order}_{label}_statement", millis * 1000, "us",
                             f"the claim's statement alone (auto_explain), median of "
                             f"{PLAN_ROUNDS}")
-            for order, seconds in _claim_times(dsn, orders, rounds).items():
+            variants = {order: (partial(_claim_params, bases, strides), None)
+                        for order, (bases, strides) in orders.items()}
+            for order, seconds in claim_times(dsn, variants, rounds, CLAIM).items():
                 results.add(f"weights_claim_{order}_{label}", seconds * 1e6, "us",
                             f"claim of {CLAIM} (committed), low's backlog {size:,}, "
                             f"median of {rounds}")

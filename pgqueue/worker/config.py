@@ -55,6 +55,7 @@ class WorkerConfig:
     queue_slots: Mapping[str, int] = field(default_factory=dict)
     queue_weights: Mapping[str, int] = field(default_factory=dict)
     queue_order: str | None = None
+    fair_queues: frozenset[str] = frozenset()
     poll_interval: float = DEFAULT_POLL_INTERVAL
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
@@ -95,6 +96,9 @@ class WorkerConfig:
             )
 
     def _check_order(self) -> None:
+        for queue in sorted(self.fair_queues):
+            if self.queues is None or queue not in self.queues:
+                raise ConfigError(f"fair_queues names {queue!r}, which is not in queues")
         for queue, weight in self.queue_weights.items():
             if self.queues is None or queue not in self.queues:
                 raise ConfigError(f"queue_weights names {queue!r}, which is not in queues")

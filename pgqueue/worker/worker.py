@@ -44,6 +44,7 @@ from .config import (
 )
 from .executor import AttemptRunner, Outcome, run_attempt
 from .fetcher import ClaimFilter, Fetcher
+from .key_rounds import KeyRounds
 from .lifecycle import connect, run_with_signals, shut_down
 from .listener import Listener
 from .maintenance import Maintenance
@@ -78,7 +79,8 @@ class Worker:
     ``queues`` names the queues, each optionally with local slots and a weight:
     ``{"email": 10}`` (10 slots), ``{"critical": pgqueue.QueueSpec(weight=6),
     "low": pgqueue.QueueSpec(slots=2, weight=1)}``, or specs as ``--queues``
-    takes them (``["critical=w6", "low=2:w1"]``). ``queue_order`` (``priority``,
+    takes them (``["critical=w6", "low=2:w1", "tenants=fair"]``; a fair queue's
+    jobs take turns by ``concurrency_key``). ``queue_order`` (``priority``,
     ``weighted`` or ``strict``; default ``weighted`` when a weight is given,
     else ``priority``) says how claims share out among them
     (:class:`~.config.WorkerConfig`).
@@ -129,6 +131,7 @@ class Worker:
         self.config = WorkerConfig(
             queues=names, concurrency=concurrency, queue_slots=slots,
             queue_weights=parsed.weights, queue_order=queue_order,
+            fair_queues=frozenset(parsed.fair),
             poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
             startup_timeout=startup_timeout, pooler=pooler)
@@ -272,9 +275,12 @@ class Worker:
         order = self.config.order
         turns = None if order == "priority" else QueueTurns(
             self.queues, order, self.config.queue_weights)
+        fair = self.config.fair_queues
+        rounds = KeyRounds(self.queues, fair) if fair else None
         fetcher = self._fetcher = Fetcher(claim, self.id, self._claims, slots,
                                           poll_interval=self.config.poll_interval,
-                                          emit=self._emit, stop=stop, turns=turns)
+                                          emit=self._emit, stop=stop, turns=turns,
+                                          rounds=rounds)
         maintenance = Maintenance(
             claim, self.id, self.config, self.queues, self.registry.names,
             held_ids=lambda: slots.held() + completer.held(),

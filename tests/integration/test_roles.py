@@ -152,7 +152,7 @@ def test_producer_role_enqueues_but_cannot_read_args_or_claim(roles: Roles) -> N
     assert refused(producer, query("job_claim"), {
         "queues": ["private"], "slots": [10], "tasks": ["app.pay"], "limit": 10,
         "worker_id": str(uuid.uuid4()), "key_tasks": [], "key_caps": [],
-        "bases": None, "strides": None, "async_commit": False})
+        "bases": None, "strides": None, "fair": None, "cursors": None, "async_commit": False})
     assert refused(producer, "UPDATE pgqueue.jobs SET state = 'running'")
     assert refused(producer, "DELETE FROM pgqueue.jobs")
     assert scalar(roles.dsn, "SELECT state::text FROM pgqueue.jobs WHERE id = %s",

@@ -87,7 +87,8 @@ class JobStates(RuleBasedStateMachine):
         rows = self.run("job_claim", {"queues": [QUEUE], "slots": [limit], "tasks": [TASK],
                                       "limit": limit, "worker_id": worker, "key_tasks": [],
                                       "key_caps": [],
-                                      "bases": None, "strides": None, "async_commit": False})
+                                      "bases": None, "strides": None,
+                                      "fair": None, "cursors": None, "async_commit": False})
         assert len(rows) == min(limit, len(queued))
         for row in rows:
             job = self.jobs[row[0]]

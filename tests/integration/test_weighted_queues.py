@@ -8,6 +8,7 @@ queues) would start them about 1:1:1: the tolerances below fail that.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from typing import Any
@@ -20,7 +21,7 @@ from pgqueue import events
 from pgqueue._sql import query
 from pgqueue.worker.config import ConfigError
 from pgqueue.worker.turns import QueueTurns
-from tests.support import cli_runner, fetch, running_worker, wait_until
+from tests.support import Inflight, cli_runner, fetch, running_worker, wait_until
 
 QUEUES = ("critical", "default", "low")
 
@@ -127,11 +128,15 @@ def test_without_weights_the_claim_stays_priority_then_age_across_queues(
 
 
 def claim(dsn: str, queues: list[str], rooms: list[int], bases: list[float] | None,
-          strides: list[float] | None, n: int) -> list[str]:
+          strides: list[float] | None, n: int, key_caps: dict[str, int] | None = None
+          ) -> list[str]:
+    key_caps = key_caps or {}
     rows = fetch(dsn, query("job_claim"), {
         "queues": queues, "slots": rooms, "bases": bases, "strides": strides,
+        "fair": None, "cursors": None,
         "tasks": [f"w.{q}" for q in queues], "limit": n, "worker_id": str(uuid.uuid4()),
-        "key_tasks": [], "key_caps": [], "async_commit": False})
+        "key_tasks": list(key_caps), "key_caps": list(key_caps.values()),
+        "async_commit": False})
     return [r[1] for r in rows]
 
 
@@ -159,10 +164,60 @@ def test_the_claim_reads_the_bases_it_is_sent(clean_db: str) -> None:
     assert claim(clean_db, two, [10, 10], None, None, 4) == two * 2
 
 
+def test_weighted_claims_keep_per_key_caps_and_queue_limits(clean_db: str) -> None:
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.enqueue_many(conn, [{"task": "w.critical", "queue": "critical",
+                                     "concurrency_key": "k"}] * 10
+                             + [{"task": "w.default", "queue": "default"}] * 10
+                             + [{"task": "w.low", "queue": "low"}] * 10)
+        pgqueue.set_concurrency_limit(conn, "low", 1)
+    turns = QueueTurns(list(QUEUES), "weighted", {"critical": 6, "default": 3, "low": 1})
+    # critical's key is capped at 2 running jobs, low's queue at 1 (the claim's
+    # key-capped branch). The claim picks 6:3:1 by turns, then drops the jobs
+    # over the key's cap (as in priority order: a cap is checked under the
+    # key's lock, after the pick).
+    got = claim(clean_db, list(QUEUES), [10, 10, 10], *turns.turns(10), 10,
+                key_caps={"w.critical": 2})
+    assert Counter(got) == {"critical": 2, "default": 3, "low": 1}, got
+    # Now the key is at its cap and low at its limit: default takes every turn.
+    got = claim(clean_db, list(QUEUES), [10, 10, 10], *turns.turns(10), 10,
+                key_caps={"w.critical": 2})
+    assert Counter(got) == {"default": 7}, got
+
+
+def test_a_worker_keeps_a_queue_concurrency_limit_under_weights(clean_db: str) -> None:
+    tasks = pgqueue.Registry()
+    inflight = Inflight()
+
+    @tasks.task(name="w.critical", queue="critical")
+    async def critical() -> None:
+        inflight.enter("critical")
+        await asyncio.sleep(0.05)
+        inflight.leave("critical")
+
+    @tasks.task(name="w.default", queue="default")
+    async def default() -> None:
+        inflight.enter("default")
+        await asyncio.sleep(0.05)
+        inflight.leave("default")
+
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.set_concurrency_limit(conn, "critical", 2)
+    enqueue_interleaved(clean_db, {"critical": 100, "default": 100})
+    with running_worker(clean_db, tasks, concurrency=8,
+                        queues=["critical=w6", "default=w1"]) as worker:
+        wait_until(lambda: len(worker.finished()) == 200, timeout=300,
+                   message="every job finished")
+    # critical's limit held (its weight asked for more); default got the slots
+    # critical could not use.
+    assert inflight.peak["critical"] == 2, inflight.peak
+    assert inflight.peak["default"] >= 4, inflight.peak
+
+
 @pytest.mark.parametrize("queues, order, message", [
     (["a=w0"], None, "weight for queue 'a' must be 1 to 1000"),
     (["a=w1001"], None, "weight for queue 'a' must be 1 to 1000"),
-    (["a=wx"], None, "must be an integer .* or w and an integer"),
+    (["a=wx"], None, "must be an integer .* w and an integer .* or fair"),
     (["a=2:3"], None, "each at most once"),
     (["a=w2:w3"], None, "each at most once"),
     (["a=2:w"], None, "e.g. email=10, critical=w6, default=10:w3"),
