@@ -192,3 +192,25 @@ def test_weights_benchmark_reports_every_figure(admin_dsn: str) -> None:
         value = float(lines[f"weights_{name}"].replace(",", ""))
         assert math.isfinite(value) and value > 0, (name, value)
     assert "weights_share_worst_error" in lines
+
+
+@pytest.mark.timeout(240)
+def test_fair_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.fair --quick`` at a tiny size: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fair", "--quick", "--dsn", admin_dsn,
+         "--jobs", "12000"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("fair_")}
+    names = [f"claim_{variant}_{label}{suffix}" for variant in ("fair", "plain")
+             for label in ("keys1", "keys100", "keys10000", "keys100_small")
+             for suffix in ("", "_statement", "_buffers")]
+    names += [f"claim_ratio_{label}" for label in ("keys1", "keys100", "keys10000")]
+    names += ["light_claims_fair", "light_claims_plain"]
+    for name in names:
+        value = float(lines[f"fair_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
