@@ -328,12 +328,42 @@ VALUES (create_batch.name, create_batch.callback_task, create_batch.callback_arg
 RETURNING id
 $$;
 
-CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint) RETURNS bigint
+CREATE FUNCTION pgqueue.debounce_pending(unique_key text, seconds double precision, replace boolean, args jsonb, meta jsonb, tags text[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    pending bigint;
+BEGIN
+    UPDATE pgqueue.jobs j
+    SET run_at = now() + debounce_pending.seconds * interval '1 second',
+        args = CASE WHEN debounce_pending.replace
+                    THEN COALESCE(debounce_pending.args, '{}'::jsonb) ELSE j.args END,
+        meta = CASE WHEN debounce_pending.replace
+                    THEN COALESCE(debounce_pending.meta, '{}'::jsonb) ELSE j.meta END,
+        tags = CASE WHEN debounce_pending.replace
+                    THEN COALESCE(debounce_pending.tags, '{}'::text[]) ELSE j.tags END
+    WHERE j.unique_key = debounce_pending.unique_key AND j.state = 'queued'
+    RETURNING j.id INTO pending;
+    IF pending IS NULL THEN
+        UPDATE pgqueue.jobs j SET unique_key = NULL
+        WHERE j.unique_key = debounce_pending.unique_key AND j.state = 'running';
+    END IF;
+    RETURN pending;
+END
+$$;
+
+CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, tags text[] DEFAULT NULL::text[], meta jsonb DEFAULT NULL::jsonb, unique_for_seconds double precision DEFAULT NULL::double precision, debounce_seconds double precision DEFAULT NULL::double precision, on_conflict text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
 DECLARE
     r record;
+    given_tags text[] := enqueue.tags;
 BEGIN
+    IF cardinality(given_tags) > 1 AND array_ndims(given_tags) = 1 THEN
+        given_tags := ARRAY(SELECT u.t FROM unnest(given_tags) WITH ORDINALITY AS u(t, n)
+                            GROUP BY u.t ORDER BY min(u.n));
+    END IF;
     SELECT * INTO r FROM pgqueue.try_enqueue(
         task => enqueue.task, args => enqueue.args, queue => enqueue.queue,
         priority => enqueue.priority, run_at => enqueue.run_at,
@@ -341,7 +371,9 @@ BEGIN
         delay_seconds => enqueue.delay_seconds, trace_context => enqueue.trace_context,
         expires_at => enqueue.expires_at, ttl_seconds => enqueue.ttl_seconds,
         depends_on => enqueue.depends_on, concurrency_key => enqueue.concurrency_key,
-        batch_id => enqueue.batch_id);
+        batch_id => enqueue.batch_id, tags => given_tags, meta => enqueue.meta,
+        unique_for_seconds => enqueue.unique_for_seconds,
+        debounce_seconds => enqueue.debounce_seconds, on_conflict => enqueue.on_conflict);
     IF r.id IS NULL THEN
         RAISE EXCEPTION 'pgqueue.enqueue: queue % is full: % live jobs, max_depth %',
             COALESCE(enqueue.queue, 'default'), r.depth, r.max_depth
@@ -530,13 +562,15 @@ $$;
 
 COMMENT ON FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, last_error text, errors jsonb, result jsonb, cancel_requested_at timestamp with time zone) IS 'the history row of a live job that finishes now: INSERT INTO pgqueue.finished_jobs SELECT (pgqueue.finished_row(...)).*';
 
-CREATE FUNCTION pgqueue.insert_job(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint) RETURNS bigint
+CREATE FUNCTION pgqueue.insert_job(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, tags text[] DEFAULT NULL::text[], meta jsonb DEFAULT NULL::jsonb, unique_for_seconds double precision DEFAULT NULL::double precision, debounce_seconds double precision DEFAULT NULL::double precision, on_conflict text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
 DECLARE
     new_id bigint;
     deps bigint[];
+    keyed_mode boolean := insert_job.unique_for_seconds IS NOT NULL
+                          OR insert_job.debounce_seconds IS NOT NULL;
 BEGIN
     IF insert_job.run_at IS NOT NULL AND insert_job.delay_seconds IS NOT NULL THEN
         RAISE EXCEPTION 'pgqueue.enqueue: give run_at or delay_seconds, not both'
@@ -548,6 +582,33 @@ BEGIN
     END IF;
     IF insert_job.delay_seconds < 0 OR insert_job.ttl_seconds <= 0 THEN
         RAISE EXCEPTION 'pgqueue.enqueue: delay_seconds must be >= 0 and ttl_seconds > 0'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF insert_job.on_conflict IS NOT NULL AND insert_job.on_conflict NOT IN ('keep', 'replace') THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: on_conflict must be ''keep'' or ''replace'', got %',
+            insert_job.on_conflict USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF keyed_mode THEN
+        IF insert_job.unique_key IS NULL THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds and debounce_seconds need a unique_key'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF insert_job.unique_for_seconds IS NOT NULL AND insert_job.debounce_seconds IS NOT NULL THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: give unique_for_seconds or debounce_seconds, not both'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF NOT (insert_job.unique_for_seconds > 0 OR insert_job.debounce_seconds > 0) THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds and debounce_seconds must be > 0'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF insert_job.debounce_seconds IS NOT NULL
+                AND (insert_job.run_at IS NOT NULL OR insert_job.delay_seconds IS NOT NULL) THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: debounce_seconds sets the run_at itself: give no run_at or delay_seconds'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    IF insert_job.on_conflict = 'replace' AND insert_job.debounce_seconds IS NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: on_conflict => ''replace'' needs debounce_seconds'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF insert_job.batch_id IS NOT NULL AND NOT EXISTS (
@@ -564,18 +625,44 @@ BEGIN
     IF cardinality(deps) = 0 THEN
         deps := NULL;
     END IF;
+    IF keyed_mode THEN
+        IF insert_job.unique_for_seconds IS NOT NULL
+                AND current_setting('transaction_isolation') <> 'read committed' THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds needs a READ COMMITTED transaction, not %',
+                upper(current_setting('transaction_isolation'))
+                USING ERRCODE = 'invalid_transaction_state',
+                      HINT = 'Under REPEATABLE READ or SERIALIZABLE a job committed by another '
+                             'transaction after this one began is not seen; enqueue in a READ '
+                             'COMMITTED transaction.';
+        END IF;
+        -- Held until this transaction ends; see the migration's header.
+        PERFORM pg_advisory_xact_lock(hashtextextended('pgqueue.unique:' || insert_job.unique_key, 0));
+    END IF;
     FOR i IN 1..5 LOOP
+        IF insert_job.unique_for_seconds IS NOT NULL THEN
+            new_id := pgqueue.unique_holder(insert_job.unique_key, insert_job.unique_for_seconds);
+        ELSIF insert_job.debounce_seconds IS NOT NULL THEN
+            new_id := pgqueue.debounce_pending(insert_job.unique_key, insert_job.debounce_seconds,
+                                               insert_job.on_conflict = 'replace', insert_job.args,
+                                               insert_job.meta, insert_job.tags);
+        END IF;
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
         INSERT INTO pgqueue.jobs AS j
             (queue, task, args, priority, run_at, max_attempts, unique_key, trace_context,
-             expires_at, depends_on, blocked, concurrency_key, batch_id)
+             expires_at, depends_on, blocked, concurrency_key, batch_id, tags, meta)
         VALUES (
             COALESCE(insert_job.queue, 'default'), insert_job.task, COALESCE(insert_job.args, '{}'::jsonb),
             COALESCE(insert_job.priority, 0),
-            COALESCE(insert_job.run_at, now() + COALESCE(insert_job.delay_seconds, 0) * interval '1 second'),
+            COALESCE(insert_job.run_at, now() + COALESCE(insert_job.delay_seconds,
+                                                         insert_job.debounce_seconds, 0)
+                                                * interval '1 second'),
             COALESCE(insert_job.max_attempts, 5), insert_job.unique_key, insert_job.trace_context,
             COALESCE(insert_job.expires_at, now() + insert_job.ttl_seconds * interval '1 second'),
             deps, CASE WHEN deps IS NOT NULL THEN true END, insert_job.concurrency_key,
-            insert_job.batch_id)
+            insert_job.batch_id, COALESCE(insert_job.tags, '{}'::text[]),
+            COALESCE(insert_job.meta, '{}'::jsonb))
         ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
         RETURNING j.id INTO new_id;
         IF new_id IS NOT NULL THEN
@@ -584,9 +671,13 @@ BEGIN
             END IF;
             RETURN new_id;
         END IF;
-        SELECT j.id INTO new_id FROM pgqueue.jobs j WHERE j.unique_key = insert_job.unique_key;
-        IF new_id IS NOT NULL THEN
-            RETURN new_id;
+        -- A live job holds the key (a producer without the lock took it
+        -- meanwhile): a plain unique key returns it; the other modes look again.
+        IF NOT keyed_mode THEN
+            SELECT j.id INTO new_id FROM pgqueue.jobs j WHERE j.unique_key = insert_job.unique_key;
+            IF new_id IS NOT NULL THEN
+                RETURN new_id;
+            END IF;
         END IF;
     END LOOP;
     RAISE EXCEPTION 'pgqueue.enqueue: unique_key % kept changing hands', insert_job.unique_key
@@ -1125,7 +1216,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pgqueue.try_enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, OUT id bigint, OUT max_depth integer, OUT warn_depth integer, OUT depth bigint) RETURNS record
+CREATE FUNCTION pgqueue.try_enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, tags text[] DEFAULT NULL::text[], meta jsonb DEFAULT NULL::jsonb, unique_for_seconds double precision DEFAULT NULL::double precision, debounce_seconds double precision DEFAULT NULL::double precision, on_conflict text DEFAULT NULL::text, OUT id bigint, OUT max_depth integer, OUT warn_depth integer, OUT depth bigint) RETURNS record
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -1142,13 +1233,15 @@ BEGIN
     END IF;
     IF try_enqueue.unique_key IS NULL AND try_enqueue.depends_on IS NULL
             AND try_enqueue.batch_id IS NULL
+            AND try_enqueue.unique_for_seconds IS NULL AND try_enqueue.debounce_seconds IS NULL
+            AND try_enqueue.on_conflict IS NULL
             AND (try_enqueue.run_at IS NULL OR try_enqueue.delay_seconds IS NULL)
             AND (try_enqueue.expires_at IS NULL OR try_enqueue.ttl_seconds IS NULL)
             AND COALESCE(try_enqueue.delay_seconds, 0) >= 0
             AND COALESCE(try_enqueue.ttl_seconds, 1) > 0 THEN
         INSERT INTO pgqueue.jobs AS j
             (queue, task, args, priority, run_at, max_attempts, trace_context, expires_at,
-             concurrency_key)
+             concurrency_key, tags, meta)
         VALUES (
             COALESCE(try_enqueue.queue, 'default'), try_enqueue.task,
             COALESCE(try_enqueue.args, '{}'::jsonb), COALESCE(try_enqueue.priority, 0),
@@ -1156,7 +1249,8 @@ BEGIN
                      now() + COALESCE(try_enqueue.delay_seconds, 0) * interval '1 second'),
             COALESCE(try_enqueue.max_attempts, 5), try_enqueue.trace_context,
             COALESCE(try_enqueue.expires_at, now() + try_enqueue.ttl_seconds * interval '1 second'),
-            try_enqueue.concurrency_key)
+            try_enqueue.concurrency_key, COALESCE(try_enqueue.tags, '{}'::text[]),
+            COALESCE(try_enqueue.meta, '{}'::jsonb))
         RETURNING j.id INTO id;
     ELSE
         id := pgqueue.insert_job(
@@ -1166,8 +1260,29 @@ BEGIN
             delay_seconds => try_enqueue.delay_seconds,
             trace_context => try_enqueue.trace_context, expires_at => try_enqueue.expires_at,
             ttl_seconds => try_enqueue.ttl_seconds, depends_on => try_enqueue.depends_on,
-            concurrency_key => try_enqueue.concurrency_key, batch_id => try_enqueue.batch_id);
+            concurrency_key => try_enqueue.concurrency_key, batch_id => try_enqueue.batch_id,
+            tags => try_enqueue.tags, meta => try_enqueue.meta,
+            unique_for_seconds => try_enqueue.unique_for_seconds,
+            debounce_seconds => try_enqueue.debounce_seconds,
+            on_conflict => try_enqueue.on_conflict);
     END IF;
+END
+$$;
+
+CREATE FUNCTION pgqueue.unique_holder(unique_key text, window_seconds double precision) RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN (SELECT h.id FROM (
+                SELECT j.id, true AS live, j.created_at FROM pgqueue.jobs j
+                WHERE j.unique_key = unique_holder.unique_key
+                UNION ALL
+                (SELECT f.id, false, f.created_at FROM pgqueue.finished_jobs f
+                 WHERE f.unique_key = unique_holder.unique_key
+                   AND f.created_at > now() - window_seconds * interval '1 second'
+                 ORDER BY f.created_at DESC LIMIT 1)) h
+            ORDER BY h.live DESC, h.created_at DESC LIMIT 1);
 END
 $$;
 
@@ -1469,6 +1584,8 @@ CREATE INDEX finished_jobs_finished_at_idx ON pgqueue.finished_jobs USING brin (
 CREATE INDEX finished_jobs_queue_state_id_idx ON pgqueue.finished_jobs USING btree (queue, state, id);
 
 CREATE INDEX finished_jobs_queue_state_idx ON pgqueue.finished_jobs USING btree (queue, state, finished_at);
+
+CREATE INDEX finished_jobs_unique_key_idx ON pgqueue.finished_jobs USING btree (unique_key, created_at) WHERE (unique_key IS NOT NULL);
 
 CREATE INDEX job_batches_open_idx ON pgqueue.job_batches USING btree (id) WHERE (finished_at IS NULL);
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from .._sql import query
 from ..errors import InvalidJobError, QueueFullError
@@ -27,14 +27,18 @@ from .connections import SyncHandle
 from .hooks import enqueue_scope
 from .params import DEFAULT_QUEUE, NewJob
 from .steps import CopyRows, Steps, check_sync, run_steps
+from .tags import Tags, pg_text_array
 
-__all__ = ["BatchBase", "JobSpec", "enqueue", "enqueue_many"]
+__all__ = ["BatchBase", "JobSpec", "OnConflict", "enqueue", "enqueue_many"]
+
+#: ``on_conflict``: what a debounced enqueue does to the pending job of its key.
+OnConflict = Literal["keep", "replace"]
 
 # The COPY column types of job_copy.sql, in order. The args column is typed
 # "jsonb" and receives the JSON text params made: _JsonTextDumper (:mod:`.steps`) sends it in
 # jsonb's binary format (a version byte, then the text) without parsing it again.
 _COPY_TYPES = ("int8", "text", "text", "jsonb", "int4", "timestamptz", "int4", "text",
-               "timestamptz", "int8[]", "bool", "text", "int8")
+               "timestamptz", "int8[]", "bool", "text", "int8", "text[]", "jsonb")
 
 
 class BatchBase:
@@ -74,6 +78,11 @@ class JobSpec(TypedDict):
     ttl: NotRequired[timedelta | float | None]
     depends_on: NotRequired[Iterable[int] | None]
     concurrency_key: NotRequired[str | None]
+    tags: NotRequired[Tags | None]
+    meta: NotRequired[Mapping[str, Any] | None]
+    unique_for: NotRequired[timedelta | float | None]
+    debounce: NotRequired[timedelta | float | None]
+    on_conflict: NotRequired[OnConflict]
 
 
 _SPEC_KEYS = frozenset(JobSpec.__annotations__)
@@ -95,6 +104,11 @@ def enqueue(
     depends_on: Iterable[int] | None = None,
     concurrency_key: str | None = None,
     batch: BatchBase | None = None,
+    tags: Tags | None = None,
+    meta: Mapping[str, Any] | None = None,
+    unique_for: timedelta | float | None = None,
+    debounce: timedelta | float | None = None,
+    on_conflict: OnConflict = "keep",
 ) -> int:
     """Insert one job in the caller's transaction and return its id.
 
@@ -120,6 +134,19 @@ def enqueue(
             task's ``concurrency_per_key`` limits running at once.
         batch: an open batch from :func:`pgqueue.batch`; the job joins it (the
             same as ``batch.enqueue(...)``).
+        tags: up to 20 short strings (1-100 characters each) to find the job by;
+            repeats are dropped, the first kept (a set is sorted). Kept in history.
+        meta: a JSON object stored with the job (not passed to the handler),
+            kept in history; handlers may add to it while they run.
+        unique_for: with ``unique_key`` (throttle): seconds (or a timedelta)
+            during which a job created with this key holds it, even once
+            finished; enqueue returns that job's id and inserts nothing.
+        debounce: with ``unique_key``: the job runs this long after the last
+            enqueue of its key: a pending (queued) job of the key is pushed out
+            and its id returned; when the key's job is running, a new job is
+            enqueued. Not with ``run_at`` or ``delay``.
+        on_conflict: ``"keep"`` (default) or, with ``debounce``, ``"replace"``:
+            the pending job also takes this call's args, meta and tags.
 
     Raises:
         InvalidJobError: bad input; nothing was executed.
@@ -136,7 +163,8 @@ def enqueue(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
         expires_at=expires_at, ttl=ttl, depends_on=depends_on, concurrency_key=concurrency_key,
-        batch_id=batch_id_of(batch))
+        batch_id=batch_id_of(batch), tags=tags, meta=meta, unique_for=unique_for,
+        debounce=debounce, on_conflict=on_conflict)
     with enqueue_scope([job]) as scope:  # producer span, trace context, count
         return scope.done(run_steps(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]
 
@@ -149,7 +177,9 @@ def enqueue_many(
 
     Each item is a mapping with the keys of :func:`enqueue` (``task`` required).
     A job whose ``unique_key`` a live job holds (or an earlier job of the same
-    call) gets that job's id. All jobs are validated before anything runs; one
+    call) gets that job's id. Throttled and debounced jobs (``unique_for``,
+    ``debounce``) are enqueued one statement each, after the others, in input
+    order. All jobs are validated before anything runs; one
     bad job raises InvalidJobError naming its index, and nothing is inserted.
     When the jobs for a queue do not fit under its ``max_depth`` (all or nothing),
     QueueFullError is raised before any insert. With ``batch`` (an open batch from
@@ -227,6 +257,8 @@ def enqueue_many_steps(jobs: list[NewJob], ids: list[int] | None = None) -> Step
     """Insert ``jobs``; ``ids`` (reserved by the caller) when jobs name each other."""
     if not jobs:
         return []
+    if any(j.keyed_mode for j in jobs):
+        return (yield from _keyed_mode_steps(jobs, ids))
     has_deps = any(j.depends_on for j in jobs)
     if all(j.unique_key is None for j in jobs):
         return (yield from _copy_steps(jobs, ids, has_deps))
@@ -254,6 +286,8 @@ def enqueue_many_steps(jobs: list[NewJob], ids: list[int] | None = None) -> Step
         "depends_ons": [_pg_array(j.depends_on) for j in jobs],
         "concurrency_keys": [j.concurrency_key for j in jobs],
         "batch_ids": [j.batch_id for j in jobs],
+        "tags": [pg_text_array(j.tags) if j.tags else None for j in jobs],
+        "metas": [j.meta_json for j in jobs],
     }
     if has_deps:
         yield from _link_steps(jobs, ids, {row[0] for row in rows})
@@ -274,6 +308,30 @@ def enqueue_many_steps(jobs: list[NewJob], ids: list[int] | None = None) -> Step
             ids[i] = yield from enqueue_steps(jobs[i])
             holders[key] = ids[i]  # type: ignore[index]
     return ids
+
+
+def _keyed_mode_steps(jobs: list[NewJob], ids: list[int] | None) -> Steps:
+    """Throttled and debounced jobs need the per-key lock: one statement each.
+
+    The room of every queue is checked first, for all the jobs of the call; the
+    others are inserted in bulk, then each keyed one, in input order, without a
+    second check (``job_insert_keyed``), so a full queue still refuses all or nothing.
+    """
+    if ids is not None:
+        raise InvalidJobError("jobs whose ids are reserved up front (a chain) cannot be "
+                              "throttled or debounced")
+    yield from room_steps(jobs)
+    keyed = [i for i, j in enumerate(jobs) if j.keyed_mode]
+    others = [j for j in jobs if not j.keyed_mode]
+    others_ids = iter((yield from enqueue_many_steps(others)) if others else [])
+    result = [0 if j.keyed_mode else next(others_ids) for j in jobs]
+    keyed_jobs = [jobs[i] for i in keyed]
+    if any(j.depends_on for j in keyed_jobs):
+        yield from _check_dependencies(keyed_jobs, [])
+    for i in keyed:
+        rows = yield query("job_insert_keyed"), _job_params(jobs[i])
+        result[i] = rows[0][0]
+    return result
 
 
 def room_steps(jobs: list[NewJob]) -> Steps:
@@ -316,7 +374,8 @@ def _copy_steps(jobs: list[NewJob], ids: list[int] | None, has_deps: bool) -> St
         data.append((job_id, j.queue, j.task, j.args_json, j.priority, run_at,
                      j.max_attempts, j.trace_context, expires_at,
                      list(j.depends_on) if j.depends_on else None,
-                     True if j.depends_on else None, j.concurrency_key, j.batch_id))
+                     True if j.depends_on else None, j.concurrency_key, j.batch_id,
+                     list(j.tags), j.meta_json or "{}"))
     yield CopyRows(query("job_copy"), _COPY_TYPES, data)
     if has_deps:
         yield from _link_steps(jobs, ids)
@@ -339,6 +398,11 @@ def _job_params(job: NewJob) -> dict[str, Any]:
         "depends_on": _pg_array(job.depends_on),
         "concurrency_key": job.concurrency_key,
         "batch_id": job.batch_id,
+        "tags": list(job.tags) if job.tags else None,
+        "meta": job.meta_json,
+        "unique_for_seconds": job.unique_for_seconds,
+        "debounce_seconds": job.debounce_seconds,
+        "on_conflict": "replace" if job.replace else None,
     }
 
 

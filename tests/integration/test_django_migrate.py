@@ -21,7 +21,7 @@ pytest.importorskip("django")
 
 
 #: The Django migrations of pgqueue's app, in order.
-DJANGO_MIGRATIONS = ["0001_initial", "0002_backpressure", "0003_job_fields"]
+DJANGO_MIGRATIONS = ["0001_initial", "0002_backpressure", "0003_job_fields", "0004_enqueue_fields"]
 
 def pgqueue_versions(dsn: str) -> list[tuple[int, str]]:
     return [(v, str(t)) for v, t in fetch(
