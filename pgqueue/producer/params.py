@@ -146,11 +146,8 @@ def new_job(
     depends_on: object = None,
     concurrency_key: object = None,
     batch_id: int | None = None,
-    tags: object = None,
-    meta: object = None,
-    unique_for: object = None,
-    debounce: object = None,
-    on_conflict: object = "keep",
+    tags: object = None, meta: object = None,
+    unique_for: object = None, debounce: object = None, on_conflict: object = "keep",
 ) -> NewJob:
     """Validate one job's fields and return them normalised.
 
