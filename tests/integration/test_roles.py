@@ -50,7 +50,8 @@ ROLE_SETUP = """
 -- reads queue names and records a new queue through pgqueue.add_queue.
 GRANT USAGE ON SCHEMA pgqueue TO {producer};
 GRANT INSERT (id, queue, task, args, priority, run_at, max_attempts, unique_key,
-              trace_context, expires_at, depends_on, blocked, concurrency_key, batch_id)
+              trace_context, expires_at, depends_on, blocked, concurrency_key, batch_id,
+              tags, meta)
     ON pgqueue.jobs TO {producer};
 GRANT SELECT (id, unique_key) ON pgqueue.jobs TO {producer};
 GRANT USAGE ON SEQUENCE pgqueue.jobs_id_seq TO {producer};
