@@ -597,7 +597,7 @@ BEGIN
             RAISE EXCEPTION 'pgqueue.enqueue: give unique_for_seconds or debounce_seconds, not both'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF NOT (insert_job.unique_for_seconds > 0 OR insert_job.debounce_seconds > 0) THEN
+        IF COALESCE(insert_job.unique_for_seconds, insert_job.debounce_seconds) <= 0 THEN
             RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds and debounce_seconds must be > 0'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -630,7 +630,7 @@ BEGIN
                 AND current_setting('transaction_isolation') <> 'read committed' THEN
             RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds needs a READ COMMITTED transaction, not %',
                 upper(current_setting('transaction_isolation'))
-                USING ERRCODE = 'invalid_transaction_state',
+                USING ERRCODE = 'feature_not_supported',
                       HINT = 'Under REPEATABLE READ or SERIALIZABLE a job committed by another '
                              'transaction after this one began is not seen; enqueue in a READ '
                              'COMMITTED transaction.';

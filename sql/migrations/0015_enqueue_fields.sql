@@ -45,7 +45,7 @@
 -- The snapshot after the lock sees the earlier producer's commit only in READ
 -- COMMITTED, where each statement takes a new one. Under REPEATABLE READ or
 -- SERIALIZABLE the transaction's one snapshot may predate it, so a throttled
--- enqueue there raises (invalid_transaction_state) rather than count wrong.
+-- enqueue there raises (feature_not_supported) rather than count wrong.
 -- Debounce needs no such rule: every way it could go wrong there (a pending
 -- job updated or inserted after the snapshot) already raises a serialization
 -- failure, and a job that ran meanwhile is no longer pending.
@@ -177,7 +177,7 @@ BEGIN
             RAISE EXCEPTION 'pgqueue.enqueue: give unique_for_seconds or debounce_seconds, not both'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF NOT (insert_job.unique_for_seconds > 0 OR insert_job.debounce_seconds > 0) THEN
+        IF COALESCE(insert_job.unique_for_seconds, insert_job.debounce_seconds) <= 0 THEN
             RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds and debounce_seconds must be > 0'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -210,7 +210,7 @@ BEGIN
                 AND current_setting('transaction_isolation') <> 'read committed' THEN
             RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds needs a READ COMMITTED transaction, not %',
                 upper(current_setting('transaction_isolation'))
-                USING ERRCODE = 'invalid_transaction_state',
+                USING ERRCODE = 'feature_not_supported',
                       HINT = 'Under REPEATABLE READ or SERIALIZABLE a job committed by another '
                              'transaction after this one began is not seen; enqueue in a READ '
                              'COMMITTED transaction.';
