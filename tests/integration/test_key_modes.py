@@ -181,9 +181,11 @@ def test_a_burst_of_debounced_enqueues_runs_once_after_the_burst(clean_db: str) 
 
     with running_worker(clean_db, registry) as w, \
             psycopg.connect(clean_db, autocommit=True) as conn:
-        ids = {pgqueue.enqueue(conn, "debounced", {"v": v}, unique_key="burst", debounce=1.0,
+        # 5 s: far longer than the gap between two calls, even on a loaded machine.
+        ids = {pgqueue.enqueue(conn, "debounced", {"v": v}, unique_key="burst", debounce=5.0,
                                on_conflict="replace") for v in range(20)}
-        wait_until(lambda: w.finished(), timeout=60, message="the debounced job to run")
+        assert not w.finished()
+        wait_until(w.finished, timeout=60, message="the debounced job to run")
     assert len(ids) == 1 and seen == [19]
     assert len(jobs_with_key(clean_db, "burst")) == 1
 

@@ -169,3 +169,21 @@ def test_backpressure_benchmark_reports_every_figure(admin_dsn: str) -> None:
                  "many_bounded_50", "single_unlimited_ratio", "many_bounded_50_ratio"):
         value = float(lines[f"backpressure_{name}"].replace(",", ""))
         assert math.isfinite(value) and value > 0, (name, value)
+
+
+@pytest.mark.timeout(120)
+def test_key_modes_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.key_modes`` at a tiny size: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.key_modes", "--dsn", admin_dsn, "--jobs", "100",
+         "--rounds", "1", "--history", "500"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("key_modes_")}
+    for name in ("plain", "tags_meta", "unique_key", "unique_for_new", "unique_for_held",
+                 "debounce_new", "debounce_push", "tags_meta_ratio", "debounce_push_ratio"):
+        value = float(lines[f"key_modes_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
