@@ -92,7 +92,8 @@ $$;
 -- running job holding the key gives it up, and NULL is returned (the caller
 -- inserts a new job). A job claimed meanwhile is seen running: the UPDATE
 -- waits for the claim's row lock and re-reads the row. SECURITY DEFINER: a
--- producer may not update jobs.
+-- producer may not update jobs; what it can do here it could do through
+-- pgqueue.enqueue with the same key.
 CREATE FUNCTION pgqueue.debounce_pending(unique_key text, seconds double precision,
                                          replace boolean, args jsonb, meta jsonb,
                                          tags text[])
@@ -101,6 +102,11 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pending bigint;
 BEGIN
+    -- Called directly too, it never makes a job due before now.
+    IF NOT debounce_pending.seconds > 0 THEN
+        RAISE EXCEPTION 'pgqueue.debounce_pending: seconds must be > 0, got %',
+            debounce_pending.seconds USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     UPDATE pgqueue.jobs j
     SET run_at = now() + debounce_pending.seconds * interval '1 second',
         args = CASE WHEN debounce_pending.replace

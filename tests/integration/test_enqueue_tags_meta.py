@@ -9,8 +9,6 @@ nothing is inserted and the caller's transaction goes on.
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 
 import pgqueue
 from pgqueue.cli import main
-from tests.support import cli_runner, fetch, running_worker, scalar, wait_until
+from tests.support import cli_runner, fetch, post_json, running_worker, scalar, wait_until
 
 Conn = psycopg.Connection[Any]
 
@@ -182,26 +180,16 @@ def test_cli_enqueue_takes_tags_and_meta(clean_db: str) -> None:
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 1
 
 
-def _post(base: str, body: Any) -> tuple[int, Any]:
-    request = urllib.request.Request(f"{base}/api/jobs", data=json.dumps(body).encode(),
-                                     method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def test_api_enqueue_takes_tags_and_meta(dashboards: Callable[..., int], clean_db: str) -> None:
     base = f"http://127.0.0.1:{dashboards()}"
-    status, body = _post(base, {"task": "t", "tags": ["api", "x", "api"], "meta": {"k": 1}})
+    status, body = post_json(f"{base}/api/jobs", {"task": "t", "tags": ["api", "x", "api"],
+                                                  "meta": {"k": 1}})
     assert status == 201, body
     assert fetch(clean_db, "SELECT tags, meta FROM pgqueue.jobs WHERE id = %s",
                  [body["id"]]) == [(["api", "x"], {"k": 1})]
     for bad, message in (({"tags": "api"}, "tags must be a list"),
                          ({"tags": [""]}, "tags[0] must be 1 to 100 characters"),
                          ({"meta": [1]}, "meta must be a JSON object")):
-        status, body = _post(base, {"task": "t", **bad})
+        status, body = post_json(f"{base}/api/jobs", {"task": "t", **bad})
         assert status == 400 and message in body["error"], body
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.jobs") == 1

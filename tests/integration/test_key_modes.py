@@ -7,9 +7,7 @@ the HTTP API; bad input changes nothing and leaves the transaction usable.
 
 from __future__ import annotations
 
-import json
 import threading
-import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -19,7 +17,7 @@ import pytest
 
 import pgqueue
 from pgqueue.cli import main
-from tests.support import cli_runner, fetch, running_worker, scalar, wait_until
+from tests.support import cli_runner, fetch, post_json, running_worker, scalar, wait_until
 
 Conn = psycopg.Connection[Any]
 
@@ -354,14 +352,7 @@ def test_api_enqueue_throttles_and_debounces(dashboards: Callable[..., int],
     base = f"http://127.0.0.1:{dashboards()}"
 
     def post(body: dict[str, Any]) -> tuple[int, Any]:
-        request = urllib.request.Request(f"{base}/api/jobs", data=json.dumps(body).encode(),
-                                         method="POST",
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return post_json(f"{base}/api/jobs", body)
 
     status, first = post({"task": "t", "unique_key": "k", "unique_for": 600})
     assert status == 201
