@@ -335,6 +335,11 @@ CREATE FUNCTION pgqueue.debounce_pending(unique_key text, seconds double precisi
 DECLARE
     pending bigint;
 BEGIN
+    -- Called directly too, it never makes a job due before now.
+    IF NOT debounce_pending.seconds > 0 THEN
+        RAISE EXCEPTION 'pgqueue.debounce_pending: seconds must be > 0, got %',
+            debounce_pending.seconds USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     UPDATE pgqueue.jobs j
     SET run_at = now() + debounce_pending.seconds * interval '1 second',
         args = CASE WHEN debounce_pending.replace
