@@ -7,6 +7,7 @@ the HTTP API; bad input changes nothing and leaves the transaction usable.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -365,3 +366,21 @@ def test_api_enqueue_throttles_and_debounces(dashboards: Callable[..., int],
     status, body = post({"task": "t", "debounce": 30})
     assert status == 400 and "debounce needs a unique_key" in body["error"]
     assert fetch(clean_db, "SELECT args FROM pgqueue.jobs") == [({"v": 2},)]
+
+
+def test_async_enqueues_throttle_and_debounce_like_the_sync_ones(clean_db: str) -> None:
+    async def produce() -> list[int]:
+        async with await psycopg.AsyncConnection.connect(clean_db, autocommit=True) as aconn:
+            first = await pgqueue.enqueue_async(aconn, "t", unique_key="a", unique_for=600)
+            await aconn.execute(FINISH, {"id": first})
+            held = await pgqueue.enqueue_async(aconn, "t", unique_key="a", unique_for=600)
+            many = await pgqueue.enqueue_many_async(aconn, [
+                {"task": "t", "args": {"v": 1}, "unique_key": "d", "debounce": 30},
+                {"task": "t", "args": {"v": 2}, "unique_key": "d", "debounce": 30,
+                 "on_conflict": "replace"},
+                {"task": "t", "unique_key": "a", "unique_for": 600}])
+            return [first, held, *many]
+
+    first, held, deb1, deb2, thr = asyncio.run(produce())
+    assert held == thr == first and deb1 == deb2
+    assert fetch(clean_db, "SELECT id, args FROM pgqueue.jobs") == [(deb1, {"v": 2})]
