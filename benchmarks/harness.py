@@ -75,21 +75,26 @@ class Sizes:
     peers_latency: int
     bloat: int
     stats_history: int
+    cli_drain: int
+    cli_rounds: int
 
 
 _SIZES = {
     "full": Sizes("full", bulk_enqueue=100_000, single_enqueue=10_000, drain=20_000,
                   processes=20_000, latency=200, backlog_small=1_000,
                   backlog_large=1_000_000, backlog_drain=20_000, peers_drain=20_000,
-                  peers_latency=200, bloat=1_000_000, stats_history=10_000_000),
+                  peers_latency=200, bloat=1_000_000, stats_history=10_000_000,
+                  cli_drain=50_000, cli_rounds=3),
     "quick": Sizes("quick", bulk_enqueue=20_000, single_enqueue=2_000, drain=5_000,
                    processes=5_000, latency=50, backlog_small=1_000,
                    backlog_large=100_000, backlog_drain=5_000, peers_drain=2_000,
-                   peers_latency=50, bloat=50_000, stats_history=200_000),
+                   peers_latency=50, bloat=50_000, stats_history=200_000,
+                   cli_drain=10_000, cli_rounds=3),
     "smoke": Sizes("smoke", bulk_enqueue=300, single_enqueue=200, drain=300,
                    processes=300, latency=10, backlog_small=400,
                    backlog_large=2_000, backlog_drain=200, peers_drain=100,
-                   peers_latency=3, bloat=300, stats_history=20_000),
+                   peers_latency=3, bloat=300, stats_history=20_000,
+                   cli_drain=300, cli_rounds=1),
 }
 
 
