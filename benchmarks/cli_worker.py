@@ -17,8 +17,11 @@ for all), and counts only once all N jobs succeeded.
   neither, what the command itself costs;
 - ``debug``: ``--log-level debug``: a line per finished job, metrics on.
 
-Logs go to a file. Prints ``cli_<config>_c50`` in jobs/s and
-``cli_<config>_ratio`` (its median over the in-process median).
+Logs go to a file. Prints ``cli_<config>_c50`` in jobs/s,
+``cli_<config>_cpu``, the worker process's CPU per job while it drains (less
+swayed by other work on the machine than throughput; in process it includes the
+harness's few event callbacks), and ``cli_<config>_ratio`` (its median over the
+in-process median).
 
 Run: ``python -m benchmarks cli [--quick|--smoke]``.
 """
@@ -40,8 +43,9 @@ CONFIGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def drain_config(server_dsn: str, config: str, n: int) -> float:
-    """Jobs per second of one drain of ``n`` jobs in ``config``."""
+def drain_config(server_dsn: str, config: str, n: int) -> tuple[float, float | None]:
+    """Jobs per second of one drain of ``n`` jobs in ``config``, and the worker's
+    CPU seconds over it (None when unknown)."""
     if config == "inprocess":
         scratch = Results(mode="scratch")
         return drain_once(server_dsn, "async", PROCESS_CONCURRENCY, n, scratch,
@@ -51,23 +55,31 @@ def drain_config(server_dsn: str, config: str, n: int) -> float:
         options = CONFIGS[config]
         if "--metrics-port" not in options:
             options = (*options, "--metrics-port", str(free_port()))
-        cli_drain(dsn, n, "--concurrency", str(PROCESS_CONCURRENCY), *options)
+        cpu = cli_drain(dsn, n, "--concurrency", str(PROCESS_CONCURRENCY), *options)
         rate, _ = history_rate(dsn, n)
-        return rate
+        return rate, cpu
 
 
 def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
     n, rounds = sizes.cli_drain, sizes.cli_rounds
     rates: dict[str, list[float]] = {config: [] for config in CONFIGS}
+    cpus: dict[str, list[float]] = {config: [] for config in CONFIGS}
     for _ in range(rounds):
         for config in CONFIGS:
-            rates[config].append(drain_config(server_dsn, config, n))
+            rate, cpu = drain_config(server_dsn, config, n)
+            rates[config].append(rate)
+            if cpu is not None:
+                cpus[config].append(cpu / n * 1e6)
     medians = {config: statistics.median(values) for config, values in rates.items()}
     note = f"{n:,} async no-op jobs, median of {rounds}"
     for config, median in medians.items():
         spread = ", ".join(f"{v:,.0f}" for v in rates[config])
         results.add(f"cli_{config}_c{PROCESS_CONCURRENCY}", median, "jobs/s",
                     f"{note} ({spread})")
+    for config, values in cpus.items():
+        if values:
+            results.add(f"cli_{config}_cpu", statistics.median(values), "us/job",
+                        "worker process CPU per job while draining, median")
     for config, median in medians.items():
         if config != "inprocess":
             results.add(f"cli_{config}_ratio", median / medians["inprocess"], "x",

@@ -35,6 +35,7 @@ from .harness import (
     backend_cpu_seconds,
     count_finished,
     insert_ready_jobs,
+    process_cpu_seconds,
     scratch_database,
     verify_drained,
     wait_sessions_closed,
@@ -74,8 +75,9 @@ def _timeout(n: int) -> float:
 
 def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Results,
                *, details: bool = False, quiet: bool = False,
-               history_clock: bool = False) -> float:
-    """Drain ``n`` jobs with one worker in process; its jobs per second.
+               history_clock: bool = False) -> tuple[float, float]:
+    """Drain ``n`` jobs with one worker in process: its jobs per second, and the
+    CPU seconds this process used from the worker's start until the ``n``-th outcome.
 
     ``quiet``: record no figure. ``history_clock``: time by the history rows'
     timestamps (as :func:`cli_drain`'s figures are) instead of the worker's events.
@@ -83,9 +85,9 @@ def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Re
     with scratch_database(server_dsn, f"drain_{kind}") as dsn:
         insert_ready_jobs(dsn, KINDS[kind], n)
         commits_before = xact_commits(dsn)
-        cpu_before = time.process_time()
         run = WorkerRun(tasks, dsn, target=n, concurrency=concurrency)
         run.start()
+        cpu_before = time.process_time()
         try:
             run.wait_done(_timeout(n))
             cpu_python = time.process_time() - cpu_before
@@ -99,7 +101,7 @@ def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Re
         commits = xact_commits(dsn) - commits_before
         rate = history_rate(dsn, n)[0] if history_clock else run.jobs_per_second()
         if quiet:
-            return rate
+            return rate, cpu_python
         name = f"drain_{kind}_c{concurrency}"
         results.add(name, rate, "jobs/s", f"{n:,} jobs, 1 worker in process")
         if details:
@@ -110,7 +112,7 @@ def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Re
                             "CPU of the worker's PostgreSQL backends")
             results.add(f"{name}_commits", commits / n, "commits/job",
                         "pg_stat_database.xact_commit delta")
-        return rate
+        return rate, cpu_python
 
 
 def history_rate(dsn: str, n: int) -> tuple[float, int]:
@@ -132,11 +134,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cli_drain(dsn: str, n: int, *options: str) -> None:
+def cli_drain(dsn: str, n: int, *options: str) -> float | None:
     """Run ``pgqueue worker`` on this module's ``tasks`` until ``n`` jobs succeeded.
 
-    Its log lines go to a temporary file, as they would to a file or a journal
-    (a pipe nobody reads would block the worker once full).
+    Returns the CPU seconds the worker process used from its registration (its
+    imports and start-up left out) until the ``n``-th job was in history (None
+    when unknown: no ``/proc``, or ``--processes`` above 1, whose workers are
+    the children). Its log lines go to a temporary file, as they would to a file
+    or a journal (a pipe nobody reads would block the worker once full).
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
@@ -151,8 +156,14 @@ def cli_drain(dsn: str, n: int, *options: str) -> None:
             log.seek(0)
             return log.read()[-2000:]
 
+        cpu_start: float | None = None
         try:
             deadline = time.monotonic() + _timeout(n)
+            while cpu_start is None and proc.poll() is None and time.monotonic() < deadline:
+                if _registered(dsn):
+                    cpu_start = process_cpu_seconds(proc.pid)
+                    break
+                time.sleep(0.01)
             while count_finished(dsn).get("succeeded", 0) < n:
                 if proc.poll() is not None:
                     raise BenchmarkError(f"the worker exited early ({proc.returncode}): "
@@ -160,7 +171,8 @@ def cli_drain(dsn: str, n: int, *options: str) -> None:
                 if time.monotonic() > deadline:
                     raise BenchmarkError(f"pgqueue worker {' '.join(options)} did not "
                                          f"drain {n} jobs: {tail()}")
-                time.sleep(0.1)
+                time.sleep(0.02)
+            cpu_end = process_cpu_seconds(proc.pid)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -170,6 +182,16 @@ def cli_drain(dsn: str, n: int, *options: str) -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     verify_drained(dsn, n)
+    forked = "--processes" in options and options[options.index("--processes") + 1] != "1"
+    if cpu_start is None or cpu_end is None or forked:
+        return None
+    return cpu_end - cpu_start
+
+
+def _registered(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pgqueue.workers").fetchone()
+    return bool(row and row[0])
 
 
 def drain_processes(server_dsn: str, processes: int, n: int, results: Results) -> float:

@@ -42,6 +42,7 @@ __all__ = [
     "count_finished",
     "count_live",
     "insert_ready_jobs",
+    "process_cpu_seconds",
     "scratch_database",
     "sizes_for",
     "verify_drained",
@@ -276,12 +277,20 @@ def backend_cpu_seconds(dsn: str, application_prefix: str = "pgqueue-") -> float
             "AND application_name LIKE %s", (application_prefix + "%",)).fetchall()]
     total = 0.0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        seconds = process_cpu_seconds(pid)
+        if seconds is None:
             return None
-        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        total += seconds
     return total
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of a process on this host so far (None: unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 # --- an in-process worker ------------------------------------------------------------

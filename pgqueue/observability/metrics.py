@@ -28,12 +28,14 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import multiprocess as _multiprocess
@@ -154,10 +156,47 @@ on_queue_depth(_count_depth)
 
 @dataclass(slots=True)
 class _JobSeries:
-    started: Any
-    queue_wait: Any
-    duration: Any
-    outcomes: dict[str, Any]
+    """One (queue, task)'s recording functions, bound once (see :func:`_fast_inc`)."""
+
+    started: Callable[[], None]
+    queue_wait: Callable[[float], None]
+    duration: Callable[[float], None]
+    outcomes: dict[str, Callable[[], None]]
+
+
+def _fast_inc(metric: Any, amount: float = 1) -> Callable[[], None]:
+    """``metric.inc(amount)`` without prometheus_client's per-call checks.
+
+    ``inc()`` checks that the metric is a labelled child, that the amount is not
+    negative and whether an exemplar came, then takes the value's lock: the
+    checks were about a third of recording a job. The child is checked here
+    once; the value's own ``inc`` (which locks, and in multiprocess mode writes
+    the shared file) does the rest. Where the client's internals differ, the
+    public method is used.
+    """
+    metric._raise_if_not_observable()
+    value_inc = getattr(getattr(metric, "_value", None), "inc", None)
+    if value_inc is None:  # pragma: no cover - other prometheus_client versions
+        return functools.partial(metric.inc, amount)
+    return functools.partial(value_inc, amount)
+
+
+def _fast_observe(histogram: Any) -> Callable[[float], None]:
+    """``histogram.observe`` without the per-call checks, finding the bucket by
+    bisection (the first bound at or above the amount, as ``observe`` does)."""
+    histogram._raise_if_not_observable()
+    try:
+        add_sum = histogram._sum.inc
+        buckets = [bucket.inc for bucket in histogram._buckets]
+        bounds = list(histogram._upper_bounds)
+    except AttributeError:  # pragma: no cover - other prometheus_client versions
+        return cast(Callable[[float], None], histogram.observe)
+
+    def observe(amount: float) -> None:
+        add_sum(amount)
+        buckets[bisect_left(bounds, amount)](1)
+
+    return observe
 
 
 class WorkerMetrics:
@@ -183,6 +222,12 @@ class WorkerMetrics:
         self._series: dict[tuple[str, str], _JobSeries] = {}
         self._slots = 0
         self._stats_task: asyncio.Task[None] | None = None
+        self._busy_inc = _fast_inc(BUSY_SLOTS)
+        self._busy_dec = _fast_inc(BUSY_SLOTS, -1)
+        # The events of every job, each to its own method; the rest to _other.
+        self._by_type: dict[type[Event], Callable[[Any], None]] = {
+            JobStarted: self._job_started, JobFinished: self._job_finished,
+            AttemptEnded: self._attempt_ended}
 
     def _children(self, queue: str, task: str) -> _JobSeries:
         """The labelled series of one (queue, task), looked up once per worker:
@@ -195,33 +240,41 @@ class WorkerMetrics:
             # sums and ratios over outcomes never lack a term, and a first
             # failure is an increase from 0.
             series = self._series[(queue, task)] = _JobSeries(
-                STARTED.labels(queue, task), QUEUE_WAIT.labels(queue, task),
-                DURATION.labels(queue, task),
-                {name: counter.labels(queue, task) for name, counter in _OUTCOMES.items()})
+                _fast_inc(STARTED.labels(queue, task)),
+                _fast_observe(QUEUE_WAIT.labels(queue, task)),
+                _fast_observe(DURATION.labels(queue, task)),
+                {name: _fast_inc(counter.labels(queue, task))
+                 for name, counter in _OUTCOMES.items()})
             for counter in (RECLAIMED, LOST):
                 counter.labels(queue, task)
         return series
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, JobStarted):
-            job = event.job
-            series = self._children(job.queue, job.task)
-            series.started.inc()
-            wait = (job.started_at - job.run_at).total_seconds()
-            series.queue_wait.observe(max(0.0, wait))
-            if job.id not in self._running:
-                self._running.add(job.id)
-                BUSY_SLOTS.inc()
-        elif isinstance(event, JobFinished):
-            job = event.job
-            series = self._children(job.queue, job.task)
-            counter = series.outcomes.get(event.outcome)
-            if counter is not None:
-                counter.inc()
-            series.duration.observe(event.duration_seconds)
-        elif isinstance(event, AttemptEnded):
-            self._release(event.job.id)
-        elif isinstance(event, JobLost):
+        (self._by_type.get(type(event)) or self._other)(event)
+
+    def _job_started(self, event: JobStarted) -> None:
+        job = event.job
+        series = self._children(job.queue, job.task)
+        series.started()
+        wait = (job.started_at - job.run_at).total_seconds()
+        series.queue_wait(max(0.0, wait))
+        if job.id not in self._running:
+            self._running.add(job.id)
+            self._busy_inc()
+
+    def _job_finished(self, event: JobFinished) -> None:
+        job = event.job
+        series = self._children(job.queue, job.task)
+        count = series.outcomes.get(event.outcome)
+        if count is not None:
+            count()
+        series.duration(event.duration_seconds)
+
+    def _attempt_ended(self, event: AttemptEnded) -> None:
+        self._release(event.job.id)
+
+    def _other(self, event: Event) -> None:
+        if isinstance(event, JobLost):
             LOST.labels(event.job.queue, event.job.task).inc()
         elif isinstance(event, JobsHandedBack):
             for job_id in event.job_ids:
@@ -257,7 +310,7 @@ class WorkerMetrics:
     def _release(self, job_id: int) -> None:
         if job_id in self._running:
             self._running.discard(job_id)
-            BUSY_SLOTS.dec()
+            self._busy_dec()
 
     def _stop_stats(self) -> None:
         if self._stats_task is not None:
