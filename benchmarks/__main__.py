@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import backlog, bloat, cli_worker, drain, enqueue, latency, peers, pooler, stats
+from . import backlog, bloat, ceiling, cli_worker, drain, enqueue, latency, peers, pooler, stats
 from .harness import DEFAULT_DSN, DEFAULT_OUT, Results, Sizes, server_facts, sizes_for
 
 Scenario = Callable[[str, Sizes, Results], None]
@@ -41,6 +41,7 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "peers": [peers.run],
     "pooler": [pooler.run],
     "cli": [cli_worker.run],
+    "ceiling": [ceiling.run],
 }
 ORDER = ["enqueue", "drain", "latency", "backlog", "stats", "bloat"]
 EXTRA = [name for name in SCENARIOS if name not in ORDER]
