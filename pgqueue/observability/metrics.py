@@ -28,14 +28,12 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import multiprocess as _multiprocess
@@ -57,6 +55,7 @@ from ..events import (
     WorkerStopped,
 )
 from ..producer.hooks import Enqueued, QueueDepth, on_enqueued, on_queue_depth
+from .metrics_buffer import MetricsBuffer, SeriesTally  # before the metrics: see its module
 from .queue_metrics import (
     DEFAULT_STATS_INTERVAL_SECONDS,
     QueueSampler,
@@ -154,51 +153,6 @@ on_enqueued(_count_enqueued)  # the producer's hook points: it never imports thi
 on_queue_depth(_count_depth)
 
 
-@dataclass(slots=True)
-class _JobSeries:
-    """One (queue, task)'s recording functions, bound once (see :func:`_fast_inc`)."""
-
-    started: Callable[[], None]
-    queue_wait: Callable[[float], None]
-    duration: Callable[[float], None]
-    outcomes: dict[str, Callable[[], None]]
-
-
-def _fast_inc(metric: Any, amount: float = 1) -> Callable[[], None]:
-    """``metric.inc(amount)`` without prometheus_client's per-call checks.
-
-    ``inc()`` checks that the metric is a labelled child, that the amount is not
-    negative and whether an exemplar came, then takes the value's lock: the
-    checks were about a third of recording a job. The child is checked here
-    once; the value's own ``inc`` (which locks, and in multiprocess mode writes
-    the shared file) does the rest. Where the client's internals differ, the
-    public method is used.
-    """
-    metric._raise_if_not_observable()
-    value_inc = getattr(getattr(metric, "_value", None), "inc", None)
-    if value_inc is None:  # pragma: no cover - other prometheus_client versions
-        return functools.partial(metric.inc, amount)
-    return functools.partial(value_inc, amount)
-
-
-def _fast_observe(histogram: Any) -> Callable[[float], None]:
-    """``histogram.observe`` without the per-call checks, finding the bucket by
-    bisection (the first bound at or above the amount, as ``observe`` does)."""
-    histogram._raise_if_not_observable()
-    try:
-        add_sum = histogram._sum.inc
-        buckets = [bucket.inc for bucket in histogram._buckets]
-        bounds = list(histogram._upper_bounds)
-    except AttributeError:  # pragma: no cover - other prometheus_client versions
-        return cast(Callable[[float], None], histogram.observe)
-
-    def observe(amount: float) -> None:
-        add_sum(amount)
-        buckets[bisect_left(bounds, amount)](1)
-
-    return observe
-
-
 class WorkerMetrics:
     """A worker event subscriber that records Prometheus metrics.
 
@@ -219,17 +173,16 @@ class WorkerMetrics:
         self._dsn = dsn
         self._stats_interval = stats_interval
         self._running: set[int] = set()
-        self._series: dict[tuple[str, str], _JobSeries] = {}
+        self._series: dict[tuple[str, str], SeriesTally] = {}
         self._slots = 0
         self._stats_task: asyncio.Task[None] | None = None
-        self._busy_inc = _fast_inc(BUSY_SLOTS)
-        self._busy_dec = _fast_inc(BUSY_SLOTS, -1)
+        self._buffer = MetricsBuffer(BUSY_SLOTS)
         # The events of every job, each to its own method; the rest to _other.
         self._by_type: dict[type[Event], Callable[[Any], None]] = {
             JobStarted: self._job_started, JobFinished: self._job_finished,
             AttemptEnded: self._attempt_ended}
 
-    def _children(self, queue: str, task: str) -> _JobSeries:
+    def _children(self, queue: str, task: str) -> SeriesTally:
         """The labelled series of one (queue, task), looked up once per worker:
         ``labels()`` validates and locks on every call, most of the cost of
         recording a job."""
@@ -239,12 +192,10 @@ class WorkerMetrics:
             # in their declared queues) or the first job of its (queue, task):
             # sums and ratios over outcomes never lack a term, and a first
             # failure is an increase from 0.
-            series = self._series[(queue, task)] = _JobSeries(
-                _fast_inc(STARTED.labels(queue, task)),
-                _fast_observe(QUEUE_WAIT.labels(queue, task)),
-                _fast_observe(DURATION.labels(queue, task)),
-                {name: _fast_inc(counter.labels(queue, task))
-                 for name, counter in _OUTCOMES.items()})
+            series = self._series[(queue, task)] = self._buffer.add(SeriesTally(
+                STARTED.labels(queue, task), QUEUE_WAIT.labels(queue, task),
+                DURATION.labels(queue, task),
+                {name: counter.labels(queue, task) for name, counter in _OUTCOMES.items()}))
             for counter in (RECLAIMED, LOST):
                 counter.labels(queue, task)
         return series
@@ -255,23 +206,25 @@ class WorkerMetrics:
     def _job_started(self, event: JobStarted) -> None:
         job = event.job
         series = self._children(job.queue, job.task)
-        series.started()
+        series.started += 1
         wait = (job.started_at - job.run_at).total_seconds()
-        series.queue_wait(max(0.0, wait))
+        series.queue_wait.observe(max(0.0, wait))
         if job.id not in self._running:
             self._running.add(job.id)
-            self._busy_inc()
+            self._buffer.busy += 1
+        self._buffer.touched()
 
     def _job_finished(self, event: JobFinished) -> None:
         job = event.job
         series = self._children(job.queue, job.task)
-        count = series.outcomes.get(event.outcome)
-        if count is not None:
-            count()
-        series.duration(event.duration_seconds)
+        if event.outcome in series.outcomes:
+            series.outcomes[event.outcome] += 1
+        series.duration.observe(event.duration_seconds)
+        self._buffer.touched()
 
     def _attempt_ended(self, event: AttemptEnded) -> None:
         self._release(event.job.id)
+        self._buffer.touched()
 
     def _other(self, event: Event) -> None:
         if isinstance(event, JobLost):
@@ -279,6 +232,7 @@ class WorkerMetrics:
         elif isinstance(event, JobsHandedBack):
             for job_id in event.job_ids:
                 self._release(job_id)
+            self._buffer.touched()
         elif isinstance(event, JobsReclaimed):
             for taken in event.jobs:
                 RECLAIMED.labels(taken.queue, taken.task).inc()
@@ -300,6 +254,7 @@ class WorkerMetrics:
             self._slots = event.concurrency
             SLOTS.inc(self._slots)
         elif isinstance(event, WorkerStopped):
+            self._buffer.apply()
             self._stop_stats()
             SLOTS.dec(self._slots)
             self._slots = 0
@@ -310,7 +265,7 @@ class WorkerMetrics:
     def _release(self, job_id: int) -> None:
         if job_id in self._running:
             self._running.discard(job_id)
-            self._busy_dec()
+            self._buffer.busy -= 1
 
     def _stop_stats(self) -> None:
         if self._stats_task is not None:
