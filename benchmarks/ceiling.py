@@ -17,9 +17,12 @@ the three alternate over ``rounds``, the median of each counts. Every figure is
 N over ``max(finished_at) - min(started_at)`` of the history rows, and counts
 only once all N jobs succeeded.
 
-Prints ``ceiling_pgbench_c1``, ``ceiling_pgbench_c2``, ``ceiling_drain_async_c50``
-(jobs/s) and ``ceiling_share_c1`` / ``ceiling_share_c2``: the drain as a share
-of each.
+A session LISTENs on ``pgqueue_jobs`` during the pgbench runs, as a worker's
+listener would. Prints ``ceiling_pgbench_c1``, ``ceiling_pgbench_c2``,
+``ceiling_pgbench_c2_silent`` (2 connections, the outcome statement sending no
+``pgqueue_finished`` notification: what that notification costs, as
+``ceiling_notify_cost``), ``ceiling_drain_async_c50`` (jobs/s) and
+``ceiling_share_c1`` / ``ceiling_share_c2``: the drain as a share of each.
 
 Run: ``python -m benchmarks ceiling [--quick|--smoke]`` (needs the ``pgbench``
 binary: ``pg_config --bindir``, ``/usr/lib/postgresql/*/bin`` or the PATH).
@@ -34,6 +37,8 @@ import statistics
 import subprocess
 import tempfile
 from pathlib import Path
+
+import psycopg
 
 from pgqueue import _sql
 
@@ -95,10 +100,20 @@ def _statement(name: str, params: dict[str, str]) -> str:
     return text.replace("%%", "%")
 
 
-def script() -> str:
-    """The pgbench script: one claim of a batch, then its outcomes, each its own commit."""
+_ANNOUNCE = "SELECT pg_notify('pgqueue_finished',"
+
+
+def script(*, announce: bool = True) -> str:
+    """The pgbench script: one claim of a batch, then its outcomes, each its own commit.
+
+    ``announce=False`` measures what the ``pgqueue_finished`` notification costs:
+    the outcome statement computes its payload as before but sends nothing."""
     claim = _statement("job_claim", _CLAIM_PARAMS)
     complete = _statement("job_complete_many", _COMPLETE_PARAMS)
+    if not announce:
+        if _ANNOUNCE not in complete:
+            raise BenchmarkError("job_complete_many no longer announces as expected")
+        complete = complete.replace(_ANNOUNCE, "SELECT length(")
     return (
         "SELECT coalesce(array_agg(c.id), '{}') AS ids,\n"
         "       coalesce(array_agg(c.claim_token), '{}') AS tokens,\n"
@@ -114,13 +129,20 @@ def _variables() -> list[str]:
     return [arg for key, value in values.items() for arg in ("-D", f"{key}={value}")]
 
 
-def pgbench_drain(binary: str, server_dsn: str, clients: int, n: int) -> float:
-    """Jobs per second of pgbench draining ``n`` ready jobs over ``clients`` connections."""
+def pgbench_drain(binary: str, server_dsn: str, clients: int, n: int, *,
+                  announce: bool = True) -> float:
+    """Jobs per second of pgbench draining ``n`` ready jobs over ``clients`` connections.
+
+    A session LISTENs on ``pgqueue_jobs`` meanwhile, as a worker's listener
+    does: PostgreSQL wakes every listening backend of the database at each
+    notifying commit, whatever the channel."""
     with scratch_database(server_dsn, f"ceiling_c{clients}") as dsn, \
-            tempfile.TemporaryDirectory() as folder:
+            tempfile.TemporaryDirectory() as folder, \
+            psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN pgqueue_jobs")
         insert_ready_jobs(dsn, TASK, n)
         path = Path(folder) / "batch.sql"
-        path.write_text(script())
+        path.write_text(script(announce=announce))
         # Enough loops for every job, and a few more that claim nothing (an
         # empty claim still costs a round trip; it comes after the last job).
         loops = -(-n // (BATCH * clients)) + 2
@@ -142,11 +164,14 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
         raise BenchmarkError("no pgbench binary found (it comes with PostgreSQL's "
                              "client or contrib package)")
     n, rounds = sizes.cli_drain, sizes.cli_rounds
-    rates: dict[str, list[float]] = {"pgbench_c1": [], "pgbench_c2": [], "drain": []}
+    rates: dict[str, list[float]] = {"pgbench_c1": [], "pgbench_c2": [],
+                                     "pgbench_c2_silent": [], "drain": []}
     scratch = Results(mode="scratch")
     for _ in range(rounds):
         rates["pgbench_c1"].append(pgbench_drain(binary, server_dsn, 1, n))
         rates["pgbench_c2"].append(pgbench_drain(binary, server_dsn, 2, n))
+        rates["pgbench_c2_silent"].append(pgbench_drain(binary, server_dsn, 2, n,
+                                                        announce=False))
         rates["drain"].append(drain_once(server_dsn, "async", PROCESS_CONCURRENCY, n, scratch,
                                          quiet=True, history_clock=True)[0])
     medians = {name: statistics.median(values) for name, values in rates.items()}
@@ -160,6 +185,11 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
         results.add(f"ceiling_{name}", medians[name], "jobs/s",
                     f"{note}, claim {BATCH} + outcomes, {clients} connection(s) "
                     f"({spread(name)})")
+    results.add("ceiling_pgbench_c2_silent", medians["pgbench_c2_silent"], "jobs/s",
+                f"{note}, as c2 without the pgqueue_finished notification "
+                f"({spread('pgbench_c2_silent')})")
+    results.add("ceiling_notify_cost", medians["pgbench_c2"] / medians["pgbench_c2_silent"],
+                "x", "pgbench c2 / c2 without the pgqueue_finished notification, medians")
     results.add(f"ceiling_drain_async_c{PROCESS_CONCURRENCY}", medians["drain"], "jobs/s",
                 f"{note}, 1 worker in process ({spread('drain')})")
     for clients in (1, 2):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -14,7 +16,7 @@ import pytest
 import pgqueue
 from pgqueue.errors import ConfigError
 from pgqueue.observability.log_summary import OUTCOMES, QueueSummary
-from tests.support import running_worker, scalar, wait_until
+from tests.support import RunningWorker, running_worker, scalar, wait_until
 
 SUMMARY_KEYS = {"worker_id", "event", "queue", *OUTCOMES, "duration_ms_mean",
                 "duration_ms_max", "interval_seconds"}
@@ -77,14 +79,22 @@ def _queues() -> tuple[str, str]:
     return f"sa{uuid.uuid4().hex[:8]}", f"sb{uuid.uuid4().hex[:8]}"
 
 
+@contextmanager
+def _draining(dsn: str, caplog: pytest.LogCaptureFixture, level: int, interval: float,
+              **options: Any) -> Iterator[tuple[RunningWorker, str, str]]:
+    """A logging worker on two fresh queues at ``level``, once all ten jobs finished."""
+    first, second = _queues()
+    caplog.set_level(level, logger="pgqueue")
+    with running_worker(dsn, _registry(first, second), log_events=True,
+                        log_summary_interval=interval, **options) as w:
+        _enqueue(dsn, first, second)
+        wait_until(lambda: _all_finished(dsn), timeout=60, message="every job finished")
+        yield w, first, second
+
+
 def test_info_logs_a_summary_per_queue_with_the_counts_and_each_failure(
         clean_db: str, caplog: pytest.LogCaptureFixture) -> None:
-    first, second = _queues()
-    caplog.set_level(logging.INFO, logger="pgqueue")
-    with running_worker(clean_db, _registry(first, second), log_events=True,
-                        log_summary_interval=0.2, concurrency=4) as w:
-        _enqueue(clean_db, first, second)
-        wait_until(lambda: _all_finished(clean_db), timeout=60, message="every job finished")
+    with _draining(clean_db, caplog, logging.INFO, 0.2, concurrency=4) as (w, first, second):
         # The timer logs the last interval while the worker still runs.
         wait_until(lambda: _totals(_summaries(caplog)).get(second, {}).get("succeeded") == 3
                    and sum(_totals(_summaries(caplog)).get(first, Counter()).values()) == 8,
@@ -116,12 +126,7 @@ def test_info_logs_a_summary_per_queue_with_the_counts_and_each_failure(
 
 def test_the_stop_logs_what_is_counted_before_worker_stopped(
         clean_db: str, caplog: pytest.LogCaptureFixture) -> None:
-    first, second = _queues()
-    caplog.set_level(logging.INFO, logger="pgqueue")
-    with running_worker(clean_db, _registry(first, second), log_events=True,
-                        log_summary_interval=3600):
-        _enqueue(clean_db, first, second)
-        wait_until(lambda: _all_finished(clean_db), timeout=60, message="every job finished")
+    with _draining(clean_db, caplog, logging.INFO, 3600) as (_, first, second):
         assert not _summaries(caplog)  # the hour has not passed
     summaries = _summaries(caplog)
     assert sorted(vars(r)["queue"] for r in summaries) == sorted([first, second])
@@ -133,12 +138,7 @@ def test_the_stop_logs_what_is_counted_before_worker_stopped(
 
 def test_debug_logs_a_line_per_succeeded_job(clean_db: str,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    first, second = _queues()
-    caplog.set_level(logging.DEBUG, logger="pgqueue")
-    with running_worker(clean_db, _registry(first, second), log_events=True,
-                        log_summary_interval=3600) as w:
-        _enqueue(clean_db, first, second)
-        wait_until(lambda: _all_finished(clean_db), timeout=60, message="every job finished")
+    with _draining(clean_db, caplog, logging.DEBUG, 3600) as (w, first, second):
         wait_until(lambda: len(w.finished("succeeded")) == 9, message="nine successes")
     done = [r for r in caplog.records if r.getMessage() == "job succeeded"]
     assert all(r.levelno == logging.DEBUG for r in done)
@@ -154,12 +154,8 @@ def test_debug_logs_a_line_per_succeeded_job(clean_db: str,
 
 
 def test_warning_logs_no_summary(clean_db: str, caplog: pytest.LogCaptureFixture) -> None:
-    first, second = _queues()
-    caplog.set_level(logging.WARNING, logger="pgqueue")
-    with running_worker(clean_db, _registry(first, second), log_events=True,
-                        log_summary_interval=0.1):
-        _enqueue(clean_db, first, second)
-        wait_until(lambda: _all_finished(clean_db), timeout=60, message="every job finished")
+    with _draining(clean_db, caplog, logging.WARNING, 0.1):
+        pass
     assert not _summaries(caplog)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] \
         .count("job failed; will retry") == 1
