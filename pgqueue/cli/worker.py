@@ -14,6 +14,7 @@ import click
 
 from ..worker.config import (  # the worker's defaults only: no service is loaded
     DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_LOG_SUMMARY_INTERVAL,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_POOLER,
     DEFAULT_POOLER_POLL_INTERVAL,
@@ -177,6 +178,12 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 @click.option("--log-format", envvar="PGQUEUE_LOG_FORMAT", default="text", show_default=True,
               type=click.Choice(["text", "json"]))
+@click.option("--log-summary-interval", envvar="PGQUEUE_LOG_SUMMARY_INTERVAL",
+              type=click.FloatRange(min=0), default=DEFAULT_LOG_SUMMARY_INTERVAL,
+              show_default=True,
+              help="Seconds between the INFO lines that count finished jobs per queue; "
+                   "0: none. Each succeeded job gets a line of its own only at "
+                   "--log-level debug; retries and failures always do.")
 @click.option("--metrics-port", envvar="PGQUEUE_METRICS_PORT", type=click.IntRange(0, 65535),
               default=2112, show_default=True,
               help="Serve Prometheus /metrics on this port (all processes summed); 0: off.")
@@ -189,7 +196,8 @@ def worker(app: str, queues: list[str] | None, queue_order: str | None,
            dsn: str | None, pooler: str, listen_dsn: str | None,
            poll_interval: float | None, heartbeat_interval: float,
            stall_timeout: float, shutdown_timeout: float, startup_timeout: float,
-           log_level: str, log_format: str, metrics_port: int, otel_psycopg: str) -> None:
+           log_level: str, log_format: str, log_summary_interval: float, metrics_port: int,
+           otel_psycopg: str) -> None:
     """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
     early_stop = _EarlyStop.install()
     from ..observability.logs import configure_logging
@@ -204,7 +212,7 @@ def worker(app: str, queues: list[str] | None, queue_order: str | None,
         "pooler": pooler, "listen_dsn": listen_dsn,
         "poll_interval": poll_interval, "heartbeat_interval": heartbeat_interval,
         "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,
-        "startup_timeout": startup_timeout,
+        "startup_timeout": startup_timeout, "log_summary_interval": log_summary_interval,
     }
     Worker(registry, **options)  # validates every option before anything starts
     from ..observability import runtime

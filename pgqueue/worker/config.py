@@ -20,6 +20,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_STALL_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_STARTUP_TIMEOUT = 60.0
+# Seconds between the INFO lines that count finished jobs per queue (succeeded
+# jobs get a line each only at DEBUG: see pgqueue.observability.log_summary).
+DEFAULT_LOG_SUMMARY_INTERVAL = 30.0
 # Behind a transaction-mode pooler with no direct connection to LISTEN on, the
 # poll is the only wake-up: a short one. An idle poll is one claim and one
 # next-due look-up.
@@ -48,6 +51,8 @@ class WorkerConfig:
       ``session`` or ``transaction``; see :data:`POOLERS`). With
       ``transaction`` the worker's sessions use no server-side prepared
       statements and no session settings (:attr:`pooled`).
+    - ``log_summary_interval``: seconds between the INFO lines that count the
+      jobs finished per queue (30; 0: none). Only read when the worker logs.
     """
 
     queues: tuple[str, ...] | None = None
@@ -62,6 +67,7 @@ class WorkerConfig:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     pooler: str = DEFAULT_POOLER
+    log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL
 
     def __post_init__(self) -> None:
         if self.queues is not None:
@@ -83,7 +89,7 @@ class WorkerConfig:
         if not isinstance(self.concurrency, int) or not 1 <= self.concurrency <= 10_000:
             raise ConfigError(f"concurrency must be 1 to 10000, got {self.concurrency!r}")
         for name in ("poll_interval", "heartbeat_interval", "stall_timeout", "shutdown_timeout",
-                     "startup_timeout"):
+                     "startup_timeout", "log_summary_interval"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")

@@ -33,6 +33,7 @@ from .completer import Completer
 from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_LOG_SUMMARY_INTERVAL,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_POOLER_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -106,7 +107,8 @@ class Worker:
                  worker_id: str | None = None, log_events: bool = True,
                  rng: random.Random | None = None, metrics_port: int | None = None,
                  tracing: bool = True, pooler: str | None = None,
-                 listen_dsn: str | None = None) -> None:
+                 listen_dsn: str | None = None,
+                 log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL) -> None:
         resolved = _dsn.resolve_dsn(dsn)
         if not resolved:
             raise DatabaseUnavailableError(
@@ -134,7 +136,8 @@ class Worker:
             fair_queues=frozenset(parsed.fair),
             poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
-            startup_timeout=startup_timeout, pooler=pooler)
+            startup_timeout=startup_timeout, pooler=pooler,
+            log_summary_interval=log_summary_interval)
         self.queues = list(self.config.queues or registry.queues)
         self._claims = ClaimFilter.of(registry, self.queues)
         self.id = worker_id or str(uuid.uuid4())
@@ -153,8 +156,12 @@ class Worker:
     def _attach_observability(self, *, log_events: bool, tracing: bool) -> None:
         """Observability subscribes here; the services only emit events."""
         if log_events:
+            from ..observability.log_summary import QueueSummary
             from ..observability.logs import log_event
 
+            # The summary first: its last line comes before "worker stopped".
+            if self.config.log_summary_interval:
+                self._subscribers.append(QueueSummary(self.config.log_summary_interval))
             self._subscribers.append(log_event)
         if self._metrics_port is not None:
             if not 0 <= self._metrics_port <= 65535:

@@ -1,4 +1,7 @@
-"""pgqueue's migration 15 (claims weighted or in strict order across queues), by its migrator."""
+"""pgqueue's migration 15 (tags and meta at enqueue, throttle and debounce of unique keys).
+
+Applied by pgqueue's own migrator.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- 0015_weighted_queues: a worker serving several queues can split its claims
+-- 0016_weighted_queues: a worker serving several queues can split its claims
 -- among them by weight (6:3:1) or take them in a strict order, instead of by
 -- priority, run_at and id across all of them (which stays the default).
 --
