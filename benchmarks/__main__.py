@@ -1,11 +1,14 @@
 """Command line: ``python -m benchmarks
-{enqueue,drain,latency,backlog,stats,bloat,retention,all,peers,pooler}``.
+{enqueue,drain,latency,backlog,stats,bloat,retention,all,peers,pooler,cli,ceiling}``.
 
 ``all`` runs pgqueue's own scenarios; ``peers`` runs pgqueue's bulk enqueue,
 drain and latency side by side with the peers of the optional ``bench`` extra
 (procrastinate, pgqueuer) and prints ratios pgqueue / peer; ``pooler`` runs
 drain and idle latency direct and through a PgBouncer in transaction mode it
-starts (it needs the ``pgbouncer`` binary).
+starts (it needs the ``pgbouncer`` binary); ``cli`` runs ``pgqueue worker`` as a
+subprocess at its defaults and with less observability against the in-process
+drain and prints the ratios; ``ceiling`` runs the SQL a batching worker must do
+from pgbench (a C client), against pgqueue's drain in the same sitting.
 
 Options: ``--quick`` (under two minutes), ``--smoke`` (a few hundred jobs per
 scenario, for tests), ``--dsn`` (the server; each scenario creates and drops its
@@ -23,7 +26,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import backlog, bloat, drain, enqueue, latency, peers, pooler, retention, stats
+from . import (
+    backlog,
+    bloat,
+    ceiling,
+    cli_worker,
+    drain,
+    enqueue,
+    latency,
+    peers,
+    pooler,
+    retention,
+    stats,
+)
 from .harness import DEFAULT_DSN, DEFAULT_OUT, Results, Sizes, server_facts, sizes_for
 
 Scenario = Callable[[str, Sizes, Results], None]
@@ -38,14 +53,17 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "retention": [retention.run],
     "peers": [peers.run],
     "pooler": [pooler.run],
+    "cli": [cli_worker.run],
+    "ceiling": [ceiling.run],
 }
 ORDER = ["enqueue", "drain", "latency", "backlog", "stats", "bloat", "retention"]
+EXTRA = [name for name in SCENARIOS if name not in ORDER]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=[*ORDER, "all", "peers", "pooler"])
+    parser.add_argument("scenario", choices=[*ORDER, "all", *EXTRA])
     parser.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
     parser.add_argument("--smoke", action="store_true",
                         help="a few hundred jobs per scenario: checks the suite runs")

@@ -37,8 +37,8 @@ import psycopg
 
 import pgqueue
 from pgqueue.producer import params
-from pgqueue.producer.enqueue import _job_params
 from pgqueue.producer.hooks import enqueue_scope
+from pgqueue.producer.insert_steps import job_params
 from pgqueue.producer.steps import Steps, run_steps
 
 from .harness import DEFAULT_DSN, Results, insert_ready_jobs, scratch_database
@@ -71,7 +71,7 @@ RETURNING id
 
 
 def _before_steps(job: params.NewJob) -> Steps:
-    rows = yield BEFORE_INSERT, _job_params(job)
+    rows = yield BEFORE_INSERT, job_params(job)
     return rows[0][0]
 
 

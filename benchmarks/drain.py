@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from .harness import (
     backend_cpu_seconds,
     count_finished,
     insert_ready_jobs,
+    process_cpu_seconds,
     scratch_database,
     verify_drained,
     wait_sessions_closed,
@@ -71,13 +74,20 @@ def _timeout(n: int) -> float:
 
 
 def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Results,
-               *, details: bool = False) -> None:
+               *, details: bool = False, quiet: bool = False,
+               history_clock: bool = False) -> tuple[float, float]:
+    """Drain ``n`` jobs with one worker in process: its jobs per second, and the
+    CPU seconds this process used from the worker's start until the ``n``-th outcome.
+
+    ``quiet``: record no figure. ``history_clock``: time by the history rows'
+    timestamps (as :func:`cli_drain`'s figures are) instead of the worker's events.
+    """
     with scratch_database(server_dsn, f"drain_{kind}") as dsn:
         insert_ready_jobs(dsn, KINDS[kind], n)
         commits_before = xact_commits(dsn)
-        cpu_before = time.process_time()
         run = WorkerRun(tasks, dsn, target=n, concurrency=concurrency)
         run.start()
+        cpu_before = time.process_time()
         try:
             run.wait_done(_timeout(n))
             cpu_python = time.process_time() - cpu_before
@@ -89,8 +99,11 @@ def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Re
             raise BenchmarkError(f"{run.not_succeeded} jobs did not succeed")
         wait_sessions_closed(dsn)  # a backend's counters are flushed at its exit
         commits = xact_commits(dsn) - commits_before
+        rate = history_rate(dsn, n)[0] if history_clock else run.jobs_per_second()
+        if quiet:
+            return rate, cpu_python
         name = f"drain_{kind}_c{concurrency}"
-        results.add(name, run.jobs_per_second(), "jobs/s", f"{n:,} jobs, 1 worker in process")
+        results.add(name, rate, "jobs/s", f"{n:,} jobs, 1 worker in process")
         if details:
             results.add(f"{name}_python_cpu", cpu_python / n * 1e6, "us/job",
                         "benchmark process CPU (worker + harness)")
@@ -99,47 +112,97 @@ def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Re
                             "CPU of the worker's PostgreSQL backends")
             results.add(f"{name}_commits", commits / n, "commits/job",
                         "pg_stat_database.xact_commit delta")
+        return rate, cpu_python
+
+
+def history_rate(dsn: str, n: int) -> tuple[float, int]:
+    """``n`` over ``max(finished_at) - min(started_at)`` of the history rows, and
+    how many worker ids wrote them: one clock for in-process and CLI workers."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8, "
+            "count(DISTINCT worker_id) FROM pgqueue.finished_jobs").fetchone()
+    assert row is not None
+    seconds, workers = row
+    return n / seconds, int(workers)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback now (for a worker's /metrics endpoint)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_drain(dsn: str, n: int, *options: str) -> float | None:
+    """Run ``pgqueue worker`` on this module's ``tasks`` until ``n`` jobs succeeded.
+
+    Returns the CPU seconds the worker process used from its registration (its
+    imports and start-up left out) until the ``n``-th job was in history (None
+    when unknown: no ``/proc``, or ``--processes`` above 1, whose workers are
+    the children). Its log lines go to a temporary file, as they would to a file
+    or a journal (a pipe nobody reads would block the worker once full).
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgqueue", "worker", "--app", "benchmarks.drain:tasks",
+             "--dsn", dsn, *options],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
+            start_new_session=True)
+
+        def tail() -> str:
+            log.seek(0)
+            return log.read()[-2000:]
+
+        cpu_start: float | None = None
+        try:
+            deadline = time.monotonic() + _timeout(n)
+            while cpu_start is None and proc.poll() is None and time.monotonic() < deadline:
+                if _registered(dsn):
+                    cpu_start = process_cpu_seconds(proc.pid)
+                    break
+                time.sleep(0.01)
+            while count_finished(dsn).get("succeeded", 0) < n:
+                if proc.poll() is not None:
+                    raise BenchmarkError(f"the worker exited early ({proc.returncode}): "
+                                         f"{tail()}")
+                if time.monotonic() > deadline:
+                    raise BenchmarkError(f"pgqueue worker {' '.join(options)} did not "
+                                         f"drain {n} jobs: {tail()}")
+                time.sleep(0.02)
+            cpu_end = process_cpu_seconds(proc.pid)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    verify_drained(dsn, n)
+    forked = "--processes" in options and options[options.index("--processes") + 1] != "1"
+    if cpu_start is None or cpu_end is None or forked:
+        return None
+    return cpu_end - cpu_start
+
+
+def _registered(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pgqueue.workers").fetchone()
+    return bool(row and row[0])
 
 
 def drain_processes(server_dsn: str, processes: int, n: int, results: Results) -> float:
     with scratch_database(server_dsn, f"proc{processes}") as dsn:
         insert_ready_jobs(dsn, KINDS["async"], n)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pgqueue", "worker", "--app", "benchmarks.drain:tasks",
-             "--dsn", dsn, "--processes", str(processes),
-             "--concurrency", str(PROCESS_CONCURRENCY), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, start_new_session=True)
-        try:
-            deadline = time.monotonic() + _timeout(n)
-            while count_finished(dsn).get("succeeded", 0) < n:
-                if proc.poll() is not None:
-                    raise BenchmarkError(f"the worker exited early ({proc.returncode}): "
-                                         f"{(proc.stderr.read() if proc.stderr else '')[-2000:]}")
-                if time.monotonic() > deadline:
-                    raise BenchmarkError(f"--processes {processes} did not drain {n} jobs")
-                time.sleep(0.1)
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
-        verify_drained(dsn, n)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8, "
-                "count(DISTINCT worker_id) FROM pgqueue.finished_jobs").fetchone()
-        assert row is not None
-        seconds, workers = row
-        rate = n / seconds
+        cli_drain(dsn, n, "--processes", str(processes),
+                  "--concurrency", str(PROCESS_CONCURRENCY), "--log-level", "warning")
+        rate, workers = history_rate(dsn, n)
         results.add(f"drain_processes{processes}_c{PROCESS_CONCURRENCY}", rate, "jobs/s",
                     f"{n:,} async no-op jobs, pgqueue worker subprocess, {workers} worker ids")
-        return float(rate)
+        return rate
 
 
 def run(server_dsn: str, sizes: Sizes, results: Results) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "count_finished",
     "count_live",
     "insert_ready_jobs",
+    "process_cpu_seconds",
     "scratch_database",
     "sizes_for",
     "verify_drained",
@@ -76,6 +77,8 @@ class Sizes:
     bloat: int
     stats_history: int
     retention: int
+    cli_drain: int
+    cli_rounds: int
 
 
 _SIZES = {
@@ -83,17 +86,17 @@ _SIZES = {
                   processes=20_000, latency=200, backlog_small=1_000,
                   backlog_large=1_000_000, backlog_drain=20_000, peers_drain=20_000,
                   peers_latency=200, bloat=1_000_000, stats_history=10_000_000,
-                  retention=10_000_000),
+                  retention=10_000_000, cli_drain=50_000, cli_rounds=3),
     "quick": Sizes("quick", bulk_enqueue=20_000, single_enqueue=2_000, drain=5_000,
                    processes=5_000, latency=50, backlog_small=1_000,
                    backlog_large=100_000, backlog_drain=5_000, peers_drain=2_000,
                    peers_latency=50, bloat=50_000, stats_history=200_000,
-                   retention=200_000),
+                   retention=200_000, cli_drain=10_000, cli_rounds=3),
     "smoke": Sizes("smoke", bulk_enqueue=300, single_enqueue=200, drain=300,
                    processes=300, latency=10, backlog_small=400,
                    backlog_large=2_000, backlog_drain=200, peers_drain=100,
                    peers_latency=3, bloat=300, stats_history=20_000,
-                   retention=3_000),
+                   retention=3_000, cli_drain=300, cli_rounds=1),
 }
 
 
@@ -275,12 +278,20 @@ def backend_cpu_seconds(dsn: str, application_prefix: str = "pgqueue-") -> float
             "AND application_name LIKE %s", (application_prefix + "%",)).fetchall()]
     total = 0.0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        seconds = process_cpu_seconds(pid)
+        if seconds is None:
             return None
-        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        total += seconds
     return total
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of a process on this host so far (None: unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 # --- an in-process worker ------------------------------------------------------------

@@ -96,6 +96,7 @@ if TYPE_CHECKING:
     from .tasks import Registry, Task
     from .types import Job, JobContext, JobState
     from .worker import Worker
+    from .worker.queue_specs import QueueSpec
 
 __version__ = "0.1.0"
 
@@ -111,6 +112,7 @@ __all__ = [
     "PermanentError",
     "PgQueueError",
     "QueueLimits",
+    "QueueSpec",
     "Registry",
     "Retry",
     "RetryPolicy",
@@ -214,6 +216,7 @@ _LAZY: dict[str, str | None] = {
     **dict.fromkeys(("Registry", "Task"), "tasks"),
     **dict.fromkeys(("Job", "JobContext", "JobState"), "types"),
     "Worker": "worker",
+    "QueueSpec": "worker.queue_specs",
 }
 
 

@@ -18,9 +18,10 @@ from .backoff import DEFAULT_RETRY, RetryPolicy
 from .errors import InvalidJobError, TaskError
 from .periodic import Schedule
 from .producer.connections import AsyncHandle, SyncHandle
-from .producer.enqueue import enqueue
+from .producer.enqueue import OnConflict, enqueue
 from .producer.enqueue_async import enqueue_async
 from .producer.params import DEFAULT_QUEUE, dump_args, validate_queue, validate_task
+from .producer.tags import Tags
 from .types import JobContext
 
 __all__ = ["EnqueueOptions", "Registry", "Task"]
@@ -42,24 +43,24 @@ class EnqueueOptions:
     ttl: timedelta | float | None = None
     depends_on: Iterable[int] | None = None
     concurrency_key: str | None = None
+    tags: Tags | None = None
+    meta: Mapping[str, Any] | None = None
+    unique_for: timedelta | float | None = None
+    debounce: timedelta | float | None = None
+    on_conflict: OnConflict = "keep"
+
+    def keywords(self) -> dict[str, Any]:
+        """These options as the keyword arguments of :func:`pgqueue.enqueue`."""
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
     def enqueue(self, task: Task, conn: SyncHandle,
                 args: Mapping[str, Any]) -> int:
-        return enqueue(conn, task.name, args, queue=self.queue, priority=self.priority,
-                       max_attempts=self.max_attempts, run_at=self.run_at,
-                       delay=self.delay, unique_key=self.unique_key,
-                       expires_at=self.expires_at, ttl=self.ttl, depends_on=self.depends_on,
-                       concurrency_key=self.concurrency_key)
+        return enqueue(conn, task.name, args, **self.keywords())
 
     async def enqueue_async(self, task: Task,
                             conn: AsyncHandle,
                             args: Mapping[str, Any]) -> int:
-        return await enqueue_async(conn, task.name, args, queue=self.queue,
-                                   priority=self.priority, max_attempts=self.max_attempts,
-                                   run_at=self.run_at, delay=self.delay,
-                                   unique_key=self.unique_key, expires_at=self.expires_at,
-                                   ttl=self.ttl, depends_on=self.depends_on,
-                                   concurrency_key=self.concurrency_key)
+        return await enqueue_async(conn, task.name, args, **self.keywords())
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +136,18 @@ class Task:
                 delay: timedelta | float | None = _UNSET,
                 unique_key: str | None = _UNSET, expires_at: datetime | None = _UNSET,
                 ttl: timedelta | float | None = _UNSET, depends_on: Iterable[int] | None = _UNSET,
-                concurrency_key: str | None = _UNSET) -> BoundTask:
+                concurrency_key: str | None = _UNSET, tags: Tags | None = _UNSET,
+                meta: Mapping[str, Any] | None = _UNSET,
+                unique_for: timedelta | float | None = _UNSET,
+                debounce: timedelta | float | None = _UNSET,
+                on_conflict: OnConflict = _UNSET) -> BoundTask:
         """This task with some enqueue options overridden for one call."""
         given: dict[str, Any] = {k: v for k, v in {
             "queue": queue, "priority": priority, "max_attempts": max_attempts,
             "run_at": run_at, "delay": delay, "unique_key": unique_key,
             "expires_at": expires_at, "ttl": ttl, "depends_on": depends_on,
-            "concurrency_key": concurrency_key,
+            "concurrency_key": concurrency_key, "tags": tags, "meta": meta,
+            "unique_for": unique_for, "debounce": debounce, "on_conflict": on_conflict,
         }.items() if v is not _UNSET}
         return BoundTask(self, replace(self.defaults, **given))
 

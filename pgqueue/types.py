@@ -42,6 +42,8 @@ class Job:
     # The token of the claim that started this attempt: (id, claim_token) names
     # exactly one attempt, and the attempt's outcome is written fenced on it.
     claim_token: int | None = None
+    # Its concurrency_key, as the claim returned it (a fair queue's cursor).
+    concurrency_key: str | None = None
 
 
 class JobContext:

@@ -122,52 +122,179 @@ CREATE FUNCTION pgqueue.claim(queues text[], slots integer[], tasks text[], n in
     FROM pgqueue.claim_v2($1, $2, $3, $4, $5, $6, $7, $8) c
 $_$;
 
-CREATE FUNCTION pgqueue.claim_candidates(queues text[], rooms integer[], tasks text[], n integer, at timestamp with time zone, key_tasks text[], key_caps integer[]) RETURNS TABLE(id bigint, priority integer, run_at timestamp with time zone, concurrency_key text, cap integer)
+CREATE FUNCTION pgqueue.claim_candidates(queues text[], rooms integer[], bases double precision[], strides double precision[], fair boolean[], cursors text[], tasks text[], n integer, at timestamp with time zone, key_tasks text[], key_caps integer[]) RETURNS TABLE(id bigint, priority integer, run_at timestamp with time zone, concurrency_key text, cap integer, turn double precision)
     LANGUAGE sql STABLE
     AS $$
-    SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap
-    FROM unnest(claim_candidates.queues, claim_candidates.rooms) AS u(name, room)
+    SELECT c.id, c.priority, c.run_at, c.concurrency_key, c.cap,
+           COALESCE(u.base + c.rank * u.stride, 0) AS turn
+    FROM unnest(claim_candidates.queues, claim_candidates.rooms, claim_candidates.bases,
+                claim_candidates.strides, claim_candidates.fair, claim_candidates.cursors)
+         AS u(name, room, base, stride, fair, cursor)
     LEFT JOIN pgqueue.queues pq ON pq.name = u.name
     CROSS JOIN LATERAL (
-        SELECT j.id, j.priority, j.run_at, j.concurrency_key,
-               CASE WHEN j.concurrency_key IS NOT NULL
-                    THEN claim_candidates.key_caps[
-                             array_position(claim_candidates.key_tasks, j.task::text)]
-               END AS cap
-        FROM pgqueue.jobs j
-        WHERE j.state = 'queued' AND j.blocked IS NULL
-          AND j.queue = u.name
-          AND j.run_at <= claim_candidates.at
-          AND j.task = ANY (claim_candidates.tasks)
-          AND (j.expires_at IS NULL OR j.expires_at > claim_candidates.at)
-          -- A key already at its cap (as far as this snapshot knows) is
-          -- skipped here, so it cannot fill the claim and hold back other
-          -- keys; the exact check follows under the key's lock.
-          AND (j.concurrency_key IS NULL
-               OR NOT (j.task = ANY (claim_candidates.key_tasks))
-               OR (SELECT count(*) FROM pgqueue.jobs x
-                   WHERE x.state = 'running' AND x.concurrency_key = j.concurrency_key)
-                  < claim_candidates.key_caps[
-                        array_position(claim_candidates.key_tasks, j.task::text)])
-        ORDER BY j.priority DESC, j.run_at, j.id
+        -- The queue's candidates, ranked: in a fair queue first its round
+        -- (tier 0: the first jobs of each of the next keys after the cursor,
+        -- key by key, r-th job of every key before the (r+1)-th of any), then
+        -- by priority, run_at, id (tier 1: jobs without a key, and the rest
+        -- of the room when the round's keys run short); a job in both counts
+        -- in its round.
+        SELECT d.id, d.priority, d.run_at, d.concurrency_key, d.cap,
+               row_number() OVER (ORDER BY d.tier, d.r, d.p) AS rank
+        FROM (
+            SELECT DISTINCT ON (x.id) x.*
+            FROM (
+                SELECT 1 AS tier,
+                       row_number() OVER (ORDER BY l.priority DESC, l.run_at, l.id) AS r,
+                       0 AS p, l.id, l.priority, l.run_at, l.concurrency_key, l.cap
+                FROM (
+                    SELECT j.id, j.priority, j.run_at, j.concurrency_key,
+                           CASE WHEN j.concurrency_key IS NOT NULL
+                                THEN claim_candidates.key_caps[
+                                         array_position(claim_candidates.key_tasks,
+                                                        j.task::text)]
+                           END AS cap
+                    FROM pgqueue.jobs j
+                    WHERE j.state = 'queued' AND j.blocked IS NULL
+                      AND j.queue = u.name
+                      AND j.run_at <= claim_candidates.at
+                      AND j.task = ANY (claim_candidates.tasks)
+                      AND (j.expires_at IS NULL OR j.expires_at > claim_candidates.at)
+                      -- A key already at its cap (as far as this snapshot knows) is
+                      -- skipped here, so it cannot fill the claim and hold back other
+                      -- keys; the exact check follows under the key's lock.
+                      AND (j.concurrency_key IS NULL
+                           OR NOT (j.task = ANY (claim_candidates.key_tasks))
+                           OR (SELECT count(*) FROM pgqueue.jobs x
+                               WHERE x.state = 'running'
+                                 AND x.concurrency_key = j.concurrency_key)
+                              < claim_candidates.key_caps[
+                                    array_position(claim_candidates.key_tasks, j.task::text)])
+                    ORDER BY j.priority DESC, j.run_at, j.id
+                    LIMIT u.room
+                    FOR UPDATE SKIP LOCKED
+                ) l
+                UNION ALL
+                SELECT 0, k.r, f.p, k.id, k.priority, k.run_at, f.key, k.cap
+                FROM pgqueue.claim_round_keys(u.name, u.cursor, u.room, u.fair,
+                                              claim_candidates.tasks, claim_candidates.at) f
+                CROSS JOIN LATERAL (
+                    SELECT l.id, l.priority, l.run_at, l.cap,
+                           row_number() OVER (ORDER BY l.priority DESC, l.run_at, l.id) AS r
+                    FROM (
+                        SELECT j.id, j.priority, j.run_at,
+                               claim_candidates.key_caps[
+                                   array_position(claim_candidates.key_tasks, j.task::text)]
+                                   AS cap
+                        FROM pgqueue.jobs j
+                        WHERE j.state = 'queued' AND j.blocked IS NULL
+                          AND j.queue = u.name AND j.concurrency_key = f.key
+                          AND j.run_at <= claim_candidates.at
+                          AND j.task = ANY (claim_candidates.tasks)
+                          AND (j.expires_at IS NULL OR j.expires_at > claim_candidates.at)
+                          AND (NOT (j.task = ANY (claim_candidates.key_tasks))
+                               OR (SELECT count(*) FROM pgqueue.jobs x
+                                   WHERE x.state = 'running' AND x.concurrency_key = f.key)
+                                  < claim_candidates.key_caps[
+                                        array_position(claim_candidates.key_tasks,
+                                                       j.task::text)])
+                        ORDER BY j.priority DESC, j.run_at, j.id
+                        LIMIT f.per_key
+                        FOR UPDATE SKIP LOCKED
+                    ) l
+                ) k
+            ) x
+            ORDER BY x.id, x.tier
+        ) d
+        ORDER BY d.tier, d.r, d.p
         LIMIT u.room
-        FOR UPDATE SKIP LOCKED
     ) c
     WHERE pq.paused IS NOT TRUE AND u.room > 0
-    ORDER BY c.priority DESC, c.run_at, c.id
+    ORDER BY turn, c.priority DESC, c.run_at, c.id
     LIMIT claim_candidates.n
 $$;
 
-COMMENT ON FUNCTION pgqueue.claim_candidates(queues text[], rooms integer[], tasks text[], n integer, at timestamp with time zone, key_tasks text[], key_caps integer[]) IS 'the candidates of one claim, locked (FOR UPDATE SKIP LOCKED): inlined into claim_v2, not for direct use';
+COMMENT ON FUNCTION pgqueue.claim_candidates(queues text[], rooms integer[], bases double precision[], strides double precision[], fair boolean[], cursors text[], tasks text[], n integer, at timestamp with time zone, key_tasks text[], key_caps integer[]) IS 'the candidates of one claim with their turns, locked (FOR UPDATE SKIP LOCKED): inlined into claim_v3, not for direct use';
+
+CREATE FUNCTION pgqueue.claim_round_keys(queue text, cursor text, room integer, fair boolean, tasks text[], at timestamp with time zone) RETURNS TABLE(key text, p integer, per_key integer)
+    LANGUAGE sql STABLE
+    AS $$
+    -- The keys of one round of a fair queue: those after `cursor` in key order,
+    -- then (wrapped) from the first key up to the cursor, at most `room`: a skip
+    -- scan, whose cost grows with the keys of one round, not with the backlog
+    -- nor with the keys beyond. per_key: how many jobs each key brings, so that
+    -- the round fills the room.
+    -- Each key is found by one descent of jobs_fair_idx (the scalar subqueries:
+    -- the first key of a ready job after the one before; written out so that
+    -- PostgreSQL inlines them with the rest). Keys are never '' (1 to 255
+    -- characters): "> COALESCE(cursor, '')" keeps the bound an index condition
+    -- in the claim's generic plan, where "cursor IS NULL OR ..." would not.
+    WITH RECURSIVE ks(key, p, wrapped) AS (
+        SELECT COALESCE(a.key, CASE WHEN claim_round_keys.cursor IS NOT NULL
+                                    THEN (SELECT j.concurrency_key FROM pgqueue.jobs j
+                                          WHERE j.state = 'queued' AND j.blocked IS NULL
+                                            AND j.queue = claim_round_keys.queue AND j.concurrency_key IS NOT NULL
+                                            AND j.run_at <= claim_round_keys.at AND j.task = ANY (claim_round_keys.tasks)
+                                          ORDER BY j.concurrency_key LIMIT 1) END),
+               1, a.key IS NULL
+        FROM (SELECT (SELECT j.concurrency_key FROM pgqueue.jobs j
+                       WHERE j.state = 'queued' AND j.blocked IS NULL
+                         AND j.queue = claim_round_keys.queue AND j.concurrency_key IS NOT NULL
+                         AND j.concurrency_key > COALESCE(claim_round_keys.cursor, '')
+                         AND j.run_at <= claim_round_keys.at AND j.task = ANY (claim_round_keys.tasks)
+                       ORDER BY j.concurrency_key LIMIT 1) AS key) a
+        WHERE claim_round_keys.fair
+        UNION ALL
+        SELECT CASE WHEN n.key IS NOT NULL
+                         AND (NOT ks.wrapped OR n.key <= claim_round_keys.cursor) THEN n.key
+                    WHEN n.key IS NULL AND NOT ks.wrapped
+                         AND claim_round_keys.cursor IS NOT NULL
+                    THEN (SELECT j.concurrency_key FROM pgqueue.jobs j
+                          WHERE j.state = 'queued' AND j.blocked IS NULL
+                            AND j.queue = claim_round_keys.queue AND j.concurrency_key IS NOT NULL
+                            AND j.run_at <= claim_round_keys.at AND j.task = ANY (claim_round_keys.tasks)
+                          ORDER BY j.concurrency_key LIMIT 1)
+               END,
+               ks.p + 1, ks.wrapped OR n.key IS NULL
+        FROM ks
+        CROSS JOIN LATERAL (SELECT (SELECT j.concurrency_key FROM pgqueue.jobs j
+                                     WHERE j.state = 'queued' AND j.blocked IS NULL
+                                       AND j.queue = claim_round_keys.queue AND j.concurrency_key IS NOT NULL
+                                       AND j.concurrency_key > ks.key
+                                       AND j.run_at <= claim_round_keys.at AND j.task = ANY (claim_round_keys.tasks)
+                                     ORDER BY j.concurrency_key LIMIT 1) AS key) n
+        WHERE ks.key IS NOT NULL AND ks.p < claim_round_keys.room
+    ),
+    found AS MATERIALIZED (
+        -- A wrapped pass that meets the keys already taken stops there.
+        SELECT DISTINCT ON (ks.key) ks.key, ks.p FROM ks
+        WHERE ks.key IS NOT NULL
+          AND (NOT ks.wrapped OR claim_round_keys.cursor IS NULL
+               OR ks.key <= claim_round_keys.cursor)
+        ORDER BY ks.key, ks.p
+    )
+    SELECT f.key, f.p,
+           ceil(claim_round_keys.room::numeric / (SELECT count(*) FROM found))::integer
+    FROM found f
+$$;
+
+COMMENT ON FUNCTION pgqueue.claim_round_keys(queue text, cursor text, room integer, fair boolean, tasks text[], at timestamp with time zone) IS 'the keys of one round of a fair queue''s claim: inlined into claim_candidates, not for direct use';
 
 CREATE FUNCTION pgqueue.claim_v2(queues text[], slots integer[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text, claim_token bigint)
+    LANGUAGE sql
+    AS $_$
+    SELECT c.id, c.queue, c.task, c.args, c.priority, c.attempt, c.max_attempts, c.run_at,
+           c.created_at, c.started_at, c.timeout_seconds, c.trace_context, c.claim_token
+    FROM pgqueue.claim_v3($1, $2, NULL, NULL, NULL, NULL, $3, $4, $5, $6, $7, $8) c
+$_$;
+
+CREATE FUNCTION pgqueue.claim_v3(queues text[], slots integer[], bases double precision[], strides double precision[], fair boolean[], cursors text[], tasks text[], n integer, worker_id uuid, key_tasks text[] DEFAULT '{}'::text[], key_caps integer[] DEFAULT '{}'::integer[], async_commit boolean DEFAULT false) RETURNS TABLE(id bigint, queue text, task text, args jsonb, priority integer, attempt integer, max_attempts integer, run_at timestamp with time zone, created_at timestamp with time zone, started_at timestamp with time zone, timeout_seconds double precision, trace_context text, claim_token bigint, concurrency_key text)
     LANGUAGE plpgsql
     SET jit TO 'off'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 #variable_conflict use_column
 DECLARE
-    rooms integer[] := claim_v2.slots;
+    rooms integer[] := claim_v3.slots;
     rated text[] := '{}';
     limited boolean;
     at timestamptz;
@@ -175,11 +302,11 @@ DECLARE
     keys text[];
     caps integer[];
 BEGIN
-    IF claim_v2.async_commit THEN
+    IF claim_v3.async_commit THEN
         PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
     PERFORM 1 FROM pgqueue.queues q
-    WHERE q.name = ANY (claim_v2.queues) AND NOT q.paused
+    WHERE q.name = ANY (claim_v3.queues) AND NOT q.paused
       AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)
     ORDER BY q.name
     FOR NO KEY UPDATE;
@@ -190,7 +317,7 @@ BEGIN
     IF limited THEN
         DELETE FROM pgqueue.queue_starts s
         USING pgqueue.queues q
-        WHERE s.queue = q.name AND q.name = ANY (claim_v2.queues) AND q.rate_limit IS NOT NULL
+        WHERE s.queue = q.name AND q.name = ANY (claim_v3.queues) AND q.rate_limit IS NOT NULL
           AND s.started_at <= at - q.rate_period * interval '1 second';
         SELECT array_agg(GREATEST(0, LEAST(
                    u.slot,
@@ -204,18 +331,20 @@ BEGIN
                             WHERE s.queue = u.name)::integer END)) ORDER BY u.ord),
                COALESCE(array_agg(u.name) FILTER (WHERE q.rate_limit IS NOT NULL), '{}')
         INTO rooms, rated
-        FROM unnest(claim_v2.queues, claim_v2.slots) WITH ORDINALITY AS u(name, slot, ord)
+        FROM unnest(claim_v3.queues, claim_v3.slots) WITH ORDINALITY AS u(name, slot, ord)
         LEFT JOIN pgqueue.queues q ON q.name = u.name;
     END IF;
 
-    IF cardinality(claim_v2.key_tasks) = 0 THEN
+    IF cardinality(claim_v3.key_tasks) = 0 THEN
         -- No capped key can apply: pick and claim in one statement (the
         -- candidates' key-cap filter is a no-op here).
         RETURN QUERY
         WITH picked AS MATERIALIZED (
-            SELECT c.id
-            FROM pgqueue.claim_candidates(claim_v2.queues, rooms, claim_v2.tasks, claim_v2.n,
-                                          at, claim_v2.key_tasks, claim_v2.key_caps) c
+            SELECT c.id, c.turn, c.priority, c.run_at
+            FROM pgqueue.claim_candidates(claim_v3.queues, rooms, claim_v3.bases,
+                                          claim_v3.strides, claim_v3.fair, claim_v3.cursors,
+                                          claim_v3.tasks, claim_v3.n, at, claim_v3.key_tasks,
+                                          claim_v3.key_caps) c
         ),
         claimed AS (
             UPDATE pgqueue.jobs j
@@ -223,7 +352,7 @@ BEGIN
                 attempt = j.attempt + 1,
                 started_at = at,
                 heartbeat_at = at,
-                worker_id = claim_v2.worker_id,
+                worker_id = claim_v3.worker_id,
                 -- Drawn once per statement (an InitPlan), and only if a job is claimed.
                 claim_token = (SELECT nextval('pgqueue.claim_tokens'))
             -- An id array, not a join with picked: a join may be planned as a
@@ -237,18 +366,20 @@ BEGIN
         )
         SELECT c.id, c.queue::text, c.task::text, c.args, c.priority, c.attempt,
                c.max_attempts, c.run_at, c.created_at, c.started_at, c.timeout_seconds,
-               c.trace_context, c.claim_token
+               c.trace_context, c.claim_token, c.concurrency_key::text
         FROM claimed c
-        ORDER BY c.priority DESC, c.run_at, c.id;
+        JOIN picked p ON p.id = c.id
+        ORDER BY p.turn, p.priority DESC, p.run_at, p.id;
         RETURN;
     END IF;
 
-    SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id),
-           array_agg(c.concurrency_key ORDER BY c.priority DESC, c.run_at, c.id),
-           array_agg(c.cap ORDER BY c.priority DESC, c.run_at, c.id)
+    SELECT array_agg(c.id ORDER BY c.turn, c.priority DESC, c.run_at, c.id),
+           array_agg(c.concurrency_key ORDER BY c.turn, c.priority DESC, c.run_at, c.id),
+           array_agg(c.cap ORDER BY c.turn, c.priority DESC, c.run_at, c.id)
     INTO ids, keys, caps
-    FROM pgqueue.claim_candidates(claim_v2.queues, rooms, claim_v2.tasks, claim_v2.n, at,
-                                  claim_v2.key_tasks, claim_v2.key_caps) c;
+    FROM pgqueue.claim_candidates(claim_v3.queues, rooms, claim_v3.bases, claim_v3.strides,
+                                  claim_v3.fair, claim_v3.cursors, claim_v3.tasks, claim_v3.n,
+                                  at, claim_v3.key_tasks, claim_v3.key_caps) c;
 
     IF ids IS NULL THEN
         RETURN;
@@ -281,7 +412,7 @@ BEGIN
             attempt = j.attempt + 1,
             started_at = at,
             heartbeat_at = at,
-            worker_id = claim_v2.worker_id,
+            worker_id = claim_v3.worker_id,
             -- Drawn once per statement (an InitPlan), and only if a job is claimed.
             claim_token = (SELECT nextval('pgqueue.claim_tokens'))
         WHERE j.id = ANY (ids)
@@ -293,11 +424,14 @@ BEGIN
     )
     SELECT c.id, c.queue::text, c.task::text, c.args, c.priority, c.attempt, c.max_attempts,
            c.run_at, c.created_at, c.started_at, c.timeout_seconds, c.trace_context,
-           c.claim_token
+           c.claim_token, c.concurrency_key::text
     FROM claimed c
-    ORDER BY c.priority DESC, c.run_at, c.id;
+    JOIN unnest(ids) WITH ORDINALITY AS o(id, ord) ON o.id = c.id
+    ORDER BY o.ord;
 END
 $$;
+
+COMMENT ON FUNCTION pgqueue.claim_v3(queues text[], slots integer[], bases double precision[], strides double precision[], fair boolean[], cursors text[], tasks text[], n integer, worker_id uuid, key_tasks text[], key_caps integer[], async_commit boolean) IS 'claim up to n ready jobs for one worker: slots[i] at most from queues[i], in turn order (bases[i] + rank * strides[i]; bases NULL: priority, run_at, id across queues), a fair queue''s keys round-robin from cursors[i]';
 
 CREATE FUNCTION pgqueue.compact_failed_counts() RETURNS bigint
     LANGUAGE sql SECURITY DEFINER
@@ -328,12 +462,47 @@ VALUES (create_batch.name, create_batch.callback_task, create_batch.callback_arg
 RETURNING id
 $$;
 
-CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint) RETURNS bigint
+CREATE FUNCTION pgqueue.debounce_pending(unique_key text, seconds double precision, replace boolean, args jsonb, meta jsonb, tags text[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    pending bigint;
+BEGIN
+    -- Called directly too, it never makes a job due before now.
+    IF NOT debounce_pending.seconds > 0 THEN
+        RAISE EXCEPTION 'pgqueue.debounce_pending: seconds must be > 0, got %',
+            debounce_pending.seconds USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE pgqueue.jobs j
+    SET run_at = now() + debounce_pending.seconds * interval '1 second',
+        args = CASE WHEN debounce_pending.replace
+                    THEN COALESCE(debounce_pending.args, '{}'::jsonb) ELSE j.args END,
+        meta = CASE WHEN debounce_pending.replace
+                    THEN COALESCE(debounce_pending.meta, '{}'::jsonb) ELSE j.meta END,
+        tags = CASE WHEN debounce_pending.replace
+                    THEN COALESCE(debounce_pending.tags, '{}'::text[]) ELSE j.tags END
+    WHERE j.unique_key = debounce_pending.unique_key AND j.state = 'queued'
+    RETURNING j.id INTO pending;
+    IF pending IS NULL THEN
+        UPDATE pgqueue.jobs j SET unique_key = NULL
+        WHERE j.unique_key = debounce_pending.unique_key AND j.state = 'running';
+    END IF;
+    RETURN pending;
+END
+$$;
+
+CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, tags text[] DEFAULT NULL::text[], meta jsonb DEFAULT NULL::jsonb, unique_for_seconds double precision DEFAULT NULL::double precision, debounce_seconds double precision DEFAULT NULL::double precision, on_conflict text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
 DECLARE
     r record;
+    given_tags text[] := enqueue.tags;
 BEGIN
+    IF cardinality(given_tags) > 1 AND array_ndims(given_tags) = 1 THEN
+        given_tags := ARRAY(SELECT u.t FROM unnest(given_tags) WITH ORDINALITY AS u(t, n)
+                            GROUP BY u.t ORDER BY min(u.n));
+    END IF;
     SELECT * INTO r FROM pgqueue.try_enqueue(
         task => enqueue.task, args => enqueue.args, queue => enqueue.queue,
         priority => enqueue.priority, run_at => enqueue.run_at,
@@ -341,7 +510,9 @@ BEGIN
         delay_seconds => enqueue.delay_seconds, trace_context => enqueue.trace_context,
         expires_at => enqueue.expires_at, ttl_seconds => enqueue.ttl_seconds,
         depends_on => enqueue.depends_on, concurrency_key => enqueue.concurrency_key,
-        batch_id => enqueue.batch_id);
+        batch_id => enqueue.batch_id, tags => given_tags, meta => enqueue.meta,
+        unique_for_seconds => enqueue.unique_for_seconds,
+        debounce_seconds => enqueue.debounce_seconds, on_conflict => enqueue.on_conflict);
     IF r.id IS NULL THEN
         RAISE EXCEPTION 'pgqueue.enqueue: queue % is full: % live jobs, max_depth %',
             COALESCE(enqueue.queue, 'default'), r.depth, r.max_depth
@@ -530,13 +701,15 @@ $$;
 
 COMMENT ON FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, last_error text, errors jsonb, result jsonb, cancel_requested_at timestamp with time zone) IS 'the history row of a live job that finishes now: INSERT INTO pgqueue.finished_jobs SELECT (pgqueue.finished_row(...)).*';
 
-CREATE FUNCTION pgqueue.insert_job(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint) RETURNS bigint
+CREATE FUNCTION pgqueue.insert_job(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, tags text[] DEFAULT NULL::text[], meta jsonb DEFAULT NULL::jsonb, unique_for_seconds double precision DEFAULT NULL::double precision, debounce_seconds double precision DEFAULT NULL::double precision, on_conflict text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
 DECLARE
     new_id bigint;
     deps bigint[];
+    keyed_mode boolean := insert_job.unique_for_seconds IS NOT NULL
+                          OR insert_job.debounce_seconds IS NOT NULL;
 BEGIN
     IF insert_job.run_at IS NOT NULL AND insert_job.delay_seconds IS NOT NULL THEN
         RAISE EXCEPTION 'pgqueue.enqueue: give run_at or delay_seconds, not both'
@@ -548,6 +721,33 @@ BEGIN
     END IF;
     IF insert_job.delay_seconds < 0 OR insert_job.ttl_seconds <= 0 THEN
         RAISE EXCEPTION 'pgqueue.enqueue: delay_seconds must be >= 0 and ttl_seconds > 0'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF insert_job.on_conflict IS NOT NULL AND insert_job.on_conflict NOT IN ('keep', 'replace') THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: on_conflict must be ''keep'' or ''replace'', got %',
+            insert_job.on_conflict USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF keyed_mode THEN
+        IF insert_job.unique_key IS NULL THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds and debounce_seconds need a unique_key'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF insert_job.unique_for_seconds IS NOT NULL AND insert_job.debounce_seconds IS NOT NULL THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: give unique_for_seconds or debounce_seconds, not both'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF COALESCE(insert_job.unique_for_seconds, insert_job.debounce_seconds) <= 0 THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds and debounce_seconds must be > 0'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF insert_job.debounce_seconds IS NOT NULL
+                AND (insert_job.run_at IS NOT NULL OR insert_job.delay_seconds IS NOT NULL) THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: debounce_seconds sets the run_at itself: give no run_at or delay_seconds'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    IF insert_job.on_conflict = 'replace' AND insert_job.debounce_seconds IS NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: on_conflict => ''replace'' needs debounce_seconds'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF insert_job.batch_id IS NOT NULL AND NOT EXISTS (
@@ -564,18 +764,44 @@ BEGIN
     IF cardinality(deps) = 0 THEN
         deps := NULL;
     END IF;
+    IF keyed_mode THEN
+        IF insert_job.unique_for_seconds IS NOT NULL
+                AND current_setting('transaction_isolation') <> 'read committed' THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: unique_for_seconds needs a READ COMMITTED transaction, not %',
+                upper(current_setting('transaction_isolation'))
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Under REPEATABLE READ or SERIALIZABLE a job committed by another '
+                             'transaction after this one began is not seen; enqueue in a READ '
+                             'COMMITTED transaction.';
+        END IF;
+        -- Held until this transaction ends; see the migration's header.
+        PERFORM pg_advisory_xact_lock(hashtextextended('pgqueue.unique:' || insert_job.unique_key, 0));
+    END IF;
     FOR i IN 1..5 LOOP
+        IF insert_job.unique_for_seconds IS NOT NULL THEN
+            new_id := pgqueue.unique_holder(insert_job.unique_key, insert_job.unique_for_seconds);
+        ELSIF insert_job.debounce_seconds IS NOT NULL THEN
+            new_id := pgqueue.debounce_pending(insert_job.unique_key, insert_job.debounce_seconds,
+                                               insert_job.on_conflict = 'replace', insert_job.args,
+                                               insert_job.meta, insert_job.tags);
+        END IF;
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
         INSERT INTO pgqueue.jobs AS j
             (queue, task, args, priority, run_at, max_attempts, unique_key, trace_context,
-             expires_at, depends_on, blocked, concurrency_key, batch_id)
+             expires_at, depends_on, blocked, concurrency_key, batch_id, tags, meta)
         VALUES (
             COALESCE(insert_job.queue, 'default'), insert_job.task, COALESCE(insert_job.args, '{}'::jsonb),
             COALESCE(insert_job.priority, 0),
-            COALESCE(insert_job.run_at, now() + COALESCE(insert_job.delay_seconds, 0) * interval '1 second'),
+            COALESCE(insert_job.run_at, now() + COALESCE(insert_job.delay_seconds,
+                                                         insert_job.debounce_seconds, 0)
+                                                * interval '1 second'),
             COALESCE(insert_job.max_attempts, 5), insert_job.unique_key, insert_job.trace_context,
             COALESCE(insert_job.expires_at, now() + insert_job.ttl_seconds * interval '1 second'),
             deps, CASE WHEN deps IS NOT NULL THEN true END, insert_job.concurrency_key,
-            insert_job.batch_id)
+            insert_job.batch_id, COALESCE(insert_job.tags, '{}'::text[]),
+            COALESCE(insert_job.meta, '{}'::jsonb))
         ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
         RETURNING j.id INTO new_id;
         IF new_id IS NOT NULL THEN
@@ -584,9 +810,13 @@ BEGIN
             END IF;
             RETURN new_id;
         END IF;
-        SELECT j.id INTO new_id FROM pgqueue.jobs j WHERE j.unique_key = insert_job.unique_key;
-        IF new_id IS NOT NULL THEN
-            RETURN new_id;
+        -- A live job holds the key (a producer without the lock took it
+        -- meanwhile): a plain unique key returns it; the other modes look again.
+        IF NOT keyed_mode THEN
+            SELECT j.id INTO new_id FROM pgqueue.jobs j WHERE j.unique_key = insert_job.unique_key;
+            IF new_id IS NOT NULL THEN
+                RETURN new_id;
+            END IF;
         END IF;
     END LOOP;
     RAISE EXCEPTION 'pgqueue.enqueue: unique_key % kept changing hands', insert_job.unique_key
@@ -1243,7 +1473,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pgqueue.try_enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, OUT id bigint, OUT max_depth integer, OUT warn_depth integer, OUT depth bigint) RETURNS record
+CREATE FUNCTION pgqueue.try_enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, tags text[] DEFAULT NULL::text[], meta jsonb DEFAULT NULL::jsonb, unique_for_seconds double precision DEFAULT NULL::double precision, debounce_seconds double precision DEFAULT NULL::double precision, on_conflict text DEFAULT NULL::text, OUT id bigint, OUT max_depth integer, OUT warn_depth integer, OUT depth bigint) RETURNS record
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -1260,13 +1490,15 @@ BEGIN
     END IF;
     IF try_enqueue.unique_key IS NULL AND try_enqueue.depends_on IS NULL
             AND try_enqueue.batch_id IS NULL
+            AND try_enqueue.unique_for_seconds IS NULL AND try_enqueue.debounce_seconds IS NULL
+            AND try_enqueue.on_conflict IS NULL
             AND (try_enqueue.run_at IS NULL OR try_enqueue.delay_seconds IS NULL)
             AND (try_enqueue.expires_at IS NULL OR try_enqueue.ttl_seconds IS NULL)
             AND COALESCE(try_enqueue.delay_seconds, 0) >= 0
             AND COALESCE(try_enqueue.ttl_seconds, 1) > 0 THEN
         INSERT INTO pgqueue.jobs AS j
             (queue, task, args, priority, run_at, max_attempts, trace_context, expires_at,
-             concurrency_key)
+             concurrency_key, tags, meta)
         VALUES (
             COALESCE(try_enqueue.queue, 'default'), try_enqueue.task,
             COALESCE(try_enqueue.args, '{}'::jsonb), COALESCE(try_enqueue.priority, 0),
@@ -1274,7 +1506,8 @@ BEGIN
                      now() + COALESCE(try_enqueue.delay_seconds, 0) * interval '1 second'),
             COALESCE(try_enqueue.max_attempts, 5), try_enqueue.trace_context,
             COALESCE(try_enqueue.expires_at, now() + try_enqueue.ttl_seconds * interval '1 second'),
-            try_enqueue.concurrency_key)
+            try_enqueue.concurrency_key, COALESCE(try_enqueue.tags, '{}'::text[]),
+            COALESCE(try_enqueue.meta, '{}'::jsonb))
         RETURNING j.id INTO id;
     ELSE
         id := pgqueue.insert_job(
@@ -1284,8 +1517,29 @@ BEGIN
             delay_seconds => try_enqueue.delay_seconds,
             trace_context => try_enqueue.trace_context, expires_at => try_enqueue.expires_at,
             ttl_seconds => try_enqueue.ttl_seconds, depends_on => try_enqueue.depends_on,
-            concurrency_key => try_enqueue.concurrency_key, batch_id => try_enqueue.batch_id);
+            concurrency_key => try_enqueue.concurrency_key, batch_id => try_enqueue.batch_id,
+            tags => try_enqueue.tags, meta => try_enqueue.meta,
+            unique_for_seconds => try_enqueue.unique_for_seconds,
+            debounce_seconds => try_enqueue.debounce_seconds,
+            on_conflict => try_enqueue.on_conflict);
     END IF;
+END
+$$;
+
+CREATE FUNCTION pgqueue.unique_holder(unique_key text, window_seconds double precision) RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN (SELECT h.id FROM (
+                SELECT j.id, true AS live, j.created_at FROM pgqueue.jobs j
+                WHERE j.unique_key = unique_holder.unique_key
+                UNION ALL
+                (SELECT f.id, false, f.created_at FROM pgqueue.finished_jobs f
+                 WHERE f.unique_key = unique_holder.unique_key
+                   AND f.created_at > now() - window_seconds * interval '1 second'
+                 ORDER BY f.created_at DESC LIMIT 1)) h
+            ORDER BY h.live DESC, h.created_at DESC LIMIT 1);
 END
 $$;
 
@@ -1603,6 +1857,8 @@ CREATE INDEX finished_jobs_queue_state_finished_idx ON pgqueue.finished_jobs USI
 
 CREATE INDEX finished_jobs_queue_state_id_idx ON pgqueue.finished_jobs USING btree (queue, state, id);
 
+CREATE INDEX finished_jobs_unique_key_idx ON pgqueue.finished_jobs USING btree (unique_key, created_at) WHERE (unique_key IS NOT NULL);
+
 CREATE INDEX job_batches_open_idx ON pgqueue.job_batches USING btree (id) WHERE (finished_at IS NULL);
 
 CREATE INDEX jobs_batch_idx ON pgqueue.jobs USING btree (batch_id, id) WHERE (batch_id IS NOT NULL);
@@ -1614,6 +1870,8 @@ CREATE INDEX jobs_blocked_idx ON pgqueue.jobs USING btree (id) WHERE blocked;
 CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, priority DESC, run_at, id) WHERE ((state = 'queued'::pgqueue.job_state) AND (blocked IS NULL));
 
 CREATE INDEX jobs_expires_at_idx ON pgqueue.jobs USING btree (expires_at) WHERE ((expires_at IS NOT NULL) AND (state = 'queued'::pgqueue.job_state));
+
+CREATE INDEX jobs_fair_idx ON pgqueue.jobs USING btree (queue, concurrency_key, priority DESC, run_at, id) WHERE ((state = 'queued'::pgqueue.job_state) AND (blocked IS NULL) AND (concurrency_key IS NOT NULL));
 
 CREATE INDEX jobs_running_idx ON pgqueue.jobs USING btree (worker_id) WHERE (state = 'running'::pgqueue.job_state);
 

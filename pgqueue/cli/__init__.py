@@ -92,6 +92,19 @@ def migrate(dsn: str | None, print_sql: bool) -> None:
 @click.option("--delay", type=float, help="Seconds before the job may run.")
 @click.option("--max-attempts", type=int, help="[default: the task's with --app, else 5]")
 @click.option("--unique-key")
+@click.option("--tag", "tags", multiple=True,
+              help="A tag for the job (repeat for more; at most 20, 1-100 characters each).")
+@click.option("--meta", "meta_json", help="Job metadata as a JSON object.")
+@click.option("--unique-for", type=float,
+              help="Seconds a job created with --unique-key holds it, finished or not "
+                   "(throttle).")
+@click.option("--debounce", type=float,
+              help="Seconds after the last enqueue of --unique-key the job runs: a pending "
+                   "job of the key is pushed out.")
+@click.option("--on-conflict", type=click.Choice(["keep", "replace"]), default="keep",
+              show_default=True,
+              help="With --debounce: keep the pending job's args, meta and tags, or replace "
+                   "them with these.")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
 def enqueue(
     task: str,
@@ -102,20 +115,24 @@ def enqueue(
     delay: float | None,
     max_attempts: int | None,
     unique_key: str | None,
+    tags: tuple[str, ...],
+    meta_json: str | None,
+    unique_for: float | None,
+    debounce: float | None,
+    on_conflict: Any,
     dsn: str | None,
 ) -> None:
     """Enqueue one job and print its id (committed at once).
 
-    Without --app, warns when no running worker would take the task from its queue.
+    With --unique-key, a taken key prints the holder's id. Without --app, warns
+    when no running worker would take the task from its queue.
     """
     from .._sql import query
     from ..producer.enqueue import enqueue as run_enqueue
     from ..tasks import EnqueueOptions
 
-    try:
-        args = json.loads(args_json)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--args") from None
+    args = _json_option(args_json, "--args")
+    meta = None if meta_json is None else _json_option(meta_json, "--meta")
     declared = EnqueueOptions()
     if app:
         registry = load_registry(app)
@@ -130,7 +147,9 @@ def enqueue(
         job_id = run_enqueue(
             conn, task, args, queue=queue, delay=delay, unique_key=unique_key,
             priority=declared.priority if priority is None else priority,
-            max_attempts=declared.max_attempts if max_attempts is None else max_attempts)
+            max_attempts=declared.max_attempts if max_attempts is None else max_attempts,
+            tags=list(tags) or None, meta=meta, unique_for=unique_for, debounce=debounce,
+            on_conflict=on_conflict)
         row = None if app else conn.execute(query("worker_queues_for_task"),
                                             {"task": task}).fetchone()
     click.echo(job_id)
@@ -139,6 +158,13 @@ def enqueue(
         click.echo(f"pgqueue: warning: no running worker takes task {task!r} from queue "
                    f"{queue!r}{elsewhere}. Pass --app module:registry to use the task's "
                    "declared queue and options, or --queue.", err=True)
+
+
+def _json_option(text: str, option: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=option) from None
 
 
 @main.command("grafana-dashboard")

@@ -14,6 +14,7 @@ import click
 
 from ..worker.config import (  # the worker's defaults only: no service is loaded
     DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_LOG_SUMMARY_INTERVAL,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_POOLER,
     DEFAULT_POOLER_POLL_INTERVAL,
@@ -21,6 +22,7 @@ from ..worker.config import (  # the worker's defaults only: no service is loade
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
     POOLERS,
+    QUEUE_ORDERS,
 )
 from .common import DSN_HELP, POOLER_HELP, require_dsn
 
@@ -146,8 +148,15 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
                    "function without arguments that returns it.")
 @click.option("--queues", envvar="PGQUEUE_QUEUES", callback=_queue_list,
               help="Comma-separated queues, each optionally with its local slots "
-                   "(email=10,payment=2: at most 2 payment jobs at once in this process); "
-                   "default: every queue the registry's tasks use.")
+                   "(email=10,payment=2: at most 2 payment jobs at once in this process), "
+                   "a weight (critical=w6,default=w3,low=w1: claims split 6:3:1) or both "
+                   "(default=10:w3); default: every queue the registry's tasks use.")
+@click.option("--queue-order", envvar="PGQUEUE_QUEUE_ORDER", type=click.Choice(QUEUE_ORDERS),
+              default=None,
+              help="How claims share out among the queues: priority (priority, run_at, id "
+                   "across them), weighted (by the queues' weights, 1 when not given) or "
+                   "strict (always the first queue, in --queues order, that has a job) "
+                   "[default: weighted when a weight is given, else priority].")
 @click.option("--concurrency", envvar="PGQUEUE_CONCURRENCY", type=click.IntRange(1, 10_000),
               default=None, help="Jobs run at once per process [default: 10, or the sum of "
                                  "the slots when every queue has some].")
@@ -190,6 +199,12 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 @click.option("--log-format", envvar="PGQUEUE_LOG_FORMAT", default="text", show_default=True,
               type=click.Choice(["text", "json"]))
+@click.option("--log-summary-interval", envvar="PGQUEUE_LOG_SUMMARY_INTERVAL",
+              type=click.FloatRange(min=0), default=DEFAULT_LOG_SUMMARY_INTERVAL,
+              show_default=True,
+              help="Seconds between the INFO lines that count finished jobs per queue; "
+                   "0: none. Each succeeded job gets a line of its own only at "
+                   "--log-level debug; retries and failures always do.")
 @click.option("--metrics-port", envvar="PGQUEUE_METRICS_PORT", type=click.IntRange(0, 65535),
               default=2112, show_default=True,
               help="Serve Prometheus /metrics on this port (all processes summed); 0: off.")
@@ -197,11 +212,13 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               show_default=True, type=click.Choice(["off", "jobs", "all"]),
               help="OpenTelemetry spans for psycopg statements: of handlers (jobs), "
                    "also of the worker's own claims and outcome writes (all).")
-def worker(app: str, queues: list[str] | None, concurrency: int | None, processes: int,
+def worker(app: str, queues: list[str] | None, queue_order: str | None,
+           concurrency: int | None, processes: int,
            dsn: str | None, pooler: str, listen_dsn: str | None,
            poll_interval: float | None, heartbeat_interval: float,
            stall_timeout: float, shutdown_timeout: float, startup_timeout: float,
-           retention: Any, log_level: str, log_format: str, metrics_port: int,
+           retention: Any, log_level: str, log_format: str, log_summary_interval: float,
+           metrics_port: int,
            otel_psycopg: str) -> None:
     """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
     early_stop = _EarlyStop.install()
@@ -212,11 +229,13 @@ def worker(app: str, queues: list[str] | None, concurrency: int | None, processe
     configure_logging(log_level, log_format)
     registry = load_registry(app)
     options: dict[str, Any] = {
-        "dsn": require_dsn(dsn), "queues": queues, "concurrency": concurrency,
+        "dsn": require_dsn(dsn), "queues": queues, "queue_order": queue_order,
+        "concurrency": concurrency,
         "pooler": pooler, "listen_dsn": listen_dsn,
         "poll_interval": poll_interval, "heartbeat_interval": heartbeat_interval,
         "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,
         "startup_timeout": startup_timeout, "retention": retention,
+        "log_summary_interval": log_summary_interval,
     }
     Worker(registry, **options)  # validates every option before anything starts
     from ..observability import runtime

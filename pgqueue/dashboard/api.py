@@ -28,7 +28,9 @@ Conn = psycopg.Connection[Any]
 #: second, so a few seconds usually frees room without making clients hammer the API.
 QUEUE_FULL_RETRY_AFTER_SECONDS = 5
 
-_ENQUEUE_FIELDS = {"task", "args", "queue", "priority", "delay", "max_attempts", "unique_key"}
+_ENQUEUE_OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique_key", "tags", "meta",
+                    "unique_for", "debounce", "on_conflict")
+_ENQUEUE_FIELDS = {"task", "args", *_ENQUEUE_OPTIONS}
 _RETRY_STATUS = {
     admin.RetryOutcome.RETRIED: 200,
     admin.RetryOutcome.NOT_FOUND: 404,
@@ -133,8 +135,7 @@ def post_enqueue(conn: Conn, request: Request) -> Response:
         raise HttpError(400, f"unknown fields: {', '.join(unknown)}")
     if "task" not in body:
         raise HttpError(400, "'task' is required")
-    options = {key: body[key] for key in ("queue", "priority", "delay", "max_attempts",
-                                          "unique_key") if body.get(key) is not None}
+    options = {key: body[key] for key in _ENQUEUE_OPTIONS if body.get(key) is not None}
     try:
         job_id = enqueue(conn, body["task"], body.get("args"), **options)
     except QueueFullError as exc:

@@ -187,6 +187,18 @@ def _enqueue_job() -> dict[str, Any]:
                 "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
                 "unique_key": {"type": "string", "minLength": 1, "maxLength": 255,
                                "pattern": "^[^\\u0000]*$"},
+                "tags": {"type": "array", "description": "At most 20 distinct tags; "
+                         "repeats are dropped, the first kept",
+                         "items": {"type": "string", "minLength": 1, "maxLength": 100,
+                                   "pattern": "^[^\\u0000]*$"}},
+                "meta": {"type": "object"},
+                "unique_for": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                               "description": "Seconds a job created with unique_key holds "
+                                              "it, finished or not (throttle)"},
+                "debounce": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                             "description": "Seconds after the last enqueue of unique_key "
+                                            "the job runs (a pending job is pushed out)"},
+                "on_conflict": {"type": "string", "enum": ["keep", "replace"]},
             }}}}},
         "responses": {"201": _ok({"type": "object", "required": ["id"], "properties": {
             "id": {"type": "integer"}}}, "Enqueued"), **_errors(400, 403, 415),

@@ -1,5 +1,9 @@
 """Structured logs: one line per worker event that matters.
 
+A succeeded job is logged at DEBUG only: at INFO, :mod:`.log_summary` counts
+them per queue in a periodic line. A retry (WARNING), a failure or a
+cancellation (ERROR) is logged per job at every level down to its own.
+
 Messages are constant text; the variables travel as ``extra`` fields under
 stable keys (job_id, task, queue, attempt, worker_id, duration_ms, outcome), so
 the JSON format (``--log-format json``) gives one object per line.
@@ -45,8 +49,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 def log_event(event: Event) -> None:
     """Log one worker event (job starts are not logged: they are metrics' business)."""
-    if isinstance(event, JobFinished) and event.outcome == "succeeded" \
-            and not logger.isEnabledFor(logging.INFO):
+    if type(event) is JobFinished and event.outcome == "succeeded" \
+            and not logger.isEnabledFor(logging.DEBUG):
         return  # the most frequent event, most often filtered out: skip building it
     log = _LOG_BY_EVENT.get(type(event))
     if log is not None:
@@ -59,7 +63,7 @@ def _job_finished(event: JobFinished, base: dict[str, Any]) -> None:
               "attempt": job.attempt, "duration_ms": round(event.duration_seconds * 1000, 3),
               "outcome": event.outcome}
     if event.outcome == "succeeded":
-        logger.info("job succeeded", extra=fields)
+        logger.debug("job succeeded", extra=fields)
     elif event.outcome == "retried":
         logger.warning("job failed; will retry", extra={
             **fields, "error": event.error, "retry_in_seconds": event.retry_in_seconds})

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from ..events import (
 )
 from ..producer.hooks import Enqueued, QueueDepth, on_enqueued, on_queue_depth
 from ..retention import FINAL_STATES
+from .metrics_buffer import MetricsBuffer, SeriesTally  # before the metrics: see its module
 from .queue_metrics import (
     DEFAULT_STATS_INTERVAL_SECONDS,
     QueueSampler,
@@ -160,14 +161,6 @@ on_enqueued(_count_enqueued)  # the producer's hook points: it never imports thi
 on_queue_depth(_count_depth)
 
 
-@dataclass(slots=True)
-class _JobSeries:
-    started: Any
-    queue_wait: Any
-    duration: Any
-    outcomes: dict[str, Any]
-
-
 class WorkerMetrics:
     """A worker event subscriber that records Prometheus metrics.
 
@@ -188,11 +181,16 @@ class WorkerMetrics:
         self._dsn = dsn
         self._stats_interval = stats_interval
         self._running: set[int] = set()
-        self._series: dict[tuple[str, str], _JobSeries] = {}
+        self._series: dict[tuple[str, str], SeriesTally] = {}
         self._slots = 0
         self._stats_task: asyncio.Task[None] | None = None
+        self._buffer = MetricsBuffer(BUSY_SLOTS)
+        # The events of every job, each to its own method; the rest to _other.
+        self._by_type: dict[type[Event], Callable[[Any], None]] = {
+            JobStarted: self._job_started, JobFinished: self._job_finished,
+            AttemptEnded: self._attempt_ended}
 
-    def _children(self, queue: str, task: str) -> _JobSeries:
+    def _children(self, queue: str, task: str) -> SeriesTally:
         """The labelled series of one (queue, task), looked up once per worker:
         ``labels()`` validates and locks on every call, most of the cost of
         recording a job."""
@@ -202,38 +200,47 @@ class WorkerMetrics:
             # in their declared queues) or the first job of its (queue, task):
             # sums and ratios over outcomes never lack a term, and a first
             # failure is an increase from 0.
-            series = self._series[(queue, task)] = _JobSeries(
+            series = self._series[(queue, task)] = self._buffer.add(SeriesTally(
                 STARTED.labels(queue, task), QUEUE_WAIT.labels(queue, task),
                 DURATION.labels(queue, task),
-                {name: counter.labels(queue, task) for name, counter in _OUTCOMES.items()})
+                {name: counter.labels(queue, task) for name, counter in _OUTCOMES.items()}))
             for counter in (RECLAIMED, LOST):
                 counter.labels(queue, task)
         return series
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, JobStarted):
-            job = event.job
-            series = self._children(job.queue, job.task)
-            series.started.inc()
-            wait = (job.started_at - job.run_at).total_seconds()
-            series.queue_wait.observe(max(0.0, wait))
-            if job.id not in self._running:
-                self._running.add(job.id)
-                BUSY_SLOTS.inc()
-        elif isinstance(event, JobFinished):
-            job = event.job
-            series = self._children(job.queue, job.task)
-            counter = series.outcomes.get(event.outcome)
-            if counter is not None:
-                counter.inc()
-            series.duration.observe(event.duration_seconds)
-        elif isinstance(event, AttemptEnded):
-            self._release(event.job.id)
-        elif isinstance(event, JobLost):
+        (self._by_type.get(type(event)) or self._other)(event)
+
+    def _job_started(self, event: JobStarted) -> None:
+        job = event.job
+        series = self._children(job.queue, job.task)
+        series.started += 1
+        wait = (job.started_at - job.run_at).total_seconds()
+        series.queue_wait.observe(max(0.0, wait))
+        if job.id not in self._running:
+            self._running.add(job.id)
+            self._buffer.busy += 1
+        self._buffer.touched()
+
+    def _job_finished(self, event: JobFinished) -> None:
+        job = event.job
+        series = self._children(job.queue, job.task)
+        if event.outcome in series.outcomes:
+            series.outcomes[event.outcome] += 1
+        series.duration.observe(event.duration_seconds)
+        self._buffer.touched()
+
+    def _attempt_ended(self, event: AttemptEnded) -> None:
+        self._release(event.job.id)
+        self._buffer.touched()
+
+    def _other(self, event: Event) -> None:
+        if isinstance(event, JobLost):
             LOST.labels(event.job.queue, event.job.task).inc()
         elif isinstance(event, JobsHandedBack):
             for job_id in event.job_ids:
                 self._release(job_id)
+            self._buffer.touched()
         elif isinstance(event, JobsReclaimed):
             for taken in event.jobs:
                 RECLAIMED.labels(taken.queue, taken.task).inc()
@@ -262,6 +269,7 @@ class WorkerMetrics:
             self._slots = event.concurrency
             SLOTS.inc(self._slots)
         elif isinstance(event, WorkerStopped):
+            self._buffer.apply()
             self._stop_stats()
             SLOTS.dec(self._slots)
             self._slots = 0
@@ -272,7 +280,7 @@ class WorkerMetrics:
     def _release(self, job_id: int) -> None:
         if job_id in self._running:
             self._running.discard(job_id)
-            BUSY_SLOTS.dec()
+            self._buffer.busy -= 1
 
     def _stop_stats(self) -> None:
         if self._stats_task is not None:

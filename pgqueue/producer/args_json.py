@@ -19,8 +19,8 @@ from ..errors import InvalidJobError
 __all__ = ["check_text", "dump_args", "shorten"]
 
 
-def dump_args(args: object) -> str:
-    """Serialise job args to JSON text; they must form a JSON object.
+def dump_args(args: object, field: str = "args") -> str:
+    """Serialise job args (or another JSON object, named ``field`` in errors) to JSON text.
 
     One pass in C in the common case: the encoder itself refuses what JSON cannot
     hold (NaN, infinities, unknown types, huge ints), and what it would accept
@@ -33,15 +33,15 @@ def dump_args(args: object) -> str:
         return "{}"
     if not isinstance(args, Mapping):
         raise InvalidJobError(
-            f"args must be a JSON object (a dict), got {type(args).__name__}"
+            f"{field} must be a JSON object (a dict), got {type(args).__name__}"
         )
     try:
         text = _encode(args)
     except (TypeError, ValueError, RecursionError):
-        _check_json(args, "args")  # raises, naming the key
-        raise InvalidJobError("args cannot be serialised as JSON") from None
+        _check_json(args, field)  # raises, naming the key
+        raise InvalidJobError(f"{field} cannot be serialised as JSON") from None
     if not _containers_ok(args, 0) or "\\u0000" in text or not _is_utf8(text):
-        _check_json(args, "args")  # raises, unless the suspicion was unfounded
+        _check_json(args, field)  # raises, unless the suspicion was unfounded
     return text
 
 

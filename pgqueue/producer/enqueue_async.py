@@ -15,6 +15,7 @@ from .connections import AsyncHandle
 from .enqueue import (
     BatchBase,
     JobSpec,
+    OnConflict,
     batch_id_of,
     enqueue_many_steps,
     enqueue_steps,
@@ -23,6 +24,7 @@ from .enqueue import (
 from .hooks import enqueue_scope
 from .params import DEFAULT_QUEUE
 from .steps import check_async, run_steps_async
+from .tags import Tags
 
 __all__ = ["enqueue_async", "enqueue_many_async"]
 
@@ -43,6 +45,11 @@ async def enqueue_async(
     depends_on: Iterable[int] | None = None,
     concurrency_key: str | None = None,
     batch: BatchBase | None = None,
+    tags: Tags | None = None,
+    meta: Mapping[str, Any] | None = None,
+    unique_for: timedelta | float | None = None,
+    debounce: timedelta | float | None = None,
+    on_conflict: OnConflict = "keep",
 ) -> int:
     """:func:`pgqueue.enqueue` for an ``AsyncConnection``; same arguments and errors."""
     check_async(conn, sync_twin="pgqueue.enqueue")
@@ -50,7 +57,8 @@ async def enqueue_async(
         task, args, queue=queue, priority=priority, run_at=run_at, delay=delay,
         max_attempts=max_attempts, unique_key=unique_key, trace_context=None,
         expires_at=expires_at, ttl=ttl, depends_on=depends_on, concurrency_key=concurrency_key,
-        batch_id=batch_id_of(batch),
+        batch_id=batch_id_of(batch), tags=tags, meta=meta, unique_for=unique_for,
+        debounce=debounce, on_conflict=on_conflict,
     )
     with enqueue_scope([job]) as scope:
         return scope.done(await run_steps_async(conn, enqueue_steps(scope.jobs[0])))  # type: ignore[no-any-return]

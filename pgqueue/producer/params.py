@@ -16,10 +16,12 @@ from datetime import UTC, datetime, timedelta
 
 from ..errors import InvalidJobError
 from .args_json import check_text, dump_args, shorten
+from .tags import validate_tags
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_QUEUE",
+    "ON_CONFLICT_MODES",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "TIMESTAMP_MAX",
@@ -37,6 +39,9 @@ DEFAULT_MAX_ATTEMPTS = 5
 PRIORITY_MIN = -1000
 PRIORITY_MAX = 1000
 UNIQUE_KEY_MAX = 255
+#: What ``on_conflict`` may say: keep the pending holder as it is, or replace its
+#: args, meta and tags (debounce only).
+ON_CONFLICT_MODES = ("keep", "replace")
 # Also enforced by the pgqueue.queue_name and pgqueue.task_name domains.
 _QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TASK_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}")
@@ -71,6 +76,16 @@ class NewJob:
     depends_on: tuple[int, ...] | None = None
     concurrency_key: str | None = None
     batch_id: int | None = None
+    tags: tuple[str, ...] = ()
+    meta_json: str | None = None
+    unique_for_seconds: float | None = None
+    debounce_seconds: float | None = None
+    replace: bool = False
+
+    @property
+    def keyed_mode(self) -> bool:
+        """Whether the job is throttled or debounced (its key takes the per-key lock)."""
+        return self.unique_for_seconds is not None or self.debounce_seconds is not None
 
 
 # Names already found valid: a bulk enqueue repeats a few names many times.
@@ -131,10 +146,12 @@ def new_job(
     depends_on: object = None,
     concurrency_key: object = None,
     batch_id: int | None = None,
+    tags: object = None, meta: object = None,
+    unique_for: object = None, debounce: object = None, on_conflict: object = "keep",
 ) -> NewJob:
     """Validate one job's fields and return them normalised.
 
-    Raises InvalidJobError naming the field (and for args, the offending key).
+    Raises InvalidJobError naming the field (and for args and meta, the offending key).
     """
     validate_task(task)
     validate_queue(queue)
@@ -145,6 +162,11 @@ def new_job(
     ttl_seconds = duration_seconds(ttl, field="ttl")
     if ttl_seconds == 0:
         raise InvalidJobError("ttl must be more than 0 seconds")
+    key = _unique_key(unique_key)
+    unique_for_seconds = _positive_duration(unique_for, "unique_for")
+    debounce_seconds = _positive_duration(debounce, "debounce")
+    replace = _key_mode(key, unique_for_seconds, debounce_seconds, on_conflict,
+                        run_at is not None or delay is not None)
     return NewJob(
         task=task,  # type: ignore[arg-type]  # validated above
         args_json=dump_args(args),
@@ -153,14 +175,44 @@ def new_job(
         run_at=_run_at(run_at),
         delay_seconds=duration_seconds(delay),
         max_attempts=_max_attempts(max_attempts),
-        unique_key=_unique_key(unique_key),
+        unique_key=key,
         trace_context=trace_context,
         expires_at=_run_at(expires_at, field="expires_at"),
         ttl_seconds=ttl_seconds,
         depends_on=_depends_on(depends_on),
         concurrency_key=_key(concurrency_key, "concurrency_key"),
         batch_id=batch_id,
+        tags=validate_tags(tags),
+        meta_json=None if meta is None else dump_args(meta, "meta"),
+        unique_for_seconds=unique_for_seconds,
+        debounce_seconds=debounce_seconds,
+        replace=replace,
     )
+
+
+def _positive_duration(value: object, field: str) -> float | None:
+    seconds = duration_seconds(value, field=field)
+    if seconds == 0:
+        raise InvalidJobError(f"{field} must be more than 0 seconds")
+    return seconds
+
+
+def _key_mode(unique_key: str | None, unique_for_seconds: float | None,
+              debounce_seconds: float | None, on_conflict: object, scheduled: bool) -> bool:
+    """Check how the unique key holds; return whether a pending holder is replaced."""
+    if on_conflict not in ON_CONFLICT_MODES:
+        raise InvalidJobError(f"on_conflict must be 'keep' or 'replace', got {on_conflict!r}")
+    if unique_for_seconds is not None or debounce_seconds is not None:
+        if unique_key is None:
+            mode = "unique_for" if unique_for_seconds is not None else "debounce"
+            raise InvalidJobError(f"{mode} needs a unique_key: it applies to the jobs of one key")
+        if unique_for_seconds is not None and debounce_seconds is not None:
+            raise InvalidJobError("give unique_for or debounce, not both")
+    if debounce_seconds is not None and scheduled:
+        raise InvalidJobError("debounce sets when the job runs: give no run_at or delay with it")
+    if on_conflict == "replace" and debounce_seconds is None:
+        raise InvalidJobError("on_conflict='replace' applies to debounced jobs: give debounce too")
+    return on_conflict == "replace"
 
 
 def _priority(priority: object) -> int:

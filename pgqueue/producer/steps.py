@@ -100,6 +100,10 @@ def translate_error(exc: psycopg.Error) -> PgQueueError | None:
     if isinstance(exc, pg_errors.CheckViolation | pg_errors.InvalidParameterValue
                   | pg_errors.InvalidTextRepresentation | pg_errors.UntranslatableCharacter):
         return InvalidJobError(f"the database rejected the job: {exc.diag.message_primary}")
+    if isinstance(exc, pg_errors.FeatureNotSupported) and (
+            exc.diag.message_primary or "").startswith("pgqueue.enqueue:"):
+        # A throttled enqueue outside READ COMMITTED (migration 0015).
+        return InvalidJobError(f"the database refused the enqueue: {exc.diag.message_primary}")
     return None
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .._dsn import DEFAULT_POOLER, POOLERS
 from ..errors import ConfigError, InvalidJobError
 from ..producer.params import validate_queue
 from ..retention import DEFAULT_RETENTION, Retention
+from .queue_specs import MAX_WEIGHT, QUEUE_ORDERS, QueueSpec, parse_queues
 
-__all__ = ["DEFAULT_POOLER", "POOLERS", "ConfigError", "WorkerConfig", "parse_queues"]
+__all__ = ["DEFAULT_POOLER", "POOLERS", "QUEUE_ORDERS", "ConfigError", "QueueSpec",
+           "WorkerConfig", "parse_queues"]
 
 DEFAULT_CONCURRENCY = 10
 DEFAULT_POLL_INTERVAL = 5.0
@@ -19,6 +21,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_STALL_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_STARTUP_TIMEOUT = 60.0
+# Seconds between the INFO lines that count finished jobs per queue (succeeded
+# jobs get a line each only at DEBUG: see pgqueue.observability.log_summary).
+DEFAULT_LOG_SUMMARY_INTERVAL = 30.0
 # Behind a transaction-mode pooler with no direct connection to LISTEN on, the
 # poll is the only wake-up: a short one. An idle poll is one claim and one
 # next-due look-up.
@@ -51,11 +56,16 @@ class WorkerConfig:
       (:class:`~pgqueue.retention.Retention`; succeeded 1 day, cancelled 7
       days, failed 30 days); the leader prunes older ones. Queues may override
       it (:func:`pgqueue.set_retention`).
+    - ``log_summary_interval``: seconds between the INFO lines that count the
+      jobs finished per queue (30; 0: none). Only read when the worker logs.
     """
 
     queues: tuple[str, ...] | None = None
     concurrency: int = DEFAULT_CONCURRENCY
     queue_slots: Mapping[str, int] = field(default_factory=dict)
+    queue_weights: Mapping[str, int] = field(default_factory=dict)
+    queue_order: str | None = None
+    fair_queues: frozenset[str] = frozenset()
     poll_interval: float = DEFAULT_POLL_INTERVAL
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
@@ -63,6 +73,7 @@ class WorkerConfig:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     pooler: str = DEFAULT_POOLER
     retention: Retention = DEFAULT_RETENTION
+    log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL
 
     def __post_init__(self) -> None:
         if not isinstance(self.retention, Retention):
@@ -80,12 +91,13 @@ class WorkerConfig:
                 raise ConfigError(f"queue_slots names {queue!r}, which is not in queues")
             if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= 10_000:
                 raise ConfigError(f"slots for queue {queue!r} must be 1 to 10000, got {slots!r}")
+        self._check_order()
         if self.pooler not in POOLERS:
             raise ConfigError(f"pooler must be one of {', '.join(POOLERS)}, got {self.pooler!r}")
         if not isinstance(self.concurrency, int) or not 1 <= self.concurrency <= 10_000:
             raise ConfigError(f"concurrency must be 1 to 10000, got {self.concurrency!r}")
         for name in ("poll_interval", "heartbeat_interval", "stall_timeout", "shutdown_timeout",
-                     "startup_timeout"):
+                     "startup_timeout", "log_summary_interval"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
@@ -97,6 +109,39 @@ class WorkerConfig:
                 f"heartbeat_interval ({self.heartbeat_interval} s), or live jobs get reclaimed"
             )
 
+    def _check_order(self) -> None:
+        for queue in sorted(self.fair_queues):
+            if self.queues is None or queue not in self.queues:
+                raise ConfigError(f"fair_queues names {queue!r}, which is not in queues")
+        for queue, weight in self.queue_weights.items():
+            if self.queues is None or queue not in self.queues:
+                raise ConfigError(f"queue_weights names {queue!r}, which is not in queues")
+            if not isinstance(weight, int) or isinstance(weight, bool) \
+                    or not 1 <= weight <= MAX_WEIGHT:
+                raise ConfigError(f"weight for queue {queue!r} must be 1 to {MAX_WEIGHT}, "
+                                  f"got {weight!r}")
+        order = self.queue_order
+        if order is None:
+            return
+        if order not in QUEUE_ORDERS:
+            raise ConfigError(f"queue_order must be one of {', '.join(QUEUE_ORDERS)}, "
+                              f"got {order!r}")
+        if order == "strict" and self.queue_weights:
+            raise ConfigError("queue_order 'strict' takes the queues in the order given and "
+                              "no weights: drop the weights or use queue_order 'weighted'")
+        if order == "priority" and self.queue_weights:
+            raise ConfigError("queue_order 'priority' ignores weights: drop the weights or "
+                              "use queue_order 'weighted'")
+        if order != "priority" and self.queues is None:
+            raise ConfigError(f"queue_order {order!r} needs the queues named, in order")
+
+    @property
+    def order(self) -> str:
+        """The queue order in effect (``queue_order`` resolved)."""
+        if self.queue_order is not None:
+            return self.queue_order
+        return "weighted" if self.queue_weights else "priority"
+
     @property
     def pooled(self) -> bool:
         """Whether consecutive transactions of one connection may meet different
@@ -107,37 +152,3 @@ class WorkerConfig:
     def reaper_interval(self) -> float:
         """How often the leader looks for stalled jobs."""
         return min(30.0, max(0.5, self.stall_timeout / 4))
-
-
-def parse_queues(queues: Iterable[str] | Mapping[str, int] | None
-                 ) -> tuple[tuple[str, ...] | None, dict[str, int]]:
-    """Split queue specs into names and local slot caps.
-
-    Accepts names (``["email", "payment"]``), ``name=slots`` specs
-    (``["email=10", "payment=2"]``, as ``--queues email=10,payment=2`` gives)
-    or a mapping ``{"email": 10, "payment": 2}``. Raises ConfigError.
-    """
-    if queues is None:
-        return None, {}
-    if isinstance(queues, str):
-        raise ConfigError("queues must be a list of queue names, not a single string")
-    if isinstance(queues, Mapping):
-        return tuple(queues), dict(queues)
-    names: list[str] = []
-    slots: dict[str, int] = {}
-    for spec in queues:
-        if not isinstance(spec, str):
-            raise ConfigError(f"a queue must be a string, got {type(spec).__name__}")
-        name, sep, count = spec.partition("=")
-        name = name.strip()
-        if name in names:
-            raise ConfigError(f"queue {name!r} is named twice")
-        names.append(name)
-        if sep:
-            try:
-                slots[name] = int(count)
-            except ValueError:
-                raise ConfigError(
-                    f"queue spec {spec!r}: the slot count after '=' must be an integer "
-                    "(syntax: name or name=slots, e.g. email=10)") from None
-    return tuple(names), slots

@@ -16,7 +16,11 @@ Invariants:
   jobs it holds no more than its free slots, so it never hoards jobs that an
   idle worker elsewhere could start;
 - a claim in flight when the stop comes is finished, never cancelled: its
-  jobs are started (or handed back) like any other.
+  jobs are started (or handed back) like any other;
+- how a claim shares out among the queues (priority, weighted or strict) and
+  among the keys of a fair queue is decided in the claim statement, from the
+  turns :class:`~.turns.QueueTurns` and the cursors :class:`~.key_rounds.KeyRounds`
+  keep; each claim's jobs advance them before the next claim.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from ..events import ConnectionLost, ConnectionRestored, Event, ServiceError
 from ..tasks import Registry
 from ..types import Job
 from .executor import Outcome
+from .key_rounds import KeyRounds
 from .session import Session, is_connection_error
 from .slots import Slots
+from .turns import QueueTurns
 
 __all__ = ["ClaimFilter", "Fetcher", "claim_params"]
 
@@ -67,11 +73,17 @@ class ClaimFilter:
 
 
 def claim_params(claims: ClaimFilter, rooms: list[int], limit: int, worker_id: str, *,
-                 async_commit: bool) -> dict[str, object]:
+                 async_commit: bool, turns: QueueTurns | None = None,
+                 rounds: KeyRounds | None = None) -> dict[str, object]:
     """The parameters of job_claim: up to ``limit`` jobs, ``rooms[i]`` at most
-    from ``claims.queues[i]``."""
+    from ``claims.queues[i]``, in the order of ``turns`` (None: priority), the
+    fair queues of ``rounds`` round-robin across keys (None: no fair queue)."""
+    bases, strides = (None, None) if turns is None else turns.turns(limit)
+    fair, cursors = (None, None) if rounds is None else rounds.params()
     return {
-        "queues": claims.queues, "slots": rooms, "tasks": claims.tasks, "limit": limit,
+        "queues": claims.queues, "slots": rooms, "bases": bases, "strides": strides,
+        "fair": fair, "cursors": cursors,
+        "tasks": claims.tasks, "limit": limit,
         "worker_id": worker_id, "key_tasks": claims.key_tasks, "key_caps": claims.key_caps,
         "async_commit": async_commit,
     }
@@ -88,11 +100,14 @@ class Fetcher:
 
     def __init__(self, session: Session, worker_id: str, claims: ClaimFilter, slots: Slots, *,
                  poll_interval: float, emit: Callable[[Event], None], stop: asyncio.Event,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 turns: QueueTurns | None = None, rounds: KeyRounds | None = None) -> None:
         self._session = session
         self._worker_id = worker_id
         self._claims = claims
         self.queues = claims.queues
+        self._turns = turns
+        self._rounds = rounds
         self._slots = slots
         self._poll_interval = poll_interval
         self._emit = emit
@@ -252,8 +267,13 @@ class Fetcher:
         # synchronous commit lets hint bits be set at once.
         rows = await self._session.fetch("job_claim", claim_params(
             self._claims, self._rooms(limit), limit, self._worker_id,
-            async_commit=self._slots.idle))
-        return [Job(*row) for row in rows]
+            async_commit=self._slots.idle, turns=self._turns, rounds=self._rounds))
+        jobs = [Job(*row) for row in rows]
+        if self._turns is not None:
+            self._turns.record_jobs([job.queue for job in jobs])
+        if self._rounds is not None:
+            self._rounds.record(jobs)
+        return jobs
 
     async def _schedule_next_due(self) -> None:
         queues = [q for q, room in zip(self.queues, self._rooms(1), strict=True) if room]

@@ -34,21 +34,25 @@ from .completer import Completer
 from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_LOG_SUMMARY_INTERVAL,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_POOLER_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
+    QueueSpec,
     WorkerConfig,
     parse_queues,
 )
 from .executor import AttemptRunner, Outcome, run_attempt
 from .fetcher import ClaimFilter, Fetcher
+from .key_rounds import KeyRounds
 from .lifecycle import connect, run_with_signals, shut_down
 from .listener import Listener
 from .maintenance import Maintenance
 from .session import Session
 from .slots import Slots
+from .turns import QueueTurns
 
 __all__ = ["Worker"]
 
@@ -74,6 +78,15 @@ class Worker:
         worker = pgqueue.Worker(tasks, dsn=dsn, queues=["email"], concurrency=20)
         worker.run()  # until SIGTERM or SIGINT
 
+    ``queues`` names the queues, each optionally with local slots and a weight:
+    ``{"email": 10}`` (10 slots), ``{"critical": pgqueue.QueueSpec(weight=6),
+    "low": pgqueue.QueueSpec(slots=2, weight=1)}``, or specs as ``--queues``
+    takes them (``["critical=w6", "low=2:w1", "tenants=fair"]``; a fair queue's
+    jobs take turns by ``concurrency_key``). ``queue_order`` (``priority``,
+    ``weighted`` or ``strict``; default ``weighted`` when a weight is given,
+    else ``priority``) says how claims share out among them
+    (:class:`~.config.WorkerConfig`).
+
     Behind a transaction-mode pooler (PgBouncer's ``pool_mode = transaction``)
     pass ``pooler="transaction"`` (or set PGQUEUE_POOLER): the worker's
     sessions then prepare nothing server-side and set no session setting, and
@@ -91,7 +104,8 @@ class Worker:
     """
 
     def __init__(self, registry: Registry, *, dsn: str | None = None,
-                 queues: Iterable[str] | Mapping[str, int] | None = None,
+                 queues: Iterable[str] | Mapping[str, int | QueueSpec] | None = None,
+                 queue_order: str | None = None,
                  concurrency: int | None = None,
                  poll_interval: float | None = None,
                  heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
@@ -102,7 +116,8 @@ class Worker:
                  rng: random.Random | None = None, metrics_port: int | None = None,
                  tracing: bool = True, pooler: str | None = None,
                  listen_dsn: str | None = None,
-                 retention: RetentionSpec = None) -> None:
+                 retention: RetentionSpec = None,
+                 log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL) -> None:
         resolved = _dsn.resolve_dsn(dsn)
         if not resolved:
             raise DatabaseUnavailableError(
@@ -119,16 +134,20 @@ class Worker:
         if poll_interval is None:
             poll_interval = DEFAULT_POLL_INTERVAL if self.listen_dsn \
                 else DEFAULT_POOLER_POLL_INTERVAL
-        names, slots = parse_queues(queues)
+        parsed = parse_queues(queues)
+        names, slots = parsed.names, parsed.slots
         if concurrency is None:
             covered = names is not None and set(slots) == set(names)
             concurrency = sum(slots.values()) if covered else DEFAULT_CONCURRENCY
         self.config = WorkerConfig(
             queues=names, concurrency=concurrency, queue_slots=slots,
+            queue_weights=parsed.weights, queue_order=queue_order,
+            fair_queues=frozenset(parsed.fair),
             poll_interval=poll_interval, heartbeat_interval=heartbeat_interval,
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
             startup_timeout=startup_timeout, pooler=pooler,
-            retention=parse_retention(retention))
+            retention=parse_retention(retention),
+            log_summary_interval=log_summary_interval)
         self.queues = list(self.config.queues or registry.queues)
         self._claims = ClaimFilter.of(registry, self.queues)
         self.id = worker_id or str(uuid.uuid4())
@@ -147,8 +166,12 @@ class Worker:
     def _attach_observability(self, *, log_events: bool, tracing: bool) -> None:
         """Observability subscribes here; the services only emit events."""
         if log_events:
+            from ..observability.log_summary import QueueSummary
             from ..observability.logs import log_event
 
+            # The summary first: its last line comes before "worker stopped".
+            if self.config.log_summary_interval:
+                self._subscribers.append(QueueSummary(self.config.log_summary_interval))
             self._subscribers.append(log_event)
         if self._metrics_port is not None:
             if not 0 <= self._metrics_port <= 65535:
@@ -266,9 +289,15 @@ class Worker:
             on_finished=job_finished,
             emit=self._emit, stop=stop, stop_requested=lambda: self._stop_requested,
             rng=self._rng)
+        order = self.config.order
+        turns = None if order == "priority" else QueueTurns(
+            self.queues, order, self.config.queue_weights)
+        fair = self.config.fair_queues
+        rounds = KeyRounds(self.queues, fair) if fair else None
         fetcher = self._fetcher = Fetcher(claim, self.id, self._claims, slots,
                                           poll_interval=self.config.poll_interval,
-                                          emit=self._emit, stop=stop)
+                                          emit=self._emit, stop=stop, turns=turns,
+                                          rounds=rounds)
         maintenance = Maintenance(
             claim, self.id, self.config, self.queues, self.registry.names,
             held_ids=lambda: slots.held() + completer.held(),

@@ -8,8 +8,9 @@
 -- Columns, in order: id bigint, queue text, task text, args jsonb,
 --   priority int, run_at timestamptz, max_attempts int, trace_context text,
 --   expires_at timestamptz, depends_on bigint[], blocked bool (true when
---   depends_on is set, else NULL), concurrency_key text, batch_id bigint.
+--   depends_on is set, else NULL), concurrency_key text, batch_id bigint,
+--   tags text[] ({} for none), meta jsonb ({} for none).
 -- Fires the statement trigger once (COPY is one statement): one NOTIFY per queue.
 COPY pgqueue.jobs (id, queue, task, args, priority, run_at, max_attempts, trace_context,
-                   expires_at, depends_on, blocked, concurrency_key, batch_id)
+                   expires_at, depends_on, blocked, concurrency_key, batch_id, tags, meta)
 FROM STDIN (FORMAT BINARY)

@@ -4,11 +4,16 @@
 -- usable: the id is NULL instead.
 -- Parameters: task, args (JSON text), queue, priority, run_at, max_attempts,
 --   unique_key, delay_seconds, trace_context, expires_at, ttl_seconds,
---   depends_on (bigint[] text), concurrency_key, batch_id.
+--   depends_on (bigint[] text), concurrency_key, batch_id, tags (text[]), meta
+--   (JSON text), unique_for_seconds, debounce_seconds, on_conflict ('replace' or
+--   NULL).
 -- Returns: one row (id, or NULL when full; max_depth, warn_depth, depth before
 --   the insert: NULL when the queue has neither threshold).
 -- Locks: the inserted row; waits on a concurrent insert of the same unique_key.
---   Takes no lock for the check: it counts what is committed and the caller's own.
+--   Takes no lock for the depth check: it counts what is committed and the
+--   caller's own. With unique_for_seconds or debounce_seconds, a transaction-
+--   scoped advisory lock on the key first (held until the caller's transaction
+--   ends), and a debounce locks the pending job it pushes out.
 SELECT id, max_depth, warn_depth, depth
 FROM pgqueue.try_enqueue(
     task => %(task)s,
@@ -24,5 +29,10 @@ FROM pgqueue.try_enqueue(
     ttl_seconds => %(ttl_seconds)s,
     depends_on => %(depends_on)s::bigint[],
     concurrency_key => %(concurrency_key)s,
-    batch_id => %(batch_id)s
+    batch_id => %(batch_id)s,
+    tags => %(tags)s::text[],
+    meta => %(meta)s::jsonb,
+    unique_for_seconds => %(unique_for_seconds)s,
+    debounce_seconds => %(debounce_seconds)s,
+    on_conflict => %(on_conflict)s
 )

@@ -28,7 +28,8 @@ def run(dsn: str, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
 def claim(dsn: str, worker_id: str) -> list[tuple[Any, ...]]:
     return run(dsn, "job_claim", {
         "queues": ["default"], "slots": [10], "tasks": ["t"], "limit": 10,
-        "worker_id": worker_id, "key_tasks": [], "key_caps": [], "async_commit": False})
+        "worker_id": worker_id, "key_tasks": [], "key_caps": [],
+        "bases": None, "strides": None, "fair": None, "cursors": None, "async_commit": False})
 
 
 def complete(dsn: str, job_id: int, token: int, worker_id: str,

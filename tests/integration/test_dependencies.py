@@ -56,7 +56,8 @@ def stats(dsn: str, queue: str = "default") -> tuple[int, int, int]:
 def claim(dsn: str, tasks: list[str], worker_id: str, queue: str = "default") -> list[Any]:
     return fetch(dsn, query("job_claim"), {
         "queues": [queue], "slots": [100], "tasks": tasks, "limit": 100,
-        "worker_id": worker_id, "key_tasks": [], "key_caps": [], "async_commit": False})
+        "worker_id": worker_id, "key_tasks": [], "key_caps": [],
+        "bases": None, "strides": None, "fair": None, "cursors": None, "async_commit": False})
 
 
 def complete_without_settling(dsn: str, job_id: int, token: int, outcome: str,

@@ -21,7 +21,9 @@ pytest.importorskip("django")
 
 
 #: The Django migrations of pgqueue's app, in order.
-DJANGO_MIGRATIONS = ["0001_initial", "0002_backpressure", "0003_job_fields", "0004_retention"]
+DJANGO_MIGRATIONS = sorted(p.stem for p in (
+    ROOT / "pgqueue" / "contrib" / "django" / "migrations").glob("0*.py"))
+
 
 def pgqueue_versions(dsn: str) -> list[tuple[int, str]]:
     return [(v, str(t)) for v, t in fetch(

@@ -125,7 +125,8 @@ def claimed_jobs(dsn: str, worker_id: str, count: int) -> list[Job]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(query("job_claim"), {
             "queues": ["default"], "slots": [count], "tasks": ["t"], "limit": count,
-            "worker_id": worker_id, "key_tasks": [], "key_caps": [],
+            "worker_id": worker_id, "key_tasks": [], "key_caps": [], "bases": None, "strides": None,
+            "fair": None, "cursors": None,
             "async_commit": False}).fetchall()
     assert len(rows) == count
     return [Job(*row) for row in rows]

@@ -50,7 +50,8 @@ ROLE_SETUP = """
 -- reads queue names and records a new queue through pgqueue.add_queue.
 GRANT USAGE ON SCHEMA pgqueue TO {producer};
 GRANT INSERT (id, queue, task, args, priority, run_at, max_attempts, unique_key,
-              trace_context, expires_at, depends_on, blocked, concurrency_key, batch_id)
+              trace_context, expires_at, depends_on, blocked, concurrency_key, batch_id,
+              tags, meta)
     ON pgqueue.jobs TO {producer};
 GRANT SELECT (id, unique_key) ON pgqueue.jobs TO {producer};
 GRANT USAGE ON SEQUENCE pgqueue.jobs_id_seq TO {producer};
@@ -151,11 +152,42 @@ def test_producer_role_enqueues_but_cannot_read_args_or_claim(roles: Roles) -> N
     assert refused(producer, "SELECT * FROM pgqueue.queue_stats")
     assert refused(producer, query("job_claim"), {
         "queues": ["private"], "slots": [10], "tasks": ["app.pay"], "limit": 10,
-        "worker_id": str(uuid.uuid4()), "key_tasks": [], "key_caps": [], "async_commit": False})
+        "worker_id": str(uuid.uuid4()), "key_tasks": [], "key_caps": [],
+        "bases": None, "strides": None, "fair": None, "cursors": None, "async_commit": False})
     assert refused(producer, "UPDATE pgqueue.jobs SET state = 'running'")
     assert refused(producer, "DELETE FROM pgqueue.jobs")
     assert scalar(roles.dsn, "SELECT state::text FROM pgqueue.jobs WHERE id = %s",
                   [secret]) == "queued"
+
+
+def test_producer_role_enqueues_tags_meta_throttled_and_debounced_jobs(roles: Roles) -> None:
+    producer = roles.as_role(roles.producer)
+    with psycopg.connect(producer) as conn:
+        tagged = pgqueue.enqueue(conn, "app.mail", tags=["a"], meta={"m": 1})
+        copied = pgqueue.enqueue_many(conn, [{"task": "app.mail", "tags": ["b"],
+                                              "meta": {"m": 2}}])
+        unnested = pgqueue.enqueue_many(conn, [{"task": "app.mail", "unique_key": "u",
+                                                "tags": ["c"]}])
+        by_sql = conn.execute("SELECT pgqueue.enqueue('app.mail', tags => '{d,d}', "
+                              "meta => '{\"m\": 4}')").fetchone()
+        throttled = pgqueue.enqueue(conn, "app.mail", unique_key="t", unique_for=600)
+        debounced = [pgqueue.enqueue(conn, "app.mail", {"v": v}, unique_key="d", debounce=60,
+                                     on_conflict="replace") for v in (1, 2)]
+        conn.commit()
+    assert by_sql is not None and debounced[0] == debounced[1]
+    with psycopg.connect(roles.dsn, autocommit=True) as conn:  # the worker finishes it
+        conn.execute("WITH gone AS (DELETE FROM pgqueue.jobs j WHERE j.id = %s RETURNING j) "
+                     "INSERT INTO pgqueue.finished_jobs SELECT (pgqueue.finished_row("
+                     "g.j, 'succeeded', NULL, '[]')).* FROM gone g", [throttled])
+    with psycopg.connect(producer) as conn:  # history holds the key, unread by the producer
+        assert pgqueue.enqueue(conn, "app.mail", unique_key="t", unique_for=600) == throttled
+        conn.commit()
+    assert fetch(roles.dsn, "SELECT id, tags, meta, args FROM pgqueue.jobs ORDER BY id") == [
+        (tagged, ["a"], {"m": 1}, {}), (copied[0], ["b"], {"m": 2}, {}),
+        (unnested[0], ["c"], {}, {}), (by_sql[0], ["d"], {"m": 4}, {}),
+        (debounced[0], [], {}, {"v": 2})]
+    assert refused(producer, "SELECT * FROM pgqueue.finished_jobs")
+    assert refused(producer, "UPDATE pgqueue.jobs SET run_at = now()")
 
 
 def test_worker_role_runs_jobs_but_cannot_alter_the_schema(roles: Roles) -> None:

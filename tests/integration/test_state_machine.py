@@ -86,7 +86,9 @@ class JobStates(RuleBasedStateMachine):
         queued = [j for j in self.jobs.values() if j.state == "queued"]
         rows = self.run("job_claim", {"queues": [QUEUE], "slots": [limit], "tasks": [TASK],
                                       "limit": limit, "worker_id": worker, "key_tasks": [],
-                                      "key_caps": [], "async_commit": False})
+                                      "key_caps": [],
+                                      "bases": None, "strides": None,
+                                      "fair": None, "cursors": None, "async_commit": False})
         assert len(rows) == min(limit, len(queued))
         for row in rows:
             job = self.jobs[row[0]]

@@ -7,7 +7,8 @@ through them. Without the ``pgbouncer`` binary these tests are skipped, except
 under ``CI=true`` where they fail.
 
 ``prometheus_binary`` and ``promtool_binary``: Debian's Prometheus and its tool,
-skipped (failing under ``CI=true``) the same way when missing.
+and ``pgbench_binary`` (PostgreSQL's own, for the ceiling benchmark), skipped
+(failing under ``CI=true``) the same way when missing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def _required(binary: str | None, message: str) -> str:
 def pgbouncer_binary() -> str:
     """The pgbouncer binary's path; skips (fails under ``CI=true``) without it."""
     return _required(find_pgbouncer(), "pgbouncer is not installed (apt-get install pgbouncer)")
+
+
+@pytest.fixture(scope="session")
+def pgbench_binary() -> str:
+    """pgbench's path; skips (fails under ``CI=true``) without it."""
+    from benchmarks.ceiling import pgbench_binary as find_pgbench  # as the benchmark finds it
+
+    return _required(find_pgbench(), "pgbench is not installed (it comes with PostgreSQL)")
 
 
 @pytest.fixture(scope="session")

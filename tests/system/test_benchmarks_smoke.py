@@ -65,7 +65,6 @@ def _check_figure(figures: dict[str, Any], name: str, stdout: str) -> None:
     assert any(line.startswith(f"{name} ") for line in stdout.splitlines()), name
 
 
-@pytest.mark.timeout(120)
 def test_quick_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     proc = _run_benchmarks(["all", "--quick", "--smoke"], admin_dsn, out, timeout=270)
@@ -82,7 +81,6 @@ def test_quick_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path) ->
     assert plan["node_types"] and plan["statements"], plan
 
 
-@pytest.mark.timeout(90)
 def test_peers_smoke_run_reports_every_peer_figure(admin_dsn: str, tmp_path: Path) -> None:
     missing = [m for m in PEER_MODULES if importlib.util.find_spec(m) is None]
     if missing:
@@ -124,7 +122,6 @@ POOLER_FIGURES = [
 ]
 
 
-@pytest.mark.timeout(120)
 def test_pooler_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path,
                                                pgbouncer_binary: str) -> None:
     out = tmp_path / "results.json"
@@ -136,7 +133,6 @@ def test_pooler_smoke_run_reports_every_figure(admin_dsn: str, tmp_path: Path,
         _check_figure(result["figures"], name, proc.stdout)
 
 
-@pytest.mark.timeout(120)
 def test_tracing_benchmark_reports_every_figure_and_what_each_mode_traces(
         admin_dsn: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -156,7 +152,6 @@ def test_tracing_benchmark_reports_every_figure_and_what_each_mode_traces(
     assert spans > 60
 
 
-@pytest.mark.timeout(120)
 def test_backpressure_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.backpressure`` at a tiny size: every figure, finite."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -171,4 +166,94 @@ def test_backpressure_benchmark_reports_every_figure(admin_dsn: str) -> None:
     for name in ("single_before", "single_unlimited", "single_bounded_50", "many_unlimited",
                  "many_bounded_50", "single_unlimited_ratio", "many_bounded_50_ratio"):
         value = float(lines[f"backpressure_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
+
+
+def test_key_modes_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.key_modes`` at a tiny size: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.key_modes", "--dsn", admin_dsn, "--jobs", "100",
+         "--rounds", "1", "--history", "500"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("key_modes_")}
+    for name in ("plain", "tags_meta", "unique_key", "unique_for_new", "unique_for_held",
+                 "debounce_new", "debounce_push", "tags_meta_ratio", "debounce_push_ratio"):
+        value = float(lines[f"key_modes_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
+
+
+CLI_CONFIGS = ["inprocess", "default", "warning", "nometrics", "bare", "debug"]
+
+
+def test_cli_smoke_run_reports_every_configuration_and_ratio(admin_dsn: str,
+                                                             tmp_path: Path) -> None:
+    """``python -m benchmarks cli``: real ``pgqueue worker`` subprocesses in every
+    configuration against the in-process drain, each figure and ratio printed."""
+    out = tmp_path / "results.json"
+    proc = _run_benchmarks(["cli", "--quick", "--smoke"], admin_dsn, out, timeout=270)
+    figures = json.loads(out.read_text())["figures"]
+    for config in CLI_CONFIGS:
+        _check_figure(figures, f"cli_{config}_c50", proc.stdout)
+        _check_figure(figures, f"cli_{config}_cpu", proc.stdout)
+        if config != "inprocess":
+            _check_figure(figures, f"cli_{config}_ratio", proc.stdout)
+
+
+def test_ceiling_smoke_run_reports_pgbench_the_drain_and_the_shares(
+        admin_dsn: str, tmp_path: Path, pgbench_binary: str) -> None:
+    """``python -m benchmarks ceiling``: pgbench runs pgqueue's claim and outcome
+    statements with 1 and 2 connections, then the drain, in one sitting."""
+    out = tmp_path / "results.json"
+    proc = _run_benchmarks(["ceiling", "--quick", "--smoke"], admin_dsn, out, timeout=270)
+    figures = json.loads(out.read_text())["figures"]
+    for name in ("ceiling_pgbench_c1", "ceiling_pgbench_c2", "ceiling_pgbench_c2_silent",
+                 "ceiling_notify_cost", "ceiling_drain_async_c50", "ceiling_share_c1",
+                 "ceiling_share_c2"):
+        _check_figure(figures, name, proc.stdout)
+@pytest.mark.timeout(240)
+def test_weights_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.weights --quick`` at a tiny size: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.weights", "--quick", "--dsn", admin_dsn,
+         "--jobs", "300", "--large", "3000"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("weights_")}
+    names = [f"share_{q}" for q in ("critical", "default", "low")] + [
+        "idle_share_default", "idle_share_low", "idle_drain_c50", "drain_weighted_c50",
+        "drain_priority_c50", "drain_ratio"] + [
+        f"claim_{order}_{size}{suffix}" for order in ("weighted", "priority")
+        for size in ("small", "large") for suffix in ("", "_buffers", "_statement")]
+    for name in names:
+        value = float(lines[f"weights_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
+    assert "weights_share_worst_error" in lines
+
+
+@pytest.mark.timeout(240)
+def test_fair_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.fair --quick`` at a tiny size: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fair", "--quick", "--dsn", admin_dsn,
+         "--jobs", "12000"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("fair_")}
+    names = [f"claim_{variant}_{label}{suffix}" for variant in ("fair", "plain")
+             for label in ("keys1", "keys100", "keys10000", "keys100_small")
+             for suffix in ("", "_statement", "_buffers")]
+    names += [f"claim_ratio_{label}" for label in ("keys1", "keys100", "keys10000")]
+    names += ["light_claims_fair", "light_claims_plain"]
+    for name in names:
+        value = float(lines[f"fair_{name}"].replace(",", ""))
         assert math.isfinite(value) and value > 0, (name, value)

@@ -57,18 +57,37 @@ def test_json_logs_one_object_per_line_and_no_password(clean_db: str, tmp_path: 
     log = tmp_path / "worker.log"
     with psycopg.connect(clean_db) as conn:
         job = pgqueue.enqueue(conn, "app.hello", {"name": "ada"}, queue="app")
+    # At DEBUG, a line per succeeded job as well as the per-queue summary.
     proc = start(with_password(clean_db), "--log-format", "json", "--metrics-port", "0",
-                 log=log)
+                 "--log-level", "debug", log=log)
     wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.finished_jobs") == 1)
     assert stop(proc) == 0
     lines = json_lines(log)
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     (done,) = [line for line in lines if line["message"] == "job succeeded"]
-    assert {k: done[k] for k in ("job_id", "task", "queue", "attempt", "outcome")} == {
+    assert {k: done[k] for k in ("job_id", "task", "queue", "attempt", "outcome", "level")} == {
         "job_id": job, "task": "app.hello", "queue": "app", "attempt": 1,
-        "outcome": "succeeded"}
+        "outcome": "succeeded", "level": "debug"}
     assert done["duration_ms"] >= 0 and done["worker_id"]
+    (summary,) = [line for line in lines if line["message"] == "jobs finished"]
+    assert {k: summary[k] for k in ("level", "event", "queue", "succeeded", "retried",
+                                    "failed", "cancelled")} == {
+        "level": "info", "event": "jobs_finished", "queue": "app", "succeeded": 1,
+        "retried": 0, "failed": 0, "cancelled": 0}
+    assert summary["worker_id"] == done["worker_id"] and summary["interval_seconds"] >= 0
     assert [line["message"] for line in lines][-1] == "worker stopped"
+
+    # At the default level (INFO): the summary only, logged at the stop here.
+    with psycopg.connect(clean_db) as conn:
+        pgqueue.enqueue_many(conn, [{"task": "app.hello", "args": {"name": "bo"},
+                                     "queue": "app"}] * 3)
+    info = tmp_path / "info.log"
+    proc = start(clean_db, "--log-format", "json", "--metrics-port", "0", log=info)
+    wait_until(lambda: scalar(clean_db, "SELECT count(*) FROM pgqueue.finished_jobs") == 4)
+    assert stop(proc) == 0
+    messages = [(line["message"], line.get("succeeded")) for line in json_lines(info)]
+    assert ("job succeeded", None) not in messages
+    assert messages[-2:] == [("jobs finished", 3), ("worker stopped", None)]
 
     # A database that does not answer: the connection errors are logged, redacted.
     down = tmp_path / "down.log"

@@ -155,8 +155,8 @@ def find_cycle() -> list[str] | None:
 def test_the_graph_sees_known_imports() -> None:
     """Guards the reader itself: relative, submodule and function-level imports."""
     top, _ = imports("pgqueue.producer.enqueue")
-    assert {"pgqueue.producer.steps", "pgqueue.producer.hooks", "pgqueue._sql",
-            "pgqueue.errors"} <= top
+    assert {"pgqueue.producer.steps", "pgqueue.producer.hooks",
+            "pgqueue.producer.insert_steps", "pgqueue.errors"} <= top
     assert "pgqueue.worker.worker" in imports("pgqueue.worker")[1]  # loaded lazily
     assert "pgqueue.observability.tracing" in imports("pgqueue")[1]  # the lazy trace hook
 

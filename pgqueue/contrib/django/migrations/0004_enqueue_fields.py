@@ -1,5 +1,7 @@
-"""pgqueue's migration 15 (retention of history per queue, the pruner's steps), applied by
-pgqueue's own migrator."""
+"""pgqueue's migration 15 (tags and meta at enqueue, throttle and debounce of unique keys).
+
+Applied by pgqueue's own migrator.
+"""
 
 from __future__ import annotations
 

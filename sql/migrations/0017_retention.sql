@@ -1,4 +1,4 @@
--- 0015_retention: automatic retention of history. The leader of the workers
+-- 0017_retention: automatic retention of history. The leader of the workers
 -- deletes finished jobs once they are older than their retention, in small
 -- statements (README: "Retention").
 --
