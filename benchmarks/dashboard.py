@@ -2,19 +2,30 @@
 
     python -m benchmarks.dashboard --dsn postgresql://postgres@127.0.0.1:5432/postgres
     python -m benchmarks.dashboard --quick      # 100,000 live, 1,000,000 in history
+    python -m benchmarks.dashboard --database NAME   # fill NAME once, keep it, reuse it
 
-Creates its own database, fills ``pgqueue.jobs`` (default 1,000,000 live jobs:
+Creates its own database (or uses ``--database``, filled if its history is empty
+and kept afterwards), fills ``pgqueue.jobs`` (default 1,000,000 live jobs:
 ready, scheduled, retrying, a few running) and ``pgqueue.finished_jobs``
-(default 10,000,000 over 7 days, 8 % failed) with every index in place, then
-renders each page through the dashboard's own handler (no socket) and prints the
-median of 5 renders, and EXPLAIN (ANALYZE, BUFFERS) of the queries behind them.
+(default 10,000,000 over 7 days, 8 % failed) with every index in place,
+server-side (INSERT ... SELECT FROM generate_series). Then it does what a
+leading worker would have done: rolls history up (timed, as the leader's
+roll-up service runs it), takes a sample of every queue (timed), and writes
+a week of samples every 10 s as the sampler would have. Then it renders each
+page through the dashboard's own handler (no socket) and prints the median of
+5 renders, again without a fresh sample (no worker running: the pages count
+themselves, bounded), and EXPLAIN (ANALYZE, BUFFERS) of the queries behind them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -24,7 +35,10 @@ import pgqueue
 from benchmarks.history import scratch_database
 from pgqueue._sql import query
 from pgqueue.dashboard import Dashboard
+from pgqueue.dashboard.app import configure_connection
 from pgqueue.dashboard.http import Request
+from pgqueue.worker.maintenance.rollup import Rollup
+from pgqueue.worker.session import Session
 
 QUEUES = ("default", "email", "reports", "webhooks")
 WORKER = "00000000-0000-0000-0000-000000000001"
@@ -76,10 +90,71 @@ def fill(conn: psycopg.Connection[Any], live: int, history: int) -> None:
                  "WHERE id IN (SELECT id FROM pgqueue.jobs ORDER BY id LIMIT 20)", [WORKER])
     conn.execute("SELECT setval('pgqueue.jobs_id_seq', %s)", [offset + live])
     conn.execute("SELECT pgqueue.compact_failed_counts()")
-    for table in ("finished_jobs", "jobs", "queues", "workers"):
+    for table in ("finished_jobs", "jobs", "queues", "workers", "failed_counts"):
         conn.execute(f"VACUUM ANALYZE pgqueue.{table}")
     print(f"filled {live:,} live and {history:,} finished jobs in "
           f"{time.perf_counter() - started:.0f} s")
+
+
+SAMPLES = """
+INSERT INTO pgqueue.queue_samples
+    (sampled_at, queue, ready, scheduled, running, blocked, unclaimable, lag_seconds)
+SELECT t, s.queue, s.ready, s.scheduled, s.running, s.blocked, s.unclaimable,
+       (extract(epoch FROM t) % 600)::numeric
+FROM generate_series(now() - interval '7 days', now() - interval '1 minute',
+                     interval '10 seconds') t,
+     pgqueue.queue_samples s
+WHERE s.sampled_at = (SELECT max(sampled_at) FROM pgqueue.queue_samples)
+ON CONFLICT DO NOTHING
+"""
+SAMPLE_ROLLUPS = """
+INSERT INTO pgqueue.queue_sample_rollups
+    (width_seconds, bucket, queue, samples, ready_sum, depth_sum, lag_max)
+SELECT w.width, to_timestamp(floor(extract(epoch FROM s.sampled_at) / w.width) * w.width),
+       s.queue, count(*), sum(s.ready), sum(s.ready + s.scheduled + s.running + s.blocked),
+       max(s.lag_seconds)
+FROM pgqueue.queue_samples s CROSS JOIN (VALUES (600), (3600)) w(width)
+GROUP BY 1, 2, 3
+ON CONFLICT (width_seconds, bucket, queue) DO UPDATE
+SET samples = EXCLUDED.samples, ready_sum = EXCLUDED.ready_sum,
+    depth_sum = EXCLUDED.depth_sum, lag_max = EXCLUDED.lag_max
+"""
+
+
+def lead(dsn: str) -> None:
+    """What a leading worker would have done: roll history up, sample the queues,
+    and a week of samples every 10 s (made up from the one taken)."""
+    async def roll_up() -> tuple[int, int]:
+        session = Session(dsn, name="bench-rollup")
+        try:
+            rollup, jobs, statements = Rollup(session), 0, 0
+            while True:
+                result = await rollup.run_once()
+                jobs, statements = jobs + result.jobs, statements + result.statements
+                if result.statements < rollup.config.max_statements:
+                    return jobs, statements
+        finally:
+            await session.close()
+
+    started = time.perf_counter()
+    jobs, statements = asyncio.run(roll_up())
+    print(f"rolled up {jobs:,} finished jobs in {time.perf_counter() - started:.1f} s "
+          f"({statements} statements)")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            conn.execute(query("queue_samples_take"), {"keep_seconds": 8 * 86400.0})
+            times.append((time.perf_counter() - started) * 1000)
+        print(f"one sample of every queue: {statistics.median(times):.0f} ms "
+              f"(median of 3)")
+        conn.execute(SAMPLES)
+        conn.execute(SAMPLE_ROLLUPS)
+        conn.execute("VACUUM ANALYZE pgqueue.queue_samples")
+        conn.execute("VACUUM ANALYZE pgqueue.queue_sample_rollups")
+        conn.execute("VACUUM ANALYZE pgqueue.finished_rollups")
+        count = conn.execute("SELECT count(*) FROM pgqueue.queue_samples").fetchone()
+        print(f"samples: {count[0] if count else 0:,} (a week every 10 s)")
 
 
 def pages(live: int, history: int) -> list[str]:
@@ -94,10 +169,11 @@ def pages(live: int, history: int) -> list[str]:
             "/batches", "/periodic"]
 
 
-def time_pages(dsn: str, paths: list[str], runs: int = 5) -> None:
-    with ConnectionPool(dsn, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
+def time_pages(dsn: str, paths: list[str], runs: int = 5, title: str = "") -> None:
+    with ConnectionPool(dsn, min_size=1, max_size=2, kwargs={"autocommit": True},
+                        configure=configure_connection) as pool:
         dashboard = Dashboard(pool)
-        print(f"\n{'page':48} {'median ms':>10} {'max ms':>8}")
+        print(f"\n{title}\n{'page':48} {'median ms':>10} {'max ms':>8}")
         for path in paths:
             times = []
             for _ in range(runs):
@@ -111,16 +187,24 @@ def time_pages(dsn: str, paths: list[str], runs: int = 5) -> None:
 def plans(conn: psycopg.Connection[Any], history: int) -> None:
     empty = {"queue": None, "task": None, "id": None, "args": None, "error": None,
              "unique_key": None, "batch_id": None, "since": None, "until": None,
-             "before_id": None, "limit": 50}
+             "before_id": None, "from_id": None, "limit": 50}
     cases = [
         ("queue_stats_list", {}),
         ("dashboard_jobs_live", {**empty, "kind": "scheduled"}),
         ("dashboard_jobs_history", {**empty, "state": "failed"}),
         ("dashboard_jobs_search", {**empty, "state": None, "args": '{"order_id": 42}',
                                    "since": "now() - 1 day"}),
-        ("dashboard_chart_finished", {"since": "week", "bucket_seconds": 3600, "queue": None}),
+        ("dashboard_chart_finished", {"since": "week", "bucket_seconds": 3600, "queue": None,
+                                      "rolled_until": "watermark"}),
+        ("dashboard_chart_finished", {"since": "day", "bucket_seconds": 600, "queue": None,
+                                      "rolled_until": "watermark"}),
+        ("dashboard_samples_chart", {"since": "week", "bucket_seconds": 3600, "queue": None}),
+        ("dashboard_samples_latest", {"max_age_seconds": 120.0}),
+        ("dashboard_queues_list", {"queue": None}),
+        ("dashboard_queue_counts", {"queues": list(QUEUES), "bound": 10_000}),
         ("dashboard_workers_list", {}),
     ]
+    conn.execute("SET jit = off")  # as the dashboard's connections
     with psycopg.ClientCursor(conn) as cur:
         for name, given in cases:
             params = {k: _param(conn, v) for k, v in given.items()}
@@ -131,7 +215,9 @@ def plans(conn: psycopg.Connection[Any], history: int) -> None:
 
 
 def _param(conn: psycopg.Connection[Any], value: Any) -> Any:
-    if value == "now() - 1 day":
+    if value == "watermark":
+        return conn.execute(query("rollup_state_get")).fetchone()[0]  # type: ignore[index]
+    if value in ("now() - 1 day", "day"):
         return conn.execute("SELECT now() - interval '1 day'").fetchone()[0]  # type: ignore[index]
     if value == "week":
         return conn.execute("SELECT now() - interval '7 days'").fetchone()[0]  # type: ignore[index]
@@ -145,15 +231,41 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=10_000_000)
     parser.add_argument("--quick", action="store_true",
                         help="100,000 live and 1,000,000 finished jobs")
+    parser.add_argument("--database", help="use (and keep) this database; it is filled "
+                                           "only when its history is empty")
     args = parser.parse_args()
     live, history = (100_000, 1_000_000) if args.quick else (args.live, args.history)
-    with scratch_database(args.dsn) as dsn:
+    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    with _database(args.dsn, args.database) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             pgqueue.migrate(conn)
-            fill(conn, live, history)
-        time_pages(dsn, pages(live, history))
+            if conn.execute("SELECT NOT EXISTS (SELECT FROM pgqueue.finished_jobs)"
+                            ).fetchone() != (False,):
+                fill(conn, live, history)
+            # A reused database keeps its roll-ups (the leader goes on from its
+            # watermark); its samples are made again.
+            conn.execute("TRUNCATE pgqueue.queue_samples, pgqueue.queue_sample_rollups")
+        lead(dsn)
+        time_pages(dsn, pages(live, history), title="with the leader's roll-ups and samples")
         with psycopg.connect(dsn, autocommit=True) as conn:
             plans(conn, history)
+            conn.execute("UPDATE pgqueue.queue_samples SET sampled_at = sampled_at "
+                         "- interval '10 minutes'")
+        time_pages(dsn, ["/", "/queues/email", "/charts?range=hour"],
+                   title="without a fresh sample (no worker running: counted, bounded)")
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+@contextmanager
+def _database(server_dsn: str, name: str | None) -> Iterator[str]:
+    if name is None:
+        with scratch_database(server_dsn) as dsn:
+            yield dsn
+        return
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        if admin.execute("SELECT FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    yield psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
 
 
 if __name__ == "__main__":

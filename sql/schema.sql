@@ -492,6 +492,23 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.duration_bounds() RETURNS double precision[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT '{0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5,1,2,5,10,20,50,100,200,500,1000,2000,3600}'::double precision[]
+$$;
+
+COMMENT ON FUNCTION pgqueue.duration_bounds() IS 'upper bounds (seconds) of the run-duration histogram of pgqueue.finished_rollups: 22 bins';
+
+CREATE FUNCTION pgqueue.duration_histogram(bins integer[], counts bigint[]) RETURNS bigint[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT array_agg(COALESCE(s.n, 0)::bigint ORDER BY i.i)
+    FROM generate_series(0, 21) AS i(i)
+    LEFT JOIN (SELECT u.b, sum(u.c) AS n FROM unnest(bins, counts) AS u(b, c)
+               WHERE u.b IS NOT NULL GROUP BY u.b) s ON s.b = i.i
+$$;
+
 CREATE FUNCTION pgqueue.enqueue(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, tags text[] DEFAULT NULL::text[], meta jsonb DEFAULT NULL::jsonb, unique_for_seconds double precision DEFAULT NULL::double precision, debounce_seconds double precision DEFAULT NULL::double precision, on_conflict text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
@@ -700,6 +717,13 @@ CREATE FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, 
 $$;
 
 COMMENT ON FUNCTION pgqueue.finished_row(job pgqueue.jobs, state pgqueue.job_state, last_error text, errors jsonb, result jsonb, cancel_requested_at timestamp with time zone) IS 'the history row of a live job that finishes now: INSERT INTO pgqueue.finished_jobs SELECT (pgqueue.finished_row(...)).*';
+
+CREATE FUNCTION pgqueue.histogram_add(a bigint[], b bigint[]) RETURNS bigint[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT array_agg(u.x + u.y ORDER BY u.i)
+    FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i)
+$$;
 
 CREATE FUNCTION pgqueue.insert_job(task text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, delay_seconds double precision DEFAULT NULL::double precision, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_seconds double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], concurrency_key text DEFAULT NULL::text, batch_id bigint DEFAULT NULL::bigint, tags text[] DEFAULT NULL::text[], meta jsonb DEFAULT NULL::jsonb, unique_for_seconds double precision DEFAULT NULL::double precision, debounce_seconds double precision DEFAULT NULL::double precision, on_conflict text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
@@ -1268,6 +1292,134 @@ CREATE FUNCTION pgqueue.retry_jobs(ids bigint[]) RETURNS SETOF bigint
     RETURNING j.id
 $$;
 
+CREATE FUNCTION pgqueue.roll_up_finished(max_minutes integer, settle_seconds double precision DEFAULT 60) RETURNS TABLE(rolled_from timestamp with time zone, rolled_until timestamp with time zone, jobs bigint)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    start_at timestamptz;
+    end_at timestamptz;
+    oldest_writer timestamptz;
+    added bigint := 0;
+BEGIN
+    IF max_minutes IS NULL OR max_minutes < 1 THEN
+        RAISE EXCEPTION 'pgqueue: max_minutes must be at least 1, got %', max_minutes
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF settle_seconds IS NULL OR settle_seconds < 0 THEN
+        RAISE EXCEPTION 'pgqueue: settle_seconds must be 0 or more, got %', settle_seconds
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The row again if it was removed (TRUNCATE): else the watermark would be lost.
+    INSERT INTO pgqueue.rollup_state (singleton) VALUES (true) ON CONFLICT DO NOTHING;
+    SELECT s.rolled_until INTO start_at FROM pgqueue.rollup_state s FOR UPDATE;
+    SELECT min(a.xact_start) INTO oldest_writer FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL
+      AND a.pid <> pg_backend_pid();
+    end_at := date_trunc('minute', LEAST(now() - settle_seconds * interval '1 second',
+                                         oldest_writer));
+    IF start_at IS NULL THEN
+        SELECT date_trunc('minute', min(h.finished_at)) INTO start_at
+        FROM pgqueue.finished_jobs h;
+        start_at := LEAST(COALESCE(start_at, end_at), end_at);
+    END IF;
+    end_at := GREATEST(start_at, LEAST(end_at, start_at + max_minutes * interval '1 minute'));
+    IF end_at > start_at THEN
+        WITH bins AS (
+            SELECT date_trunc('minute', h.finished_at) AS minute, h.queue::text AS queue,
+                   h.state,
+                   width_bucket(extract(epoch FROM h.finished_at - h.started_at)::float8,
+                                pgqueue.duration_bounds()) AS bin,
+                   count(*) AS n,
+                   sum(extract(epoch FROM h.finished_at - h.started_at)::float8) AS seconds
+            FROM pgqueue.finished_jobs h
+            WHERE h.finished_at >= start_at AND h.finished_at < end_at
+            GROUP BY 1, 2, 3, 4
+        ),
+        buckets AS (
+            SELECT w.width AS width_seconds,
+                   to_timestamp(floor(extract(epoch FROM b.minute) / w.width) * w.width)
+                       AS bucket,
+                   b.queue,
+                   sum(b.n) FILTER (WHERE b.state = 'succeeded') AS succeeded,
+                   sum(b.n) FILTER (WHERE b.state = 'failed') AS failed,
+                   sum(b.n) FILTER (WHERE b.state = 'cancelled') AS cancelled,
+                   pgqueue.duration_histogram(array_agg(b.bin), array_agg(b.n)) AS durations,
+                   COALESCE(sum(b.seconds), 0) AS duration_sum
+            FROM bins b CROSS JOIN (VALUES (60), (600), (3600)) AS w(width)
+            GROUP BY 1, 2, 3
+        ),
+        written AS (
+            INSERT INTO pgqueue.finished_rollups AS r
+                (width_seconds, bucket, queue, succeeded, failed, cancelled, durations,
+                 duration_sum)
+            SELECT b.width_seconds, b.bucket, b.queue, COALESCE(b.succeeded, 0),
+                   COALESCE(b.failed, 0), COALESCE(b.cancelled, 0), b.durations,
+                   b.duration_sum
+            FROM buckets b
+            ON CONFLICT (width_seconds, bucket, queue) DO UPDATE
+            SET succeeded = r.succeeded + EXCLUDED.succeeded,
+                failed = r.failed + EXCLUDED.failed,
+                cancelled = r.cancelled + EXCLUDED.cancelled,
+                durations = pgqueue.histogram_add(r.durations, EXCLUDED.durations),
+                duration_sum = r.duration_sum + EXCLUDED.duration_sum
+        )
+        SELECT COALESCE(sum(b.n), 0) INTO added FROM bins b;
+    END IF;
+    UPDATE pgqueue.rollup_state s SET rolled_until = end_at, rolled_at = now();
+    RETURN QUERY SELECT start_at, end_at, added;
+END
+$$;
+
+COMMENT ON FUNCTION pgqueue.roll_up_finished(max_minutes integer, settle_seconds double precision) IS 'adds at most max_minutes of finished jobs from the watermark on to pgqueue.finished_rollups and moves the watermark';
+
+CREATE FUNCTION pgqueue.sample_queues(keep_seconds double precision DEFAULT 691200) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    sampled bigint;
+BEGIN
+    IF keep_seconds IS NULL OR keep_seconds <= 0 THEN
+        RAISE EXCEPTION 'pgqueue: keep_seconds must be more than 0, got %', keep_seconds
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH taken AS (
+        INSERT INTO pgqueue.queue_samples
+            (sampled_at, queue, ready, scheduled, running, blocked, unclaimable, lag_seconds)
+        SELECT now(), s.queue, s.ready, s.scheduled, s.running, s.blocked, s.unclaimable,
+               s.lag_seconds
+        FROM pgqueue.queue_stats_rows() s
+        ON CONFLICT (sampled_at, queue) DO NOTHING
+        RETURNING *
+    ),
+    rolled AS (
+        INSERT INTO pgqueue.queue_sample_rollups AS r
+            (width_seconds, bucket, queue, samples, ready_sum, depth_sum, lag_max)
+        SELECT w.width,
+               to_timestamp(floor(extract(epoch FROM t.sampled_at) / w.width) * w.width),
+               t.queue, 1, t.ready, t.ready + t.scheduled + t.running + t.blocked,
+               t.lag_seconds
+        FROM taken t CROSS JOIN (VALUES (600), (3600)) AS w(width)
+        ON CONFLICT (width_seconds, bucket, queue) DO UPDATE
+        SET samples = r.samples + 1,
+            ready_sum = r.ready_sum + EXCLUDED.ready_sum,
+            depth_sum = r.depth_sum + EXCLUDED.depth_sum,
+            lag_max = GREATEST(r.lag_max, EXCLUDED.lag_max)
+    )
+    SELECT count(*) INTO sampled FROM taken;
+    DELETE FROM pgqueue.queue_samples q
+    WHERE q.sampled_at < now() - keep_seconds * interval '1 second';
+    DELETE FROM pgqueue.queue_sample_rollups r
+    WHERE r.width_seconds IN (600, 3600)
+      AND r.bucket < now() - keep_seconds * interval '1 second';
+    RETURN sampled;
+END
+$$;
+
+COMMENT ON FUNCTION pgqueue.sample_queues(keep_seconds double precision) IS 'one sample of every queue''s depth and lag into pgqueue.queue_samples and its roll-ups; drops those older than keep_seconds';
+
 CREATE FUNCTION pgqueue.seal_batch(batch_id bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1659,6 +1811,19 @@ CREATE VIEW pgqueue.failed_jobs AS
    FROM pgqueue.finished_jobs h
   WHERE (h.state = 'failed'::pgqueue.job_state);
 
+CREATE TABLE pgqueue.finished_rollups (
+    width_seconds integer NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    queue text NOT NULL,
+    succeeded bigint NOT NULL,
+    failed bigint NOT NULL,
+    cancelled bigint NOT NULL,
+    durations bigint[] NOT NULL,
+    duration_sum double precision NOT NULL,
+    CONSTRAINT finished_rollups_bins CHECK ((cardinality(durations) = 22)),
+    CONSTRAINT finished_rollups_width CHECK ((width_seconds = ANY (ARRAY[60, 600, 3600])))
+);
+
 ALTER TABLE pgqueue.job_batches ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
     SEQUENCE NAME pgqueue.job_batches_id_seq
     START WITH 1
@@ -1721,6 +1886,28 @@ CREATE TABLE pgqueue.queue_retention (
 
 COMMENT ON TABLE pgqueue.queue_retention IS 'per-queue retention of finished jobs by final state; keep_for NULL: keep for ever; no row: the workers'' --retention';
 
+CREATE TABLE pgqueue.queue_sample_rollups (
+    width_seconds integer NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    queue text NOT NULL,
+    samples bigint NOT NULL,
+    ready_sum numeric NOT NULL,
+    depth_sum numeric NOT NULL,
+    lag_max numeric NOT NULL,
+    CONSTRAINT queue_sample_rollups_width CHECK ((width_seconds = ANY (ARRAY[600, 3600])))
+);
+
+CREATE TABLE pgqueue.queue_samples (
+    sampled_at timestamp with time zone NOT NULL,
+    queue text NOT NULL,
+    ready bigint NOT NULL,
+    scheduled bigint NOT NULL,
+    running bigint NOT NULL,
+    blocked bigint NOT NULL,
+    unclaimable bigint NOT NULL,
+    lag_seconds numeric NOT NULL
+);
+
 CREATE TABLE pgqueue.queue_starts (
     queue text NOT NULL,
     started_at timestamp with time zone NOT NULL,
@@ -1776,6 +1963,13 @@ CREATE VIEW pgqueue.recent_throughput AS
   WHERE (h.finished_at > (now() - '01:00:00'::interval))
   GROUP BY h.queue, (date_trunc('minute'::text, h.finished_at));
 
+CREATE TABLE pgqueue.rollup_state (
+    singleton boolean DEFAULT true NOT NULL,
+    rolled_until timestamp with time zone,
+    rolled_at timestamp with time zone,
+    CONSTRAINT rollup_state_one CHECK (singleton)
+);
+
 CREATE TABLE pgqueue.workers (
     id uuid NOT NULL,
     host text NOT NULL,
@@ -1823,6 +2017,9 @@ CREATE VIEW pgqueue.scheduled_jobs AS
 ALTER TABLE ONLY pgqueue.finished_jobs
     ADD CONSTRAINT finished_jobs_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY pgqueue.finished_rollups
+    ADD CONSTRAINT finished_rollups_pkey PRIMARY KEY (width_seconds, bucket, queue);
+
 ALTER TABLE ONLY pgqueue.job_batches
     ADD CONSTRAINT job_batches_pkey PRIMARY KEY (id);
 
@@ -1841,8 +2038,17 @@ ALTER TABLE ONLY pgqueue.periodic
 ALTER TABLE ONLY pgqueue.queue_retention
     ADD CONSTRAINT queue_retention_pkey PRIMARY KEY (queue, state);
 
+ALTER TABLE ONLY pgqueue.queue_sample_rollups
+    ADD CONSTRAINT queue_sample_rollups_pkey PRIMARY KEY (width_seconds, bucket, queue);
+
+ALTER TABLE ONLY pgqueue.queue_samples
+    ADD CONSTRAINT queue_samples_pkey PRIMARY KEY (sampled_at, queue);
+
 ALTER TABLE ONLY pgqueue.queues
     ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
+
+ALTER TABLE ONLY pgqueue.rollup_state
+    ADD CONSTRAINT rollup_state_pkey PRIMARY KEY (singleton);
 
 ALTER TABLE ONLY pgqueue.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);

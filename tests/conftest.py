@@ -97,8 +97,10 @@ def clean_db(dsn: str) -> str:
         conn.execute(
             "TRUNCATE pgqueue.jobs, pgqueue.finished_jobs, pgqueue.failed_counts, pgqueue.workers, "
             "pgqueue.queues, pgqueue.queue_starts, pgqueue.job_batches, pgqueue.leader, "
-            "pgqueue.queue_retention"
+            "pgqueue.queue_retention, pgqueue.finished_rollups, pgqueue.queue_samples, "
+            "pgqueue.queue_sample_rollups"
         )
+        conn.execute("UPDATE pgqueue.rollup_state SET rolled_until = NULL, rolled_at = NULL")
     return dsn
 
 

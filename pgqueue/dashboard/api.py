@@ -20,7 +20,7 @@ from ..errors import InvalidJobError, QueueFullError
 from ..producer.enqueue import enqueue
 from .http import HttpError, Request, Response
 
-__all__ = ["controls", "parse_int", "queue_rows", "throughput"]
+__all__ = ["controls", "parse_int", "queue_rows"]
 
 Conn = psycopg.Connection[Any]
 
@@ -67,19 +67,6 @@ def parse_int(text: str | None, name: str, *, default: int | None = None) -> int
 
 def queue_rows(conn: Conn) -> list[dict[str, Any]]:
     return admin.list_queues(conn)
-
-
-def throughput(conn: Conn) -> dict[str, list[dict[str, Any]]]:
-    """Finished jobs per minute of the last hour, by queue."""
-    from .._sql import query
-
-    by_queue: dict[str, list[dict[str, Any]]] = {}
-    for queue, minute, succeeded, failed, cancelled in conn.execute(
-            query("dashboard_throughput")).fetchall():
-        by_queue.setdefault(queue, []).append(
-            {"minute": minute, "succeeded": succeeded, "failed": failed,
-             "cancelled": cancelled})
-    return by_queue
 
 
 def get_queues(conn: Conn, request: Request) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import api, bulk, charts, data, site
+from . import api, bulk, charts, data, site, summaries
 from .data import Conn
 from .http import HttpError, Request, Response
 from .pages import utc_now
@@ -17,7 +17,8 @@ _BULK_FIELDS = {"action", "ids", "filter"}
 def list_jobs(conn: Conn, request: Request) -> Response:
     listed = data.search_jobs(conn, site.filter_of(request), utc_now())
     return Response.json({"jobs": listed.jobs, "next_cursor": listed.next_cursor,
-                          "searched_since": listed.window})
+                          "searched_since": listed.window,
+                          "live_searched_from_id": listed.live_from_id})
 
 
 def get_queue(conn: Conn, request: Request, name: str) -> Response:
@@ -32,10 +33,13 @@ def get_charts(conn: Conn, request: Request) -> Response:
     queue = request.arg("queue")
     if queue is not None:
         data.parse_filter({"queue": queue})
-    rows = data.finished_series(conn, utc_now() - span.span, span.bucket_seconds, queue)
+    now = utc_now()
+    rows = summaries.finished_series(conn, now - span.span, span.bucket_seconds, queue)
+    depth = summaries.depth_series(conn, now - span.span, span.bucket_seconds, queue)
     return Response.json({"range": span.name, "bucket_seconds": span.bucket_seconds,
                           "points": [{**r, "duration_percentiles": _percentiles(r)}
-                                     for r in rows]})
+                                     for r in rows],
+                          "depth": depth})
 
 
 def post_bulk(conn: Conn, request: Request) -> Response:

@@ -1,9 +1,12 @@
 """Charts drawn as inline SVG on the server: no script, no CDN, nothing to load.
 
-Over a chosen range (hour, day, week) from ``finished_jobs`` (BRIN on
-``finished_at``): jobs finished and failed per minute, per queue, and run
-duration percentiles (p50, p95, p99). Rates stay "per minute" whatever the
-bucket: a bucket's count is divided by its minutes.
+Over a chosen range (hour, day, week), per queue: jobs finished and failed per
+minute and run duration percentiles (p50, p95, p99), from the leader's
+roll-ups and the newest history (:func:`.summaries.finished_series`); ready
+jobs, depth (live jobs) and lag, from the leader's samples
+(:func:`.summaries.depth_series`: the mean count and the largest lag of each
+bucket; a bucket without a sample shows 0). Rates stay "per minute" whatever
+the bucket: a bucket's count is divided by its minutes.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .http import HttpError
-from .pages import esc, link
+from .pages import count_text, esc, link
 
 __all__ = ["RANGES", "Range", "charts_page", "line_chart", "parse_range", "series_by_queue"]
 
@@ -83,8 +86,9 @@ def line_chart(series: Mapping[str, Sequence[float]], *, title: str, unit: str,
             f"<div class=\"legend\">{''.join(legend)}</div></figure>")
 
 
-def charts_page(rows: Sequence[Mapping[str, Any]], queues: Sequence[Mapping[str, Any]],
-                span: Range, now: datetime, *, base: str = "/charts") -> str:
+def charts_page(rows: Sequence[Mapping[str, Any]], depth: Sequence[Mapping[str, Any]],
+                queues: Sequence[Mapping[str, Any]], span: Range, now: datetime, *,
+                base: str = "/charts", note: str = "") -> str:
     picker = "".join(
         f"<a href=\"{esc(link(base, range=name))}\" class=\"{'on' if name == span.name else ''}\""
         f" data-range=\"{name}\">last {name}</a>" for name in RANGES)
@@ -97,14 +101,21 @@ def charts_page(rows: Sequence[Mapping[str, Any]], queues: Sequence[Mapping[str,
         body.append(line_chart(series_by_queue(rows, span, now, f"p{index}"),
                                title=f"Run duration {label}", unit="seconds",
                                chart_id=f"chart-{label}"))
+    for value, title, unit, chart_id in (
+            ("ready", "Ready jobs", "jobs, mean of the samples", "chart-ready"),
+            ("depth", "Depth (live jobs)", "jobs, mean of the samples", "chart-depth"),
+            ("lag_seconds", "Lag", "seconds, largest sample", "chart-lag")):
+        body.append(line_chart(series_by_queue(depth, span, now, value), title=title,
+                               unit=unit, chart_id=chart_id))
     now_rows = "".join(
-        f"<tr><td>{esc(q['queue'])}</td><td class=\"num\">{int(q.get('ready') or 0)}</td>"
-        f"<td class=\"num\">{int(q.get('scheduled') or 0)}</td>"
-        f"<td class=\"num\">{int(q.get('running') or 0)}</td>"
+        f"<tr><td>{esc(q['queue'])}</td><td class=\"num\">{esc(count_text(q, 'ready'))}</td>"
+        f"<td class=\"num\">{esc(count_text(q, 'scheduled'))}</td>"
+        f"<td class=\"num\">{esc(count_text(q, 'running'))}</td>"
         f"<td class=\"num\">{float(q.get('lag_seconds') or 0):.1f} s</td></tr>" for q in queues)
+    as_of = f"<p class=\"muted\" id=\"counts-as-of\">{esc(note)}</p>" if note else ""
     body.append("<h2>Depth and lag now</h2><table class=\"grid\" id=\"depth\"><thead><tr>"
                 "<th>queue</th><th>ready</th><th>scheduled</th><th>running</th><th>lag</th>"
-                f"</tr></thead><tbody>{now_rows}</tbody></table>")
+                f"</tr></thead><tbody>{now_rows}</tbody></table>{as_of}")
     return "<div class=\"charts\">" + "".join(body) + "</div>"
 
 

@@ -8,8 +8,13 @@ Invariants:
   each read up to ``limit`` rows below the cursor and merged, so a deep page
   costs what the first does.
 - Searches of history by args, error text or unique key (no index serves them)
-  are always bounded by a time range on ``finished_at`` (the BRIN index):
-  :data:`DEFAULT_SEARCH_WINDOW` when none is given.
+  are always bounded by a time range on ``finished_at`` (the BRIN index). When
+  none is given: the last :data:`DEFAULT_SEARCH_WINDOW`, or, when more jobs
+  than :data:`DEFAULT_SEARCH_ROWS` finished in it, from the minute on where the
+  newest that many began (by the leader's roll-ups), so a search reads about
+  that many rows whatever the throughput. Live jobs searched by args or error
+  text without a time range are read among the newest
+  :data:`DEFAULT_SEARCH_ROWS` ids only (no index serves those either).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from ..errors import InvalidArgumentError, InvalidJobError
 from ..producer.params import dump_args, validate_task
 from .http import HttpError
 
-__all__ = ["DEFAULT_SEARCH_WINDOW", "KINDS", "JobFilter", "JobList", "search_jobs"]
+__all__ = ["DEFAULT_SEARCH_ROWS", "DEFAULT_SEARCH_WINDOW", "KINDS", "JobFilter", "JobList",
+           "search_jobs", "search_start"]
 
 Conn = psycopg.Connection[Any]
 
@@ -39,6 +45,8 @@ LIVE_KINDS = ("queued", "running", "ready", "scheduled", "retrying", "blocked", 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 KINDS = LIVE_KINDS + FINAL_STATES
 DEFAULT_SEARCH_WINDOW = timedelta(days=1)
+#: About how many finished jobs a search without a time range reads at most.
+DEFAULT_SEARCH_ROWS = 100_000
 FILTER_ARGS = ("queue", "state", "task", "id", "args", "error", "unique_key", "batch", "since",
                "until", "cursor")
 _SEARCH_FIELDS = ("id", "args", "error", "unique_key", "batch_id", "since", "until")
@@ -87,6 +95,8 @@ class JobList:
     next_cursor: int | None
     window: datetime | None = None
     """Set when history was searched only from this time on (the default window)."""
+    live_from_id: int | None = None
+    """Set when live jobs were searched only from this id on (the newest ids)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -131,8 +141,15 @@ def search_jobs(conn: Conn, wanted: JobFilter, now: datetime) -> JobList:
         "limit": wanted.limit,
     }
     rows: list[dict[str, Any]] = []
+    live_from = None
     if wanted.state is None or wanted.state in LIVE_KINDS:
-        rows += fetch(conn, "dashboard_jobs_live", {**params, "kind": wanted.state})
+        if (wanted.args is not None or wanted.error is not None) and wanted.since is None \
+                and wanted.id is None and wanted.batch_id is None:
+            newest = fetch(conn, "dashboard_jobs_newest_id")[0]["newest"]
+            if newest is not None and newest - DEFAULT_SEARCH_ROWS > 0:
+                live_from = int(newest) - DEFAULT_SEARCH_ROWS + 1
+        rows += fetch(conn, "dashboard_jobs_live",
+                      {**params, "kind": wanted.state, "from_id": live_from})
     window = None
     if wanted.state is None or wanted.state in FINAL_STATES:
         history = {**params, "state": wanted.state}
@@ -141,15 +158,25 @@ def search_jobs(conn: Conn, wanted: JobFilter, now: datetime) -> JobList:
         else:
             unbounded = wanted.id is not None or wanted.batch_id is not None
             if wanted.since is None and not unbounded:
-                window = history["since"] = now - DEFAULT_SEARCH_WINDOW
+                window = history["since"] = search_start(conn, now)
             rows += fetch(conn, "dashboard_jobs_search", history)
     rows.sort(key=lambda row: row["id"], reverse=True)
     rows = rows[:wanted.limit]
     cursor = rows[-1]["id"] if len(rows) == wanted.limit else None
-    return JobList(rows, cursor, window)
+    return JobList(rows, cursor, window, live_from_id=live_from)
+
+
+def search_start(conn: Conn, now: datetime, *, max_rows: int = DEFAULT_SEARCH_ROWS
+                 ) -> datetime:
+    """Where a search of history without a time range starts (see the module's note)."""
+    since = now - DEFAULT_SEARCH_WINDOW
+    rows = fetch(conn, "dashboard_search_window", {"since": since, "max_rows": max_rows})
+    start = rows[0]["start"] if rows else None
+    return since if start is None else max(since, start)
 
 
 def queue_detail(conn: Conn, queue: str) -> dict[str, Any] | None:
+    """One queue's row of pgqueue.queue_stats (exact: it counts), for the API."""
     rows = fetch(conn, "dashboard_queue_get", {"queue": queue})
     return rows[0] if rows else None
 
@@ -160,13 +187,6 @@ def workers(conn: Conn) -> list[dict[str, Any]]:
 
 def periodic(conn: Conn) -> list[dict[str, Any]]:
     return fetch(conn, "dashboard_periodic_list")
-
-
-def finished_series(conn: Conn, since: datetime, bucket_seconds: float,
-                    queue: str | None = None) -> list[dict[str, Any]]:
-    """Finished jobs per queue and bucket since ``since``, with duration percentiles."""
-    return fetch(conn, "dashboard_chart_finished",
-                 {"since": since, "bucket_seconds": bucket_seconds, "queue": queue})
 
 
 def fetch(conn: Conn, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -220,8 +240,5 @@ def _moment(text: str | None, name: str) -> datetime | None:
 
 def queue_limits(conn: Conn, queue: str) -> dict[str, Any]:
     """What a queue's limits count now: running jobs and starts in the rate window."""
-    with conn.cursor() as cur:
-        row = cur.execute(query("queue_limits_get"), {"queue": queue}, prepare=False).fetchone()
-    if row is None:
-        return {}
-    return {"running": row[1], "claims": row[4]}
+    rows = fetch(conn, "dashboard_queue_limits", {"queue": queue})
+    return rows[0] if rows else {}

@@ -304,7 +304,9 @@ def _bulk() -> dict[str, Any]:
 
 def _charts() -> dict[str, Any]:
     return {
-        "summary": "Finished jobs per queue and time bucket, with run duration percentiles",
+        "summary": "Finished jobs per queue and time bucket, with run duration percentiles "
+                   "(estimated from a histogram), and queue depth and lag from the leader's "
+                   "samples",
         "operationId": "getCharts",
         "parameters": [{"name": "range", "in": "query",
                         "schema": {"type": "string", "enum": ["hour", "day", "week"]}},

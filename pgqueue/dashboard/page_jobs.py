@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from .data import DEFAULT_SEARCH_WINDOW, KINDS, JobFilter, JobList
+from .data import DEFAULT_SEARCH_ROWS, DEFAULT_SEARCH_WINDOW, KINDS, JobFilter, JobList
 from .http import CSRF_FIELD
 from .pages import View, esc, link, moment, queue_link
 
@@ -33,8 +33,14 @@ def jobs_page(view: View, listed: JobList, queues: Iterable[str], wanted: JobFil
     if listed.window is not None:
         window = (f"<p class=\"muted\" id=\"window\">History searched from "
                   f"{esc(listed.window.strftime('%Y-%m-%d %H:%M'))} UTC (the last "
-                  f"{DEFAULT_SEARCH_WINDOW.days * 24} h); set “finished since” to search "
-                  "further back.</p>")
+                  f"{DEFAULT_SEARCH_WINDOW.days * 24} h, or the newest "
+                  f"{DEFAULT_SEARCH_ROWS:,} finished jobs if more finished); set “finished "
+                  "since” to search further back.</p>")
+    if listed.live_from_id is not None:
+        window += (f"<p class=\"muted\" id=\"live-window\">Live jobs searched from id "
+                   f"{listed.live_from_id} on (the newest {DEFAULT_SEARCH_ROWS:,} ids); set "
+                   "“finished since” (for live jobs: created since) to search every live "
+                   "job.</p>")
     more = ""
     if listed.next_cursor is not None:
         target = link("/jobs", **{**wanted.query_args(), "cursor": listed.next_cursor})

@@ -9,7 +9,7 @@ from typing import Any
 from .charts import Range, line_chart, series_by_queue
 from .data import JobFilter, JobList
 from .page_jobs import job_table
-from .pages import View, button, esc, link
+from .pages import View, button, count_text, esc, link
 
 __all__ = ["queue_page"]
 
@@ -20,7 +20,8 @@ _COUNTS = (("ready", "ready"), ("scheduled", "scheduled"), ("running", "running"
 
 def queue_page(view: View, queue: Mapping[str, Any], limits: Mapping[str, Any],
                chart_rows: Sequence[Mapping[str, Any]], span: Range, failures: JobList,
-               jobs: JobList, serving: Sequence[Mapping[str, Any]], now: datetime) -> str:
+               jobs: JobList, serving: Sequence[Mapping[str, Any]], now: datetime, *,
+               note: str = "") -> str:
     name = str(queue["queue"])
     paused = bool(queue.get("paused"))
     state = ("<span class=\"pill bad\" id=\"queue-state\">paused</span>" if paused
@@ -34,7 +35,7 @@ def queue_page(view: View, queue: Mapping[str, Any], limits: Mapping[str, Any],
     counts = "".join(
         f"<div class=\"stat\" data-stat=\"{key}\"><span class=\"label\">{key.replace('_', ' ')}"
         f"</span><a class=\"value\" href=\"{esc(link('/jobs', queue=name, state=kind))}\">"
-        f"{int(queue.get(key) or 0)}</a></div>" if kind else
+        f"{esc(count_text(queue, key))}</a></div>" if kind else
         f"<div class=\"stat\" data-stat=\"{key}\"><span class=\"label\">succeeded last hour"
         f"</span><span class=\"value\">{int(queue.get(key) or 0)}</span></div>"
         for key, kind in _COUNTS)
@@ -49,6 +50,7 @@ def queue_page(view: View, queue: Mapping[str, Any], limits: Mapping[str, Any],
                         for w in serving) or "none: no registered worker takes this queue"
     return (f"<h1>Queue {esc(name)} {state}</h1><div class=\"actions\">{''.join(actions)}</div>"
             f"<div class=\"stats\" id=\"queue-counts\">{counts}</div>"
+            + (f"<p class=\"muted\" id=\"counts-as-of\">{esc(note)}</p>" if note else "") +
             f"<h2>Limits</h2>{limits_table(limits)}"
             f"<p>Workers: <span id=\"queue-workers\">{esc(workers)}</span></p>{chart}"
             f"<h2>Recent failures</h2>"

@@ -18,8 +18,8 @@ from urllib.parse import quote, urlencode
 from ..admin import JobDetail
 from .http import CSRF_FIELD, json_default
 
-__all__ = ["View", "ago", "button", "esc", "job_page", "layout", "link", "login_page", "moment",
-           "overview", "queue_link"]
+__all__ = ["View", "ago", "button", "count_text", "esc", "job_page", "layout", "link",
+           "login_page", "moment", "overview", "queue_link"]
 
 _STATS_COLUMNS = ("ready", "scheduled", "running", "unclaimable", "failed", "succeeded_1h",
                   "lag_seconds")
@@ -136,7 +136,7 @@ def sparkline(points: Sequence[Mapping[str, Any]], now: datetime) -> str:
 
 
 def overview(view: View, queues: list[dict[str, Any]], charts: Mapping[str, list[Any]],
-             now: datetime) -> str:
+             now: datetime, *, note: str = "") -> str:
     has_paused = any("paused" in q for q in queues)
     head = "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in _STATS_COLUMNS)
     rows = []
@@ -148,8 +148,8 @@ def overview(view: View, queues: list[dict[str, Any]], charts: Mapping[str, list
             if column in _LINKED and value:
                 target = link("/jobs", queue=name, state=_LINKED[column])
                 css = "num bad" if column in ("failed", "unclaimable") else "num"
-                cells.append(f"<td class=\"{css}\"><a href=\"{esc(target)}\">{esc(value)}</a>"
-                             "</td>")
+                cells.append(f"<td class=\"{css}\"><a href=\"{esc(target)}\">"
+                             f"{esc(count_text(q, column))}</a></td>")
             elif column == "lag_seconds":
                 cells.append(f"<td class=\"num\">{float(value or 0):.1f} s</td>")
             else:
@@ -175,15 +175,17 @@ def overview(view: View, queues: list[dict[str, Any]], charts: Mapping[str, list
         rows.append(f"<tr><td colspan=\"{len(_STATS_COLUMNS) + 5}\" class=\"muted\">"
                     "No queues yet: enqueue a job to create one.</td></tr>")
     paused_head = "<th>state</th>" if has_paused else ""
+    as_of = f"<p class=\"muted\" id=\"counts-as-of\">{esc(note)}</p>" if note else ""
     return (f"<h1>Queues</h1><table class=\"grid\" id=\"queues\"><thead><tr><th>queue</th>"
             f"{head}<th>depth</th><th>last hour</th>{paused_head}<th></th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+            f"<tbody>{''.join(rows)}</tbody></table>{as_of}")
 
 
 def _depth_cell(q: Mapping[str, Any]) -> str:
     """Live jobs, with the queue's max_depth, and a pill when full or past warn_depth."""
     depth, max_depth, warn_depth = q.get("depth"), q.get("max_depth"), q.get("warn_depth")
-    text = esc(depth) if max_depth is None else f"{esc(depth)} / {esc(max_depth)}"
+    shown = esc(count_text(q, "depth"))
+    text = shown if max_depth is None else f"{shown} / {esc(max_depth)}"
     pill = ""
     if max_depth is not None and depth is not None and depth >= max_depth:
         pill = " <span class=\"pill bad\" title=\"new jobs are refused\">full</span>"
@@ -191,6 +193,20 @@ def _depth_cell(q: Mapping[str, Any]) -> str:
         pill = (f" <span class=\"pill queued\" title=\"warn depth {esc(warn_depth)}\">"
                 "over warn depth</span>")
     return f"<td class=\"num depth\">{text}{pill}</td>"
+
+
+def count_text(row: Mapping[str, Any], column: str) -> str:
+    """A count as shown: ``10000+`` when a count made with a bound reached it
+    (rows without ``bound`` are exact)."""
+    value = row.get(column)
+    bound = row.get("bound")
+    if bound is None or value is None:
+        return str(value)
+    read = {"ready": ("queued_seen",), "scheduled": ("queued_seen",),
+            "unclaimable": ("queued_seen",), "running": ("running",),
+            "blocked": ("blocked",), "depth": ("queued_seen", "running", "blocked")}
+    reached = any(int(row.get(k) or 0) >= bound for k in read.get(column, ()))
+    return f"{value}+" if reached else str(value)
 
 
 def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str:

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from .. import admin
 from ..producer.batches import get_batch, list_batches
-from . import api, charts, data, page_jobs, page_other, page_queue, pages
+from . import api, charts, data, page_jobs, page_other, page_queue, pages, summaries
 from .data import Conn, JobFilter
 from .http import HttpError, Request
 
@@ -34,7 +34,10 @@ def render(conn: Conn, request: Request, view: pages.View, now: datetime) -> str
     """The page's body (the inside of ``<main>``); HttpError 404 when there is none."""
     path = request.path
     if path == "/":
-        return pages.overview(view, api.queue_rows(conn), api.throughput(conn), now)
+        hour = summaries.finished_series(conn, now - charts.RANGES["hour"].span, 60)
+        queues = summaries.queue_rows(conn, now, finished=hour)
+        return pages.overview(view, queues, summaries.throughput(hour), now,
+                              note=summaries.counts_note(queues, now))
     if path == "/jobs":
         wanted = filter_of(request)
         names = [row["name"] for row in data.fetch(conn, "queue_names_list")]
@@ -44,8 +47,11 @@ def render(conn: Conn, request: Request, view: pages.View, now: datetime) -> str
         return page_other.workers_page(data.workers(conn), now)
     if path == "/charts":
         span = charts.parse_range(request.arg("range"))
-        rows = data.finished_series(conn, now - span.span, span.bucket_seconds)
-        return charts.charts_page(rows, api.queue_rows(conn), span, now)
+        rows = summaries.finished_series(conn, now - span.span, span.bucket_seconds)
+        depth = summaries.depth_series(conn, now - span.span, span.bucket_seconds)
+        queues = summaries.queue_rows(conn, now)
+        return charts.charts_page(rows, depth, queues, span, now,
+                                  note=summaries.counts_note(queues, now))
     if path == "/batches":
         cursor = data.parse_filter({"cursor": request.arg("cursor")}).cursor
         batches = list_batches(conn, limit=50, before_id=cursor)
@@ -77,13 +83,16 @@ def filter_of(request: Request) -> JobFilter:
 
 
 def _queue(conn: Conn, view: pages.View, name: str, now: datetime) -> str:
-    queue = data.queue_detail(conn, name)
-    if queue is None:
-        raise HttpError(404, f"no queue is named {name!r}")
-    limits = {**queue, **data.queue_limits(conn, name)}
     span = charts.RANGES["hour"]
-    rows = data.finished_series(conn, now - span.span, span.bucket_seconds, name)
+    rows = summaries.finished_series(conn, now - span.span, span.bucket_seconds, name)
+    found = summaries.queue_rows(conn, now, name, finished=rows)
+    if not found:
+        raise HttpError(404, f"no queue is named {name!r}")
+    queue = found[0]
+    limits = {**queue, **data.queue_limits(conn, name)}
     failures = data.search_jobs(conn, JobFilter(queue=name, state="failed", limit=10), now)
     jobs = data.search_jobs(conn, JobFilter(queue=name), now)
-    serving = [w for w in data.workers(conn) if name in w["queues"]]
-    return page_queue.queue_page(view, queue, limits, rows, span, failures, jobs, serving, now)
+    # Without their last hour of jobs (the workers page's, a scan of that hour of history).
+    serving = [w for w in data.fetch(conn, "admin_workers_list") if name in w["queues"]]
+    return page_queue.queue_page(view, queue, limits, rows, span, failures, jobs, serving, now,
+                                 note=summaries.counts_note(found, now))

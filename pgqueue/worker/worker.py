@@ -265,6 +265,7 @@ class Worker:
             await asyncio.gather(*services, return_exceptions=True)
             for session in (claim, complete):
                 await session.close()
+            await parts.maintenance.close()
             threads.shutdown(wait=False, cancel_futures=True)
             self._emit(WorkerStopped(self.id))
             if self.metrics_server is not None:

@@ -3,7 +3,9 @@
 -- Parameters: queue, task, kind (ready, scheduled, retrying, blocked,
 --   unclaimable, queued, running or NULL for any), id, args (jsonb containment),
 --   error (text found in last_error), unique_key, batch_id, since, until (on
---   created_at), before_id (keyset cursor), limit. NULL means "any".
+--   created_at), before_id (keyset cursor), from_id (the smallest id read: a
+--   search by args or error text without a time range reads the newest ids
+--   only), limit. NULL means "any".
 -- kind: running; blocked (waits for dependencies); retrying (attempt > 0, run_at
 --   ahead); scheduled (run_at ahead); unclaimable (ready, and no registered worker
 --   of the queue knows the task); ready.
@@ -35,6 +37,7 @@ WITH live AS (
       AND (%(since)s::timestamptz IS NULL OR j.created_at >= %(since)s::timestamptz)
       AND (%(until)s::timestamptz IS NULL OR j.created_at < %(until)s::timestamptz)
       AND (%(before_id)s::bigint IS NULL OR j.id < %(before_id)s::bigint)
+      AND (%(from_id)s::bigint IS NULL OR j.id >= %(from_id)s::bigint)
       AND (%(kind)s::text IS NULL
            OR (%(kind)s::text = 'running' AND j.state = 'running')
            OR (%(kind)s::text <> 'running' AND j.state = 'queued'))

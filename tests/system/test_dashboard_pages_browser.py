@@ -2,7 +2,9 @@
 
 Queue page, scheduled / retrying / unclaimable jobs, running jobs with their
 worker and heartbeat, workers with the leader, search, a bulk retry confirmed
-with its count, charts over a day in light and dark mode, batches and periodic.
+with its count, charts over a day in light and dark mode (finished jobs and
+durations from the roll-ups, ready jobs, depth and lag from the leader's
+samples), batches and periodic.
 Screenshots go to ``PGQUEUE_TEST_ARTIFACTS`` (else the test's tmp dir).
 """
 
@@ -20,7 +22,7 @@ from tests.support import running_worker, wait_until
 from tests.system.test_dashboard_browser import _retrying, browser, dashboard_url  # noqa: F401
 
 SHOTS = ("queue", "scheduled", "running", "workers", "search", "bulk-confirm", "bulk-done",
-         "charts", "charts-dark", "batch", "periodic")
+         "charts", "charts-depth", "charts-dark", "batch", "periodic")
 
 
 def _text(driver: Any, css: str) -> str:
@@ -113,10 +115,20 @@ def test_every_page_and_a_bulk_retry(browser: Any, dashboard_url: str, clean_db:
         shot("bulk-done")
         wait_until(lambda: len(worker.finished("failed")) >= 4, message="the retries to run")
 
-        browser.get(dashboard_url + "/charts?range=day")
+        def charted(css: str) -> bool:
+            browser.get(dashboard_url + "/charts?range=day")
+            return bool(browser.find_elements(By.CSS_SELECTOR, css))
+
+        # The leader samples the queues: one is ready (unclaimable), two scheduled.
+        wait_until(lambda: charted("#chart-depth polyline") and charted("#chart-lag polyline")
+                   and charted("#chart-ready polyline"), timeout=120,
+                   message="depth and lag charted from the leader's samples")
         assert browser.find_elements(By.CSS_SELECTOR, "#chart-failed polyline")
         assert browser.find_elements(By.CSS_SELECTOR, "#chart-p50 polyline")
+        assert "as of the leader's sample" in _text(browser, "#counts-as-of")
         shot("charts")
+        browser.execute_script("document.getElementById('chart-ready').scrollIntoView()")
+        shot("charts-depth")
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {
             "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
         background = browser.execute_script(

@@ -4,7 +4,8 @@
 - leader (:mod:`.leader`): a lease that one worker at a time holds; whoever
   holds it runs the services below.
 - reaper (:mod:`.reaper`), expiry (:mod:`.expiry`), settler (:mod:`.settler`),
-  compactor (:mod:`.compactor`), every reaper interval; scheduler
+  compactor (:mod:`.compactor`), roll-up (:mod:`.rollup`), every reaper
+  interval; sampler (:mod:`.sampler`) every few seconds; scheduler
   (:mod:`.scheduler`) at each periodic tick; pruner (:mod:`.pruner`), a round
   a minute of short statements spaced apart.
 
@@ -15,7 +16,11 @@ with its traceback once per streak, counted, and backed off on, while the
 others, the heartbeat, the claims and leadership go on.
 
 They share the claim session (a worker costs three connections: listener,
-claim, completer). That is safe because the session is autocommit: a refused
+claim, completer), except the roll-up and the sampler: their statements read
+much more (a sample counts every live job: 1.3-6 s with 1,000,000), so
+they run on a session of their own, which connects only once its worker
+leads: the leader holds a fourth connection, and its claims never wait for
+them. That is safe because the session is autocommit: a refused
 statement rolled back alone and the connection stays usable; only a lost
 connection closes it. Statements are short (the reaper, expiry and pruner are
 bounded per statement) and the session serialises them, so a claim waits for
@@ -41,6 +46,8 @@ from .leader import Leader, LeaderConfig
 from .loop import DEFAULT_BACKOFF_MAX_SECONDS, LoopConfig, Service, run_service
 from .pruner import Pruner, PrunerConfig
 from .reaper import Reaper, ReaperConfig
+from .rollup import Rollup, RollupConfig
+from .sampler import DEFAULT_SAMPLE_INTERVAL_SECONDS, Sampler, SamplerConfig
 from .scheduler import Scheduler, SchedulerConfig
 from .settler import Settler, SettlerConfig
 
@@ -73,6 +80,10 @@ class Maintenance:
         self.settler = Settler(session, SettlerConfig(every))
         self.compactor = Compactor(session, CompactorConfig(every))
         self.pruner = Pruner(session, worker_id, emit, PrunerConfig(retention=config.retention))
+        self.summaries = Session(session.dsn, name="summaries", pooled=session.pooled)
+        self.rollup = Rollup(self.summaries, RollupConfig(every))
+        self.sampler = Sampler(self.summaries,
+                               SamplerConfig(min(every, DEFAULT_SAMPLE_INTERVAL_SECONDS)))
         self.scheduler = Scheduler(session, schedules or [], self.leader, SchedulerConfig(
             tolerance_seconds=lease + 2 * config.heartbeat_interval, max_wait_seconds=tick))
         self._has_schedules = bool(schedules)
@@ -92,12 +103,16 @@ class Maintenance:
     async def resign(self) -> None:
         await self.leader.resign()
 
+    async def close(self) -> None:
+        """Close the session of the roll-up and the sampler (if it ever connected)."""
+        await self.summaries.close()
+
     async def run(self) -> None:
         """Run every service until cancelled."""
         loops = [self._loop(self.heartbeat, self._steady),
                  self._loop(self.leader, self._steady)]
         led: list[Service] = [self.reaper, self.expiry, self.settler, self.compactor,
-                              self.pruner]
+                              self.pruner, self.rollup, self.sampler]
         if self._has_schedules:
             led.append(self.scheduler)
         loops += [self._loop(service, self._backoff, leader_only=True) for service in led]
