@@ -60,10 +60,13 @@ def finish(dsn: str, queue: str = "default", *, succeeded: int = 0, failed: int 
     return made
 
 
-def age(dsn: str, ids: list[int], seconds: float) -> None:
-    """As if these jobs had finished ``seconds`` ago."""
+def age(dsn: str, ids: list[int], seconds: float, *, rolled_up: bool = True) -> None:
+    """As if these jobs had finished ``seconds`` ago, and (``rolled_up``) the
+    dashboard's roll-up had counted all of history up to now."""
     fetch(dsn, "UPDATE pgqueue.finished_jobs SET finished_at = now() - %s * interval '1 second' "
                "WHERE id = ANY(%s) RETURNING id", [seconds, ids])
+    if rolled_up:
+        fetch(dsn, "UPDATE pgqueue.rollup_state SET rolled_until = now() RETURNING 1")
 
 
 def history(dsn: str) -> set[int]:
@@ -467,3 +470,20 @@ def test_reports_come_once_per_round_at_most_every_report_interval(
     (record,) = [r for r in caplog.records if r.message == "pruned finished jobs from history"]
     assert record.levelno == logging.INFO
     assert (record.jobs, record.succeeded_jobs, record.rounds) == (9, 9, 3)  # type: ignore[attr-defined]
+
+
+def test_rows_the_roll_up_has_not_counted_are_kept(clean_db: str) -> None:
+    """The charts' roll-up counts history from a watermark on: what it has not
+    reached yet stays, whatever the retention, so a lagging roll-up loses nothing."""
+    made = finish(clean_db, succeeded=6)
+    ids = made["succeeded"]
+    age(clean_db, ids, 3 * 86_400, rolled_up=False)
+    assert prune(clean_db).jobs == {}  # the roll-up never ran: nothing is pruned
+    assert history(clean_db) == set(ids)
+    # The roll-up has counted up to two days ago: the rows older than that go,
+    # those it has not reached yet stay.
+    age(clean_db, ids[:3], 4 * 86_400, rolled_up=False)
+    fetch(clean_db, "UPDATE pgqueue.rollup_state SET rolled_until = now() - interval '3.5 days' "
+                    "RETURNING 1")
+    assert prune(clean_db).jobs == {("default", "succeeded"): 3}
+    assert history(clean_db) == set(ids[3:])
