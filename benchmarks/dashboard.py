@@ -187,7 +187,8 @@ def time_pages(dsn: str, paths: list[str], runs: int = 5, title: str = "") -> No
 def plans(conn: psycopg.Connection[Any], history: int) -> None:
     empty = {"queue": None, "task": None, "id": None, "args": None, "error": None,
              "unique_key": None, "batch_id": None, "since": None, "until": None,
-             "before_id": None, "from_id": None, "limit": 50}
+             "before_id": None, "from_id": None, "limit": 50, "tags_all": None,
+             "tags_any": None}
     cases = [
         ("queue_stats_list", {}),
         ("dashboard_jobs_live", {**empty, "kind": "scheduled"}),

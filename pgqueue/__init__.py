@@ -93,6 +93,13 @@ if TYPE_CHECKING:
         set_retention_async,
     )
     from .producer.results import result, result_async, wait_for_result, wait_for_result_async
+    from .producer.tagged import (
+        CancelCounts,
+        cancel_jobs,
+        cancel_jobs_async,
+        retry_jobs,
+        retry_jobs_async,
+    )
     from .tasks import Registry, Task
     from .types import Job, JobContext, JobState
     from .worker import Worker
@@ -174,6 +181,15 @@ __all__ += [
     "set_retention_async",
 ]
 
+# Actions by tag (pgqueue.producer.tagged).
+__all__ += [
+    "CancelCounts",
+    "cancel_jobs",
+    "cancel_jobs_async",
+    "retry_jobs",
+    "retry_jobs_async",
+]
+
 # Results and batches (pgqueue.producer.results, pgqueue.producer.batches).
 __all__ += [
     "AsyncBatch",
@@ -213,6 +229,8 @@ _LAZY: dict[str, str | None] = {
                     "producer.results"),
     **dict.fromkeys(("get_retention", "get_retention_async", "set_retention",
                      "set_retention_async"), "producer.queue_retention"),
+    **dict.fromkeys(("CancelCounts", "cancel_jobs", "cancel_jobs_async", "retry_jobs",
+                     "retry_jobs_async"), "producer.tagged"),
     **dict.fromkeys(("Registry", "Task"), "tasks"),
     **dict.fromkeys(("Job", "JobContext", "JobState"), "types"),
     "Worker": "worker",

@@ -589,6 +589,57 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.finished_job_tags_add() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    INSERT INTO pgqueue.finished_job_tags (tag, job_id)
+    SELECT DISTINCT t.tag, NEW.id FROM unnest(NEW.tags) AS t(tag)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION pgqueue.finished_job_tags_track() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM pgqueue.finished_job_tags t
+        USING (SELECT r.id, u.tag FROM deleted_rows r
+               CROSS JOIN LATERAL unnest(r.tags) AS u(tag)
+               WHERE r.tags OPERATOR(pg_catalog.<>) '{}') d
+        WHERE t.tag OPERATOR(pg_catalog.=) d.tag AND t.job_id OPERATOR(pg_catalog.=) d.id;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- Only rows whose tags changed (an update of anything else moves nothing).
+        DELETE FROM pgqueue.finished_job_tags t
+        USING (SELECT o.id, u.tag FROM old_rows o
+               JOIN new_rows n ON n.id OPERATOR(pg_catalog.=) o.id
+               CROSS JOIN LATERAL unnest(o.tags) AS u(tag)
+               WHERE o.tags IS DISTINCT FROM n.tags) d
+        WHERE t.tag OPERATOR(pg_catalog.=) d.tag AND t.job_id OPERATOR(pg_catalog.=) d.id;
+        INSERT INTO pgqueue.finished_job_tags (tag, job_id)
+        SELECT DISTINCT u.tag, n.id FROM new_rows n
+        LEFT JOIN old_rows o ON o.id OPERATOR(pg_catalog.=) n.id
+        CROSS JOIN LATERAL unnest(n.tags) AS u(tag)
+        WHERE o.tags IS DISTINCT FROM n.tags
+        ON CONFLICT DO NOTHING;
+    ELSIF TG_OP = 'TRUNCATE' THEN
+        -- As failed_counts_track: TRUNCATE waits for everyone using the table;
+        -- when the same statement truncates it too, it is empty already.
+        BEGIN
+            TRUNCATE pgqueue.finished_job_tags;
+        EXCEPTION WHEN object_in_use THEN
+            LOCK TABLE pgqueue.finished_job_tags IN EXCLUSIVE MODE;
+            DELETE FROM pgqueue.finished_job_tags;
+        END;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION pgqueue.tags_valid(tags text[]) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -1714,7 +1765,9 @@ CREATE VIEW pgqueue.all_jobs AS
     j.last_error,
     j.errors,
     j.trace_context,
-    NULL::jsonb AS result
+    NULL::jsonb AS result,
+    j.tags,
+    j.meta
    FROM pgqueue.jobs j
 UNION ALL
  SELECT h.id,
@@ -1735,7 +1788,9 @@ UNION ALL
     h.last_error,
     h.errors,
     h.trace_context,
-    h.result
+    h.result,
+    h.tags,
+    h.meta
    FROM pgqueue.finished_jobs h;
 
 CREATE TABLE pgqueue.job_batches (
@@ -1807,9 +1862,18 @@ CREATE VIEW pgqueue.failed_jobs AS
     h.last_error,
     h.errors,
     h.args,
-    h.worker_id
+    h.worker_id,
+    h.tags,
+    h.meta
    FROM pgqueue.finished_jobs h
   WHERE (h.state = 'failed'::pgqueue.job_state);
+
+CREATE TABLE pgqueue.finished_job_tags (
+    tag text NOT NULL,
+    job_id bigint NOT NULL
+);
+
+COMMENT ON TABLE pgqueue.finished_job_tags IS 'one row per tag of each finished job, kept by the triggers on finished_jobs';
 
 CREATE TABLE pgqueue.finished_rollups (
     width_seconds integer NOT NULL,
@@ -1996,7 +2060,9 @@ CREATE VIEW pgqueue.running_jobs AS
     j.worker_id,
     w.host AS worker_host,
     w.pid AS worker_pid,
-    j.args
+    j.args,
+    j.tags,
+    j.meta
    FROM (pgqueue.jobs j
      LEFT JOIN pgqueue.workers w ON ((w.id = j.worker_id)))
   WHERE (j.state = 'running'::pgqueue.job_state);
@@ -2010,9 +2076,14 @@ CREATE VIEW pgqueue.scheduled_jobs AS
     j.attempt,
     j.max_attempts,
     j.last_error,
-    j.args
+    j.args,
+    j.tags,
+    j.meta
    FROM pgqueue.jobs j
   WHERE ((j.state = 'queued'::pgqueue.job_state) AND (j.run_at > now()));
+
+ALTER TABLE ONLY pgqueue.finished_job_tags
+    ADD CONSTRAINT finished_job_tags_pkey PRIMARY KEY (tag, job_id);
 
 ALTER TABLE ONLY pgqueue.finished_jobs
     ADD CONSTRAINT finished_jobs_pkey PRIMARY KEY (id);
@@ -2083,6 +2154,8 @@ CREATE INDEX jobs_running_idx ON pgqueue.jobs USING btree (worker_id) WHERE (sta
 
 CREATE INDEX jobs_running_key_idx ON pgqueue.jobs USING btree (concurrency_key) WHERE ((state = 'running'::pgqueue.job_state) AND (concurrency_key IS NOT NULL));
 
+CREATE INDEX jobs_tags_idx ON pgqueue.jobs USING gin (tags) WHERE (tags <> '{}'::text[]);
+
 CREATE UNIQUE INDEX jobs_unique_key_idx ON pgqueue.jobs USING btree (unique_key) WHERE (unique_key IS NOT NULL);
 
 CREATE INDEX queue_starts_queue_idx ON pgqueue.queue_starts USING btree (queue, started_at);
@@ -2094,6 +2167,14 @@ CREATE TRIGGER finished_jobs_count_inserted AFTER INSERT ON pgqueue.finished_job
 CREATE TRIGGER finished_jobs_count_truncated AFTER TRUNCATE ON pgqueue.finished_jobs FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.failed_counts_track();
 
 CREATE TRIGGER finished_jobs_count_updated AFTER UPDATE ON pgqueue.finished_jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.failed_counts_track();
+
+CREATE TRIGGER finished_jobs_tags_deleted AFTER DELETE ON pgqueue.finished_jobs REFERENCING OLD TABLE AS deleted_rows FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.finished_job_tags_track();
+
+CREATE TRIGGER finished_jobs_tags_inserted AFTER INSERT ON pgqueue.finished_jobs FOR EACH ROW WHEN ((new.tags <> '{}'::text[])) EXECUTE FUNCTION pgqueue.finished_job_tags_add();
+
+CREATE TRIGGER finished_jobs_tags_truncated AFTER TRUNCATE ON pgqueue.finished_jobs FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.finished_job_tags_track();
+
+CREATE TRIGGER finished_jobs_tags_updated AFTER UPDATE ON pgqueue.finished_jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.finished_job_tags_track();
 
 CREATE TRIGGER jobs_after_insert AFTER INSERT ON pgqueue.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.jobs_after_insert();
 

@@ -17,7 +17,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -29,11 +29,13 @@ from .._sql import query
 from ..errors import InvalidArgumentError, InvalidJobError
 from ..producer.connections import SyncHandle, own_cursor, sync_connection
 from ..producer.params import validate_queue, validate_task
+from ..producer.tag_filter import TAG_MODES, no_tags, tag_filter
 from ..types import JobState
 
 __all__ = [
     "DEFAULT_LIST_LIMIT",
     "MAX_LIST_LIMIT",
+    "TAG_MODES",
     "InvalidArgumentError",
     "JobDetail",
     "JobPage",
@@ -88,6 +90,7 @@ class JobSummary:
     finished_at: datetime | None
     worker_id: str | None
     last_error: str | None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class JobDetail:
 
     ``errors`` holds the newest errors (up to 10), oldest first; each is a dict
     with ``attempt``, ``kind``, ``message``, ``at`` and usually ``traceback``.
+    ``tags`` and ``meta`` are the job's labels and metadata (README: "Tags").
     """
 
     id: int
@@ -119,6 +123,8 @@ class JobDetail:
     result: Any
     worker_host: str | None
     worker_pid: int | None
+    tags: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trace_id(self) -> str | None:
@@ -211,28 +217,54 @@ def prune_counts(conn: SyncHandle, older_than: timedelta | float) -> dict[str, i
 
 def list_jobs(conn: SyncHandle, *, queue: str | None = None,
               state: str | None = None, task: str | None = None,
+              tags: list[str] | tuple[str, ...] | None = None, tags_mode: str = "all",
               limit: int = DEFAULT_LIST_LIMIT, cursor: int | None = None) -> JobPage:
     """Jobs newest first (by id), live and finished, optionally filtered.
 
     Args:
         queue, state, task: keep only jobs with this queue, state (a
             :class:`~pgqueue.JobState` value) or task.
+        tags: keep only jobs with these tags: every one of them with
+            ``tags_mode="all"`` (the default), at least one with ``"any"``.
         limit: jobs per page, 1 to 1000.
         cursor: the ``next_cursor`` of the previous page; None for the first.
 
     The page is found by key (ids below the cursor), so a page deep in a long
-    history costs the same as the first.
+    history costs the same as the first; so does a page of the jobs with a tag
+    (README, "Tags", for what it costs over a long history).
+
+    Example::
+
+        page = pgqueue.list_jobs(conn, tags=["customer:42"], state="failed")
     """
-    params = {
+    params = list_jobs_params(queue=queue, state=state, task=task, tags=tags,
+                              tags_mode=tags_mode, limit=limit, cursor=cursor)
+    rows = _fetch(conn, "admin_jobs_list", params, dicts=True)
+    if tags is not None and params["state"] not in ("queued", "running"):
+        # By tag, history comes from the tag table (admin_jobs_list reads live jobs only).
+        rows += _fetch(conn, "job_history_by_tags", params, dicts=True)
+        rows = sorted(rows, key=lambda row: row["id"], reverse=True)[:params["limit"]]
+    wanted = set(field_names(JobSummary))
+    jobs = [JobSummary(**{k: v for k, v in row.items() if k in wanted}) for row in rows]
+    next_cursor = jobs[-1].id if len(jobs) == params["limit"] else None
+    return JobPage(jobs, next_cursor)
+
+
+def list_jobs_params(*, queue: str | None = None, state: str | None = None,
+                     task: str | None = None, tags: object = None, tags_mode: object = "all",
+                     limit: int = DEFAULT_LIST_LIMIT,
+                     cursor: int | None = None) -> dict[str, Any]:
+    """The validated parameters of ``admin_jobs_list`` (for :func:`list_jobs` and the
+    benchmarks, which explain the statement)."""
+    wanted = tag_filter(tags, tags_mode)
+    return {
         "queue": None if queue is None else _valid(validate_queue, queue),
         "state": None if state is None else validate_state(state),
         "task": None if task is None else _valid(validate_task, task),
+        **(no_tags() if wanted is None else wanted.params()),
         "limit": validate_limit(limit),
         "before_id": None if cursor is None else _check_job_id(cursor, "cursor"),
     }
-    jobs = [JobSummary(**row) for row in _fetch(conn, "admin_jobs_list", params, dicts=True)]
-    next_cursor = jobs[-1].id if len(jobs) == params["limit"] else None
-    return JobPage(jobs, next_cursor)
 
 
 def get_job(conn: SyncHandle, job_id: int) -> JobDetail | None:

@@ -213,8 +213,8 @@ def demo(dsn: str | None, jobs: int, failure_rate: float, concurrency: int) -> N
 
 # --- the other command groups: worker; cancel, queue, periodic; operating; batch -------
 register_worker(main)
-register_control(main)
 register_admin(main)
+register_control(main)  # after admin: it adds `cancel` to the `jobs` group too
 register_batch(main)
 
 

@@ -20,6 +20,7 @@ from .. import _dsn, admin
 from ..retention import parse_duration_text
 from ..types import JobState
 from .common import DSN_HELP, POOLER_HELP, echo_json, require_dsn
+from .tagged import retry_tagged, tag_mode_option, tag_option, yes_option
 
 __all__ = ["EXIT_NOT_FOUND", "parse_duration", "register"]
 
@@ -114,24 +115,31 @@ def status(watch: bool, interval: float, as_json: bool, dsn: str | None) -> None
 
 @click.group()
 def jobs() -> None:
-    """List jobs, or show one."""
+    """List, show, cancel and retry jobs."""
 
 
 @jobs.command("list")
 @click.option("--queue")
 @click.option("--state", type=click.Choice([s.value for s in JobState]))
 @click.option("--task")
+@tag_option
+@tag_mode_option
 @click.option("--limit", type=click.IntRange(1, admin.MAX_LIST_LIMIT),
               default=admin.DEFAULT_LIST_LIMIT, show_default=True)
 @click.option("--cursor", type=click.IntRange(min=1), help="Show jobs older than this id.")
 @json_option
 @dsn_option
-def jobs_list(queue: str | None, state: str | None, task: str | None, limit: int,
-              cursor: int | None, as_json: bool, dsn: str | None) -> None:
-    """Jobs newest first; --cursor with the printed next id pages on."""
+def jobs_list(queue: str | None, state: str | None, task: str | None, tags: tuple[str, ...],
+              tag_mode: str, limit: int, cursor: int | None, as_json: bool,
+              dsn: str | None) -> None:
+    """Jobs newest first; --cursor with the printed next id pages on.
+
+    --tag a --tag b lists jobs tagged a and b; add --tag-mode any for a or b.
+    """
     with _connect(dsn) as conn:
         try:
-            page = admin.list_jobs(conn, queue=queue, state=state, task=task, limit=limit,
+            page = admin.list_jobs(conn, queue=queue, state=state, task=task,
+                                   tags=tags or None, tags_mode=tag_mode, limit=limit,
                                    cursor=cursor)
         except admin.InvalidArgumentError as exc:
             raise _invalid(exc) from None
@@ -140,9 +148,10 @@ def jobs_list(queue: str | None, state: str | None, task: str | None, limit: int
                     "next_cursor": page.next_cursor})
         return
     columns = ["id", "queue", "task", "state", "attempt", "created_at", "finished_at",
-               "last_error"]
+               "tags", "last_error"]
     rows = [[j.id, j.queue, j.task, j.state, f"{j.attempt}/{j.max_attempts}", j.created_at,
-             j.finished_at, (j.last_error or "")[:50] or None] for j in page.jobs]
+             j.finished_at, j.tags or None, (j.last_error or "")[:50] or None]
+            for j in page.jobs]
     click.echo(format_table(columns, rows) if rows else "no jobs match")
     if page.next_cursor is not None:
         click.echo(f"more: --cursor {page.next_cursor}")
@@ -162,12 +171,14 @@ def jobs_show(job_id: int, as_json: bool, dsn: str | None) -> None:
     if as_json:
         echo_json({**dataclasses.asdict(job), "trace_id": job.trace_id})
         return
-    skip = {"args", "errors", "result", "trace_context"}
+    skip = {"args", "errors", "result", "trace_context", "meta"}
     for field in admin.field_names(admin.JobDetail):
         if field not in skip:
             click.echo(f"{field:>13}: {_cell(getattr(job, field))}")
     click.echo(f"{'trace_id':>13}: {_cell(job.trace_id)}")
     click.echo("args:\n" + json.dumps(job.args, indent=2, ensure_ascii=False))
+    if job.meta:
+        click.echo("meta:\n" + json.dumps(job.meta, indent=2, ensure_ascii=False))
     if job.result is not None:
         click.echo("result:\n" + json.dumps(job.result, indent=2, ensure_ascii=False))
     for error in job.errors:
@@ -180,21 +191,29 @@ def jobs_show(job_id: int, as_json: bool, dsn: str | None) -> None:
 @click.command()
 @click.argument("job_ids", nargs=-1, type=click.IntRange(min=1))
 @click.option("--failed", is_flag=True, help="Retry every failed job (of --queue).")
-@click.option("--queue", help="With --failed: only this queue.")
+@tag_option
+@tag_mode_option
+@click.option("--queue", help="With --failed or --tag: only this queue.")
+@yes_option
 @json_option
 @dsn_option
-def retry(job_ids: tuple[int, ...], failed: bool, queue: str | None, as_json: bool,
-          dsn: str | None) -> None:
+def retry(job_ids: tuple[int, ...], failed: bool, tags: tuple[str, ...], tag_mode: str,
+          queue: str | None, yes: bool, as_json: bool, dsn: str | None) -> None:
     """Queue failed or cancelled jobs again; each keeps its id.
 
-    Exit 3 when an id belongs to no job, 1 when a job cannot be retried (it is
-    live, it succeeded, or its unique key is taken).
+    Give ids, --failed (every failed job), or --tag (every failed or cancelled
+    job with the tags; asks to confirm the count unless --yes). Exit 3 when an
+    id belongs to no job, 1 when a job cannot be retried (it is live, it
+    succeeded, or its unique key is taken).
     """
-    if failed == bool(job_ids):
-        raise click.UsageError("give job ids, or --failed (optionally with --queue)")
-    if queue and not failed:
-        raise click.UsageError("--queue goes with --failed")
+    if sum((failed, bool(job_ids), bool(tags))) != 1:
+        raise click.UsageError("give job ids, --failed or --tag (optionally with --queue)")
+    if queue and not (failed or tags):
+        raise click.UsageError("--queue goes with --failed or --tag")
     with _connect(dsn) as conn:
+        if tags:
+            retry_tagged(conn, tags, tag_mode, queue, yes=yes, as_json=as_json)
+            return
         if failed:
             try:
                 count = admin.retry_failed(conn, queue)
@@ -331,3 +350,4 @@ def register(main: click.Group) -> None:
     for command in (status, jobs, retry, prune, workers, dashboard):
         if command.name not in main.commands:
             main.add_command(command)
+    jobs.add_command(retry)  # also `pgqueue jobs retry`

@@ -9,6 +9,7 @@ import click
 
 from .. import _dsn
 from .common import DSN_HELP, echo_json, require_dsn
+from .tagged import cancel_tagged, tag_mode_option, tag_option, yes_option
 
 if TYPE_CHECKING:
     from ..producer.control import QueueLimits
@@ -17,18 +18,33 @@ __all__ = ["register"]
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.argument("job_ids", nargs=-1, type=click.IntRange(min=1))
 @click.option("--reason", default="cancelled by request", show_default=True)
+@tag_option
+@tag_mode_option
+@click.option("--queue", help="With --tag: only this queue.")
+@yes_option
+@click.option("--json", "as_json", is_flag=True, help="With --tag: print JSON for scripts.")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
-def cancel(job_ids: tuple[int, ...], reason: str, dsn: str | None) -> None:
+def cancel(job_ids: tuple[int, ...], reason: str, tags: tuple[str, ...], tag_mode: str,
+           queue: str | None, yes: bool, as_json: bool, dsn: str | None) -> None:
     """Cancel jobs: queued ones at once, running ones through their worker.
 
-    Exit code 0 when every job was cancelled, requested or already finished;
-    3 when a job does not exist.
+    Give ids, or --tag for every live job with the tags (asks to confirm the
+    count unless --yes). Exit code 0 when every job was cancelled, requested or
+    already finished; 3 when a job does not exist.
     """
     from ..producer.control import CancelResult
     from ..producer.control import cancel as run_cancel
 
+    if bool(job_ids) == bool(tags):
+        raise click.UsageError("give job ids or --tag")
+    if queue and not tags:
+        raise click.UsageError("--queue goes with --tag")
+    if tags:
+        with _dsn.connect(require_dsn(dsn), autocommit=True) as conn:
+            cancel_tagged(conn, tags, tag_mode, queue, reason, yes=yes, as_json=as_json)
+        return
     missing = False
     with _dsn.connect(require_dsn(dsn)) as conn:
         for job_id in job_ids:
@@ -282,3 +298,6 @@ def register(main: click.Group) -> None:
     for command in (cancel, queue, periodic):
         if command.name not in main.commands:
             main.add_command(command)
+    jobs = main.commands.get("jobs")
+    if isinstance(jobs, click.Group):
+        jobs.add_command(cancel)  # also `pgqueue jobs cancel`

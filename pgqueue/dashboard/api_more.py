@@ -64,17 +64,27 @@ def post_bulk(conn: Conn, request: Request) -> Response:
             raise HttpError(400, "ids must be a list of job ids (whole numbers from 1)")
         chosen, more = bulk.select_ids(conn, ids=ids, now=utc_now())
     else:
-        if not isinstance(wanted, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in wanted.items()):
-            raise HttpError(400, "filter must be an object of query arguments (strings), "
-                                 "such as {\"queue\": \"email\", \"state\": \"failed\"}")
-        filtered = data.parse_filter({k: v or None for k, v in wanted.items()
-                                      if k in data.FILTER_ARGS})
+        filtered = _bulk_filter(wanted)
         chosen, more = bulk.select_ids(conn, wanted=filtered, now=utc_now())
     result = bulk.apply(conn, action, chosen, more=more)
     return Response.json({"action": action, "selected": result.selected,
                           "changed": result.changed, "skipped": result.skipped,
                           "more": result.more})
+
+
+def _bulk_filter(wanted: Any) -> data.JobFilter:
+    """The ``filter`` of a bulk action: the job list's query arguments as strings, but
+    ``tag``, which is one tag or a list of them."""
+    tags = wanted.get("tag", []) if isinstance(wanted, dict) else []
+    tags = [tags] if isinstance(tags, str) else tags
+    if not isinstance(wanted, dict) or not isinstance(tags, list) or not all(
+            isinstance(k, str) and (isinstance(v, str) or k == "tag")
+            for k, v in wanted.items()) or not all(isinstance(t, str) for t in tags):
+        raise HttpError(400, "filter must be an object of query arguments (strings; 'tag' "
+                             "may be a list), such as {\"queue\": \"email\", \"state\": "
+                             "\"failed\", \"tag\": [\"customer:42\"]}")
+    return data.parse_filter({k: v or None for k, v in wanted.items()
+                              if k in data.FILTER_ARGS}, tags=tags)
 
 
 def _percentiles(row: dict[str, Any]) -> dict[str, float | None]:

@@ -141,20 +141,24 @@ class Dashboard:
         if action == "cancel":
             self._need_control("cancel")
         picked = request.form_values("job")
+        tags = [t for t in request.form_values("f_tag") if t]
         wanted = None
         if form.get("all") == "1":
             wanted = data.parse_filter({k[2:]: v or None for k, v in form.items()
-                                        if k.startswith("f_")})
+                                        if k.startswith("f_") and k != "f_tag"}, tags=tags)
         elif not picked:
             raise HttpError(400, "select at least one job, or 'all jobs matching this filter'")
         ids, more = bulk.select_ids(conn, ids=[api.parse_int(i, "job") or 0 for i in picked],
                                     wanted=wanted, now=pages.utc_now())
         if form.get("confirm") != "yes":
-            body = page_jobs.confirm_page(self.view(), action, ids, more, form, picked)
+            body = page_jobs.confirm_page(self.view(), action, ids, more, form, picked, tags)
             return Response.html(pages.layout("Confirm", body))
         result = bulk.apply(conn, action, ids, more=more)
-        back = {k[2:]: v for k, v in form.items() if k.startswith("f_")}
-        return Response.redirect("/jobs?" + urlencode({**back, "notice": result.message()}))
+        back: dict[str, str | list[str]] = {k[2:]: v for k, v in form.items()
+                                            if k.startswith("f_") and k != "f_tag"}
+        back["tag"] = tags
+        return Response.redirect("/jobs?" + urlencode({**back, "notice": result.message()},
+                                                      doseq=True))
 
     # --- API -------------------------------------------------------------------------
 

@@ -90,10 +90,10 @@ def apply(conn: Conn, action: str, ids: Sequence[int], *, more: bool = False) ->
 
 def _run(conn: Conn, action: str, chunk: list[int]) -> int:
     if action == "retry":
-        rows: list[dict[str, Any]] = data.fetch(conn, "dashboard_bulk_retry", {"ids": chunk})
+        rows: list[dict[str, Any]] = data.fetch(conn, "job_retry_many", {"ids": chunk})
         return int(rows[0]["retried"])
     if action == "cancel":
-        rows = data.fetch(conn, "dashboard_bulk_cancel", {"ids": chunk, "reason": _REASON})
+        rows = data.fetch(conn, "job_cancel_many", {"ids": chunk, "reason": _REASON})
         return sum(int(r["jobs"]) for r in rows if r["outcome"] in ("cancelled", "requested"))
     return len(data.fetch(conn, "dashboard_bulk_delete", {"ids": chunk}))
 

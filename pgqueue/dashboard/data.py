@@ -20,7 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -34,6 +34,7 @@ from .._sql import query
 from ..admin import MAX_LIST_LIMIT, validate_queue_name
 from ..errors import InvalidArgumentError, InvalidJobError
 from ..producer.params import dump_args, validate_task
+from ..producer.tag_filter import no_tags, tag_filter
 from .http import HttpError
 
 __all__ = ["DEFAULT_SEARCH_ROWS", "DEFAULT_SEARCH_WINDOW", "KINDS", "JobFilter", "JobList",
@@ -48,7 +49,8 @@ DEFAULT_SEARCH_WINDOW = timedelta(days=1)
 #: About how many finished jobs a search without a time range reads at most.
 DEFAULT_SEARCH_ROWS = 100_000
 FILTER_ARGS = ("queue", "state", "task", "id", "args", "error", "unique_key", "batch", "since",
-               "until", "cursor")
+               "until", "cursor", "tag_mode")
+"""The single-valued query arguments of a job list; ``tag`` may be repeated (one tag each)."""
 _SEARCH_FIELDS = ("id", "args", "error", "unique_key", "batch_id", "since", "until")
 _MAX_ID = 2**63 - 1
 
@@ -69,13 +71,16 @@ class JobFilter:
     until: datetime | None = None
     limit: int = 50
     cursor: int | None = None
+    tags: tuple[str, ...] = ()
+    """Jobs with every one of these tags (``tags_mode="all"``) or any (``"any"``)."""
+    tags_mode: str = "all"
 
     def searching(self) -> bool:
         return any(getattr(self, name) is not None for name in _SEARCH_FIELDS)
 
-    def query_args(self) -> dict[str, str]:
-        """The filter as query-string arguments (for links and forms)."""
-        out: dict[str, str] = {}
+    def query_args(self) -> dict[str, str | list[str]]:
+        """The filter as query-string arguments (for links and forms); ``tag`` is a list."""
+        out: dict[str, str | list[str]] = {}
         for name in ("queue", "state", "task", "id", "error", "unique_key", "batch_id"):
             value = getattr(self, name)
             if value is not None:
@@ -86,7 +91,16 @@ class JobFilter:
             moment = getattr(self, name)
             if moment is not None:
                 out[name] = moment.isoformat()
+        if self.tags:
+            out["tag"] = list(self.tags)
+            if self.tags_mode != "all":
+                out["tag_mode"] = self.tags_mode
         return out
+
+    def tag_params(self) -> dict[str, Any]:
+        """The ``tags_all`` and ``tags_any`` parameters of the job list's queries."""
+        wanted = tag_filter(self.tags or None, self.tags_mode)
+        return no_tags() if wanted is None else wanted.params()
 
 
 @dataclass(frozen=True)
@@ -100,8 +114,10 @@ class JobList:
     notes: list[str] = field(default_factory=list)
 
 
-def parse_filter(args: Mapping[str, str | None], *, limit: int = 50) -> JobFilter:
-    """A :class:`JobFilter` from query arguments; HttpError 400 naming a bad one."""
+def parse_filter(args: Mapping[str, str | None], *, limit: int = 50,
+                 tags: Sequence[str] = ()) -> JobFilter:
+    """A :class:`JobFilter` from query arguments (``tags``: the values of the repeated
+    ``tag`` argument, blanks ignored); HttpError 400 naming a bad one."""
     state = args.get("state")
     if state is not None and state not in KINDS:
         raise HttpError(400, f"state must be one of {', '.join(KINDS)}; got {state!r}")
@@ -120,6 +136,11 @@ def parse_filter(args: Mapping[str, str | None], *, limit: int = 50) -> JobFilte
             raise HttpError(400, f"args: {exc}") from None
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise HttpError(400, f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {limit}")
+    try:
+        wanted_tags = tag_filter([t for t in tags if t] or None, args.get("tag_mode") or "all",
+                                 field="tag")
+    except InvalidArgumentError as exc:
+        raise HttpError(400, str(exc)) from None
     return JobFilter(
         queue=_checked(validate_queue_name, args.get("queue")),
         state=state, task=_checked(validate_task, args.get("task")),
@@ -128,7 +149,9 @@ def parse_filter(args: Mapping[str, str | None], *, limit: int = 50) -> JobFilte
                                                                   "unique_key"),
         batch_id=_id(args.get("batch"), "batch"), since=_moment(args.get("since"), "since"),
         until=_moment(args.get("until"), "until"), limit=limit,
-        cursor=_id(args.get("cursor"), "cursor"))
+        cursor=_id(args.get("cursor"), "cursor"),
+        tags=() if wanted_tags is None else wanted_tags.tags,
+        tags_mode="all" if wanted_tags is None else wanted_tags.mode)
 
 
 def search_jobs(conn: Conn, wanted: JobFilter, now: datetime) -> JobList:
@@ -138,7 +161,7 @@ def search_jobs(conn: Conn, wanted: JobFilter, now: datetime) -> JobList:
         "args": None if wanted.args is None else Jsonb(wanted.args),
         "error": wanted.error, "unique_key": wanted.unique_key, "batch_id": wanted.batch_id,
         "since": wanted.since, "until": wanted.until, "before_id": wanted.cursor,
-        "limit": wanted.limit,
+        "limit": wanted.limit, **wanted.tag_params(),
     }
     rows: list[dict[str, Any]] = []
     live_from = None
@@ -154,7 +177,8 @@ def search_jobs(conn: Conn, wanted: JobFilter, now: datetime) -> JobList:
     if wanted.state is None or wanted.state in FINAL_STATES:
         history = {**params, "state": wanted.state}
         if not wanted.searching():
-            rows += fetch(conn, "dashboard_jobs_history", history)
+            by_tags = "job_history_by_tags" if wanted.tags else "dashboard_jobs_history"
+            rows += fetch(conn, by_tags, history)
         else:
             unbounded = wanted.id is not None or wanted.batch_id is not None
             if wanted.since is None and not unbounded:

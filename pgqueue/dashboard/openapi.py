@@ -21,6 +21,9 @@ _STATE = {"type": "string", "enum": [s.value for s in JobState]}
 _KIND = {"type": "string", "enum": list(KINDS)}
 _DIGITS = {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}
 _SEARCH_TEXT = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}
+_TAG = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^\\u0000]*$"}
+_TAGS = {"type": "array", "items": {"type": "string"}}
+_TAG_MODE = {"type": "string", "enum": ["all", "any"], "default": "all"}
 
 _JOB_SUMMARY: dict[str, Any] = {
     "type": "object",
@@ -30,6 +33,7 @@ _JOB_SUMMARY: dict[str, Any] = {
         "state": _STATE, "priority": {"type": "integer"}, "attempt": {"type": "integer"},
         "max_attempts": {"type": "integer"}, "run_at": _TIME, "created_at": _TIME,
         "started_at": _NTIME, "finished_at": _NTIME, "worker_id": _NSTR, "last_error": _NSTR,
+        "tags": _TAGS,
     },
 }
 _JOB_ROW: dict[str, Any] = {
@@ -49,6 +53,7 @@ _JOB_DETAIL: dict[str, Any] = {
         "errors": {"type": "array", "items": {"type": "object"}},
         "trace_context": _NSTR, "trace_id": _NSTR, "result": {"nullable": True},
         "worker_host": _NSTR, "worker_pid": {"type": "integer", "nullable": True},
+        "meta": {"type": "object"},
     },
 }
 _ERROR = {"type": "object", "required": ["error"],
@@ -157,6 +162,12 @@ def _list_jobs() -> dict[str, Any]:
              "without it covers the last 24 hours", "schema": _TIME},
             {"name": "until", "in": "query", "description": "finished (live: created) "
              "before", "schema": _TIME},
+            {"name": "tag", "in": "query", "description": "jobs with this tag; repeat it "
+             "for several (tag=a&tag=b), combined as tag_mode says",
+             "schema": {"type": "array", "items": _TAG, "maxItems": 100},
+             "style": "form", "explode": True},
+            {"name": "tag_mode", "in": "query", "description": "all: jobs with every tag "
+             "given; any: jobs with at least one", "schema": _TAG_MODE},
             {"name": "limit", "in": "query",
              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}},
             {"name": "cursor", "in": "query", "description": "next_cursor of the "
@@ -283,8 +294,9 @@ def _get_queue() -> dict[str, Any]:
 def _bulk() -> dict[str, Any]:
     return {
         "summary": "Retry, cancel or delete many jobs: given ids, or every job matching a "
-                   "filter (the query arguments of GET /api/jobs), in batches of 500, "
-                   "at most 100,000 per call",
+                   "filter (the query arguments of GET /api/jobs, such as every job "
+                   "tagged X: {\"tag\": \"X\"}), in batches of 500, at most 100,000 per "
+                   "call",
         "operationId": "bulkJobs",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["action"], "additionalProperties": False,
@@ -295,7 +307,10 @@ def _bulk() -> dict[str, Any]:
                         "items": {"type": "integer", "minimum": 1, "maximum": _MAX_ID}},
                 "filter": {"type": "object", "additionalProperties": False, "properties": {
                     "queue": _QUEUE, "state": _KIND, "task": _TASK, "id": _DIGITS,
-                    "batch": _DIGITS, "error": _SEARCH_TEXT, "unique_key": _SEARCH_TEXT}},
+                    "batch": _DIGITS, "error": _SEARCH_TEXT, "unique_key": _SEARCH_TEXT,
+                    "tag": {"oneOf": [_TAG, {"type": "array", "items": _TAG,
+                                             "maxItems": 100}]},
+                    "tag_mode": _TAG_MODE}},
             }}}}},
         "responses": {"200": _ok({"type": "object",
                                   "required": ["action", "selected", "changed", "more"]}),

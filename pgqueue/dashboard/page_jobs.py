@@ -18,12 +18,12 @@ from typing import Any
 
 from .data import DEFAULT_SEARCH_ROWS, DEFAULT_SEARCH_WINDOW, KINDS, JobFilter, JobList
 from .http import CSRF_FIELD
-from .pages import View, esc, link, moment, queue_link
+from .pages import View, esc, link, moment, queue_link, tag_pills
 
-__all__ = ["confirm_page", "job_rows", "jobs_page"]
+__all__ = ["confirm_page", "hidden_fields", "job_rows", "jobs_page"]
 
 _HEAD = ("", "id", "queue", "task", "state", "attempt", "created", "run at / next attempt",
-         "running for", "heartbeat", "worker", "finished", "last error")
+         "running for", "heartbeat", "worker", "finished", "tags", "last error")
 
 
 def jobs_page(view: View, listed: JobList, queues: Iterable[str], wanted: JobFilter,
@@ -61,6 +61,13 @@ def filter_form(queues: Iterable[str], wanted: JobFilter) -> str:
                 f"value=\"{esc(given.get(name, ''))}\" placeholder=\"{esc(placeholder)}\">"
                 "</label>")
 
+    # One box per tag given and one more, empty, to add a tag; blanks are ignored.
+    tag_boxes = "".join(
+        f"<input type=\"text\" name=\"tag\" value=\"{esc(t)}\" placeholder=\"customer:42\">"
+        for t in (*wanted.tags, ""))
+    mode_opts = "".join(f"<option value=\"{m}\"{' selected' if m == wanted.tags_mode else ''}>"
+                        f"{label}</option>" for m, label in (("all", "all of"), ("any", "any of")))
+
     return (
         "<form method=\"get\" action=\"/jobs\" class=\"filters\" id=\"filters\">"
         f"<label>Queue <select name=\"queue\"><option value=\"\">any</option>{queue_opts}"
@@ -70,6 +77,8 @@ def filter_form(queues: Iterable[str], wanted: JobFilter) -> str:
         + field("Task", "task") + field("Job id", "id") +
         field("Args contain", "args", '{"order_id": 42}') + field("Error text", "error")
         + field("Unique key", "unique_key") + field("Batch", "batch")
+        + f"<label>Tags <span class=\"tag-boxes\" id=\"tag-filter\">{tag_boxes}</span></label>"
+        f"<label>Tags match <select name=\"tag_mode\">{mode_opts}</select></label>"
         + field("Finished since", "since", "2025-01-31T10:00")
         + field("Until", "until", "2025-01-31T12:00") +
         "<button type=\"submit\">Filter</button>"
@@ -86,8 +95,7 @@ def job_table(view: View, listed: JobList, wanted: JobFilter, now: datetime,
              f"<tbody>{''.join(rows)}</tbody></table>")
     if not view.actions or not listed.jobs:
         return table
-    hidden = "".join(f"<input type=\"hidden\" name=\"f_{esc(k)}\" value=\"{esc(v)}\">"
-                     for k, v in wanted.query_args().items())
+    hidden = hidden_fields(wanted.query_args(), prefix="f_")
     return (
         "<form method=\"post\" action=\"/jobs/bulk\" class=\"bulk\" data-bulk>"
         f"<input type=\"hidden\" name=\"{CSRF_FIELD}\" value=\"{esc(view.csrf)}\">{hidden}"
@@ -124,23 +132,34 @@ def job_rows(view: View, jobs: list[dict[str, Any]], now: datetime) -> list[str]
             f"<td class=\"num heartbeat\">{heartbeat}</td>"
             f"<td class=\"mono\">{esc((job['worker_id'] or '')[:8])}</td>"
             f"<td>{moment(job['finished_at'], now) if not live else ''}</td>"
+            f"<td class=\"tags\">{tag_pills(job.get('tags'))}</td>"
             f"<td class=\"error-text\">{esc((job['last_error'] or '')[:120])}</td></tr>")
     return rows
 
 
+def hidden_fields(args: Mapping[str, str | list[str]], *, prefix: str = "") -> str:
+    """Hidden inputs carrying ``args`` (a list value repeats its field)."""
+    return "".join(f"<input type=\"hidden\" name=\"{esc(prefix + k)}\" value=\"{esc(v)}\">"
+                   for k, values in args.items()
+                   for v in (values if isinstance(values, list) else [values]))
+
+
 def confirm_page(view: View, action: str, ids: list[int], more: bool,
-                 form: Mapping[str, str], picked: list[str]) -> str:
-    """Asks once more, saying how many jobs the action will touch."""
+                 form: Mapping[str, str], picked: list[str], tags: list[str]) -> str:
+    """Asks once more, saying how many jobs the action will touch (``tags``: the
+    filter's repeated ``f_tag`` values)."""
     count = f"more than {len(ids):,}" if more else f"{len(ids):,}"
-    keep = "".join(f"<input type=\"hidden\" name=\"{esc(k)}\" value=\"{esc(v)}\">"
-                   for k, v in form.items() if k not in ("action", "job", CSRF_FIELD))
+    keep = hidden_fields({k: v for k, v in form.items()
+                          if k not in ("action", "job", "f_tag", CSRF_FIELD)})
+    keep += hidden_fields({"f_tag": tags})
     keep += "".join(f"<input type=\"hidden\" name=\"job\" value=\"{esc(i)}\">" for i in picked)
     verb = {"retry": "Retry", "cancel": "Cancel", "delete": "Delete"}[action]
     what = {"retry": "Only failed or cancelled jobs are queued again; each keeps its id.",
             "cancel": "Queued jobs end at once; running jobs are asked to stop.",
             "delete": "Finished jobs are removed from history for good; live jobs are "
                       "left alone (cancel them first)."}[action]
-    back = link("/jobs", **{k[2:]: v for k, v in form.items() if k.startswith("f_")})
+    back = link("/jobs", **{**{k[2:]: v for k, v in form.items() if k.startswith("f_")},
+                            "tag": tags})
     return (f"<h1>{verb} {count} jobs?</h1><p id=\"confirm-count\" data-count=\"{len(ids)}\">"
             f"This {action} touches {count} jobs, in batches of 500.</p><p>{esc(what)}</p>"
             "<form method=\"post\" action=\"/jobs/bulk\" id=\"confirm\">"

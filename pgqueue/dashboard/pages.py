@@ -19,7 +19,7 @@ from ..admin import JobDetail
 from .http import CSRF_FIELD, json_default
 
 __all__ = ["View", "ago", "button", "count_text", "esc", "job_page", "layout", "link",
-           "login_page", "moment", "overview", "queue_link"]
+           "login_page", "moment", "overview", "queue_link", "tag_pills"]
 
 _STATS_COLUMNS = ("ready", "scheduled", "running", "unclaimable", "failed", "succeeded_1h",
                   "lag_seconds")
@@ -80,8 +80,15 @@ def button(view: View, action: str, label: str, css: str = "") -> str:
 
 
 def link(path: str, **params: object) -> str:
-    given = {k: v for k, v in params.items() if v not in (None, "")}
-    return path + ("?" + urlencode(given) if given else "")
+    """``path`` with the query arguments given; a list value repeats its argument."""
+    given = {k: v for k, v in params.items() if v not in (None, "", [])}
+    return path + ("?" + urlencode(given, doseq=True) if given else "")
+
+
+def tag_pills(tags: Sequence[str] | None) -> str:
+    """A job's tags, each a link to the jobs with that tag."""
+    return "".join(f"<a class=\"tag\" href=\"{esc(link('/jobs', tag=[t]))}\">{esc(t)}</a>"
+                   for t in tags or ())
 
 
 def queue_link(name: str) -> str:
@@ -225,6 +232,8 @@ def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str
         ("worker", esc(" ".join(str(p) for p in (job.worker_host, job.worker_pid, job.worker_id)
                                 if p is not None)) or "<span class=\"muted\">–</span>"),
         ("unique key", esc(job.unique_key) or "<span class=\"muted\">–</span>"),
+        ("tags", f"<span id=\"job-tags\">{tag_pills(job.tags)}</span>" if job.tags
+                 else "<span class=\"muted\" id=\"job-tags\">–</span>"),
         ("trace id", esc(job.trace_id) or "<span class=\"muted\">–</span>"),
     ]
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts)
@@ -250,7 +259,13 @@ def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str
     note = f"<p class=\"notice\" id=\"notice\">{esc(notice)}</p>" if notice else ""
     return (f"<h1>Job {job.id}</h1>{note}<div class=\"actions\">{''.join(actions)}</div>"
             f"<dl class=\"facts\">{dl}</dl><h2>Args</h2><pre>{esc(_pretty(job.args))}</pre>"
-            f"{result}<h2>Errors</h2>{errors_html}")
+            f"{_meta(job.meta)}{result}<h2>Errors</h2>{errors_html}")
+
+
+def _meta(meta: Mapping[str, Any] | None) -> str:
+    if not meta:
+        return ""
+    return f"<h2>Meta</h2><pre id=\"job-meta\">{esc(_pretty(meta))}</pre>"
 
 
 def error_page(status: int, message: str) -> str:

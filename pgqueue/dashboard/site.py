@@ -79,7 +79,7 @@ def render(conn: Conn, request: Request, view: pages.View, now: datetime) -> str
 def filter_of(request: Request) -> JobFilter:
     limit = api.parse_int(request.arg("limit"), "limit", default=admin.DEFAULT_LIST_LIMIT)
     return data.parse_filter({name: request.arg(name) for name in data.FILTER_ARGS},
-                             limit=limit or 0)
+                             limit=limit or 0, tags=request.query.get("tag", []))
 
 
 def _queue(conn: Conn, view: pages.View, name: str, now: datetime) -> str:

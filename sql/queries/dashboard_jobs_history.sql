@@ -1,5 +1,6 @@
 -- dashboard_jobs_history: finished jobs newest first for the dashboard's job
--- list when it only filters by queue, state and task.
+-- list when it only filters by queue, state and task (by tag as well:
+-- job_history_by_tags).
 -- Parameters: queue, state (succeeded, failed, cancelled or NULL), task,
 --   before_id (keyset cursor), limit.
 -- Index: as admin_jobs_list: one backward scan of finished_jobs_queue_state_id_idx
@@ -19,7 +20,7 @@ CROSS JOIN LATERAL (
     SELECT h.id, h.queue, h.task, h.state::text AS state, h.priority, h.attempt,
            h.max_attempts, h.run_at, h.created_at, h.started_at, h.finished_at,
            NULL::timestamptz AS heartbeat_at, h.worker_id::text AS worker_id, h.last_error,
-           h.unique_key, h.batch_id, h.state::text AS kind
+           h.unique_key, h.batch_id, h.tags, h.state::text AS kind
     FROM pgqueue.finished_jobs h
     WHERE h.queue = q.queue
       AND h.state = 'succeeded'
@@ -36,7 +37,7 @@ CROSS JOIN LATERAL (
     SELECT h.id, h.queue, h.task, h.state::text AS state, h.priority, h.attempt,
            h.max_attempts, h.run_at, h.created_at, h.started_at, h.finished_at,
            NULL::timestamptz AS heartbeat_at, h.worker_id::text AS worker_id, h.last_error,
-           h.unique_key, h.batch_id, h.state::text AS kind
+           h.unique_key, h.batch_id, h.tags, h.state::text AS kind
     FROM pgqueue.finished_jobs h
     WHERE h.queue = q.queue
       AND h.state = 'failed'
@@ -53,7 +54,7 @@ CROSS JOIN LATERAL (
     SELECT h.id, h.queue, h.task, h.state::text AS state, h.priority, h.attempt,
            h.max_attempts, h.run_at, h.created_at, h.started_at, h.finished_at,
            NULL::timestamptz AS heartbeat_at, h.worker_id::text AS worker_id, h.last_error,
-           h.unique_key, h.batch_id, h.state::text AS kind
+           h.unique_key, h.batch_id, h.tags, h.state::text AS kind
     FROM pgqueue.finished_jobs h
     WHERE h.queue = q.queue
       AND h.state = 'cancelled'

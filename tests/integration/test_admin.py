@@ -207,7 +207,8 @@ def test_list_jobs_pages_history_by_index(conn: Conn) -> None:
     assert [j.id for j in page.jobs] == list(range(88000, 68000, -2000))
     plan = "\n".join(str(r[0]) for r in conn.execute(
         "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) " + pgqueue._sql.query("admin_jobs_list"),
-        {"queue": None, "state": "failed", "task": None, "before_id": 90000, "limit": 10}))
+        {"queue": None, "state": "failed", "task": None, "before_id": 90000, "limit": 10,
+         "tags_all": None, "tags_any": None}))
     # Keyset pages through an index ordered by id within the queue: the general one,
     # or for failed jobs the partial index of failed jobs only.
     assert ("finished_jobs_queue_state_id_idx" in plan

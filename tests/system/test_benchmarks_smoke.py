@@ -186,6 +186,23 @@ def test_key_modes_benchmark_reports_every_figure(admin_dsn: str) -> None:
         assert math.isfinite(value) and value > 0, (name, value)
 
 
+def test_tags_benchmark_runs_every_case_and_the_drain(admin_dsn: str) -> None:
+    """``python -m benchmarks.tags`` at a tiny size: the fill, every case, both drains."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tags", "--dsn", admin_dsn, "--rows", "20000",
+         "--drain", "--drain-jobs", "100", "--drain-rounds", "1"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "filled finished_job_tags in" in proc.stdout
+    for case in ("rare ", "mid_clustered ", "common ", "absent "):
+        assert any(line.startswith(case) and "list_jobs" in line
+                   for line in proc.stdout.splitlines()), case
+    assert "finished_job_tags_pkey" in proc.stdout  # the plans walk the tag table
+    assert "drain median: without" in proc.stdout
+
+
 CLI_CONFIGS = ["inprocess", "default", "warning", "nometrics", "bare", "debug"]
 
 

@@ -1,4 +1,4 @@
--- dashboard_bulk_cancel: cancel one bounded batch of jobs through pgqueue.cancel
+-- job_cancel_many: cancel one bounded batch of jobs through pgqueue.cancel
 -- (queued: at once; running: asks the worker). Parameters: ids (bigint[]), reason.
 -- Returns one row per outcome with its count. Locks: each live row while deciding.
 SELECT c.outcome, count(*) AS jobs
