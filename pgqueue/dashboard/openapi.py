@@ -148,7 +148,8 @@ def _list_jobs() -> dict[str, Any]:
             {"name": "args", "in": "query", "description": "a JSON object the args "
              "contain (jsonb @>)", "content": {"application/json": {"schema": {
                  "type": "object", "maxProperties": 3,
-                 "additionalProperties": {"type": "integer"}}}}},
+                 "additionalProperties": {"type": "integer"},
+                 "propertyNames": {"pattern": "^[^\\u0000]*$"}}}}},
             {"name": "error", "in": "query", "description": "text in the last error "
              "(any case)", "schema": {"type": "string", "maxLength": 255,
                                       "pattern": "^[^\\u0000]*$"}},
