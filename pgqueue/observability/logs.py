@@ -67,6 +67,8 @@ def _job_finished(event: JobFinished, base: dict[str, Any]) -> None:
     elif event.outcome == "retried":
         logger.warning("job failed; will retry", extra={
             **fields, "error": event.error, "retry_in_seconds": event.retry_in_seconds})
+    elif event.outcome == "snoozed":
+        logger.info("job snoozed", extra={**fields, "retry_in_seconds": event.retry_in_seconds})
     else:
         logger.error("job %s", event.outcome, extra={**fields, "error": event.error})
 

@@ -67,7 +67,8 @@ def complete_without_settling(dsn: str, job_id: int, token: int, outcome: str,
     error = None if outcome == "succeeded" else '{"message": "boom", "kind": "error"}'
     return fetch(dsn, query("job_complete_many"), {
         "ids": [job_id], "tokens": [token], "outcomes": [outcome], "delays": [None],
-        "errors": [error], "results": [None], "worker_id": worker_id})
+        "errors": [error], "results": [None], "max_snoozes": [None], "progress": [None],
+        "meta": [None], "worker_id": worker_id})
 
 
 def recording_registry() -> tuple[pgqueue.Registry, list[int]]:
