@@ -18,7 +18,8 @@ from typing import Any
 from .errors import InvalidArgumentError, InvalidJobError
 from .producer.args_json import check_text, dump_args
 
-__all__ = ["META_UPDATE_MAX_BYTES", "PROGRESS_MESSAGE_MAX", "meta_patch", "progress_value"]
+__all__ = ["META_UPDATE_MAX_BYTES", "PROGRESS_MESSAGE_MAX", "describe_progress", "meta_patch",
+           "progress_fraction", "progress_value"]
 
 PROGRESS_MESSAGE_MAX = 200
 """The longest progress message, in characters."""
@@ -71,6 +72,39 @@ def meta_patch(values: object) -> dict[str, Any]:
                                    f"{META_UPDATE_MAX_BYTES} are allowed per call")
     patch: dict[str, Any] = json.loads(text)
     return patch
+
+
+def progress_fraction(progress: Mapping[str, Any] | None) -> float | None:
+    """``done / total`` of a stored progress, from 0 to 1; None without numbers
+    or a total > 0 (as the SQL function ``pgqueue.progress_percent``)."""
+    if not progress:
+        return None
+    done, total = progress.get("done"), progress.get("total")
+    if not isinstance(done, int | float) or not isinstance(total, int | float) \
+            or not _number(done) or not _number(total) or not total > 0:
+        return None
+    return float(min(1.0, max(0.0, done / total)))
+
+
+def describe_progress(progress: Mapping[str, Any] | None) -> str:
+    """A stored progress for people: ``3 of 10 (30.0 %): message``, ``3``, or ``""``."""
+    if not progress:
+        return ""
+    done, total, message = progress.get("done"), progress.get("total"), progress.get("message")
+    text = "" if done is None else f"{done}"
+    if total is not None:
+        text += f" of {total}"
+    fraction = progress_fraction(progress)
+    if fraction is not None:
+        text += f" ({100 * fraction:.1f} %)"
+    if message:
+        text += f": {message}" if text else str(message)
+    return text
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 def _amount(value: object, name: str) -> int | float:

@@ -1024,6 +1024,20 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.progress_percent(progress jsonb) RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    -- Anyone may write a job's progress through SQL: only numbers count.
+    SELECT CASE WHEN jsonb_typeof(progress -> 'done') = 'number'
+                 AND jsonb_typeof(progress -> 'total') = 'number'
+                 AND (progress ->> 'total')::numeric > 0
+                THEN round(LEAST(100, GREATEST(0, 100 * (progress ->> 'done')::numeric
+                                                     / (progress ->> 'total')::numeric)), 1)
+           END
+$$;
+
+COMMENT ON FUNCTION pgqueue.progress_percent(progress jsonb) IS 'a job''s progress as a percentage: done / total, 0 to 100 with one decimal; NULL without numbers or a total > 0';
+
 CREATE FUNCTION pgqueue.prune_history(queue text, state pgqueue.job_state, keep_seconds double precision, after_at timestamp with time zone, after_id bigint, max_rows integer) RETURNS TABLE(scanned integer, deleted integer, batches integer, last_at timestamp with time zone, last_id bigint)
     LANGUAGE plpgsql
     AS $$
@@ -1714,7 +1728,10 @@ CREATE VIEW pgqueue.all_jobs AS
     j.last_error,
     j.errors,
     j.trace_context,
-    NULL::jsonb AS result
+    NULL::jsonb AS result,
+    j.snoozes,
+    j.progress,
+    j.meta
    FROM pgqueue.jobs j
 UNION ALL
  SELECT h.id,
@@ -1735,7 +1752,10 @@ UNION ALL
     h.last_error,
     h.errors,
     h.trace_context,
-    h.result
+    h.result,
+    h.snoozes,
+    h.progress,
+    h.meta
    FROM pgqueue.finished_jobs h;
 
 CREATE TABLE pgqueue.job_batches (
@@ -1996,7 +2016,11 @@ CREATE VIEW pgqueue.running_jobs AS
     j.worker_id,
     w.host AS worker_host,
     w.pid AS worker_pid,
-    j.args
+    j.args,
+    j.progress,
+    pgqueue.progress_percent(j.progress) AS progress_percent,
+    j.meta,
+    j.snoozes
    FROM (pgqueue.jobs j
      LEFT JOIN pgqueue.workers w ON ((w.id = j.worker_id)))
   WHERE (j.state = 'running'::pgqueue.job_state);
@@ -2010,7 +2034,8 @@ CREATE VIEW pgqueue.scheduled_jobs AS
     j.attempt,
     j.max_attempts,
     j.last_error,
-    j.args
+    j.args,
+    j.snoozes
    FROM pgqueue.jobs j
   WHERE ((j.state = 'queued'::pgqueue.job_state) AND (j.run_at > now()));
 

@@ -17,7 +17,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -96,6 +96,9 @@ class JobDetail:
 
     ``errors`` holds the newest errors (up to 10), oldest first; each is a dict
     with ``attempt``, ``kind``, ``message``, ``at`` and usually ``traceback``.
+    ``snoozes``: how often the job snoozed (``pgqueue.Snooze``); ``progress``:
+    the latest progress it reported (``{"done", "total", "message"}``) or None;
+    ``meta``: its metadata (a dict).
     """
 
     id: int
@@ -119,6 +122,9 @@ class JobDetail:
     result: Any
     worker_host: str | None
     worker_pid: int | None
+    snoozes: int = 0
+    progress: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trace_id(self) -> str | None:

@@ -126,8 +126,8 @@ BATCHES_PRUNED = Counter("pgqueue_batches_pruned", "Finished batches the leader'
 SERVICE_ERRORS = Counter("pgqueue_service_errors", "Errors of a worker service (fetcher, "
                          "completer, reporter, heartbeat, leader, reaper, expiry, settler, "
                          "compactor, scheduler, pruner) that are not a lost connection: a bug, "
-                         "or a statement the database "
-                         "refuses. The service goes on after a back-off.", ("service",))
+                         "or a statement the database refuses. The service goes on after a "
+                         "back-off.", ("service",))
 
 #: Every metric family this module exports, as Prometheus names them.
 METRIC_NAMES = (

@@ -61,7 +61,8 @@ def test_tokens_never_repeat_and_a_stale_token_writes_nothing(clean_db: str) -> 
                                                "worker_id": worker_id}) == []
     assert scalar(clean_db, "SELECT state::text FROM pgqueue.jobs WHERE id = %s",
                   [job_id]) == "running"
-    assert complete(clean_db, job_id, tokens[-1], worker_id, "failed") == [(job_id, False, None, None)]
+    assert complete(clean_db, job_id, tokens[-1], worker_id, "failed") == [
+        (job_id, False, None, None)]
 
     # Retried by hand: attempt 0 again, a fresh token; the old one still writes nothing.
     assert scalar(clean_db, "SELECT pgqueue.retry(%s)", [job_id]) == "retried"
