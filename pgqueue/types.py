@@ -213,6 +213,8 @@ class JobContext:
         """
         with _UPDATE_LOCK:
             self._tracked = False
+            if self._closed:  # the final take has the rest: it goes with the outcome
+                return None
             if final:
                 self._closed = True
             if self._version == self._written:
