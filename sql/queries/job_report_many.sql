@@ -11,9 +11,9 @@
 --   and worker_id.
 -- Returns: the ids written.
 -- Index: the primary key (each report finds its row by id, in ascending ids).
--- Locks: the rows written (FOR UPDATE, as any UPDATE), briefly; none of the
---   columns written is indexed, so a new row version can be a HOT update (when
---   its page has room), as a heartbeat's is.
+-- Locks: the rows written, briefly (as any UPDATE). Each row written leaves a
+--   dead version for vacuum (measured: not HOT updates), so the reporter writes
+--   each attempt at most once per interval (benchmarks/reports.py).
 UPDATE pgqueue.jobs j
 SET progress = COALESCE(r.progress, j.progress),
     meta = CASE WHEN r.meta IS NULL THEN j.meta ELSE j.meta || r.meta END
