@@ -74,6 +74,9 @@ def meta_patch(values: object) -> dict[str, Any]:
     return patch
 
 
+_INT_MAX = 2**63
+
+
 def progress_fraction(progress: Mapping[str, Any] | None) -> float | None:
     """``done / total`` of a stored progress, from 0 to 1; None without numbers
     or a total > 0 (as the SQL function ``pgqueue.progress_percent``)."""
@@ -108,6 +111,12 @@ def _number(value: object) -> bool:
 
 
 def _amount(value: object, name: str) -> int | float:
+    # The common cases first: a plain int or float in range (NaN fails both tests).
+    if type(value) is int:
+        if 0 <= value <= _INT_MAX:
+            return value
+    elif type(value) is float and 0.0 <= value < math.inf:
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgumentError(
             f"progress {name} must be a number, got {type(value).__name__}")
@@ -115,7 +124,7 @@ def _amount(value: object, name: str) -> int | float:
         raise InvalidArgumentError(f"progress {name} must be a finite number, got {value!r}")
     if value < 0:
         raise InvalidArgumentError(f"progress {name} must be >= 0, got {value!r}")
-    if isinstance(value, int) and value > 2**63:
+    if isinstance(value, int) and value > _INT_MAX:
         # jsonb keeps any number, but readers (the dashboard, other languages) do not.
         raise InvalidArgumentError(f"progress {name} must be at most 2**63, got {value!r}")
     return value

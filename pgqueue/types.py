@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from .producer.args_json import dump_json
 from .progress import meta_patch, progress_value
 
 __all__ = ["Job", "JobContext", "JobState", "JobUpdates"]
@@ -221,9 +221,8 @@ class JobContext:
                 return None
             return JobUpdates(
                 self._version,
-                None if self._progress is None else json.dumps(self._progress,
-                                                               ensure_ascii=False),
-                None if self._meta is None else json.dumps(self._meta, ensure_ascii=False))
+                None if self._progress is None else dump_json(self._progress),
+                None if self._meta is None else dump_json(self._meta))
 
     def updates_written(self, version: int) -> None:
         """The reports up to ``version`` are written (called by the worker)."""

@@ -55,6 +55,9 @@ class Reporter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_write = 0.0
         self._failures = 0
+        self._closing = False
+        self._idle = asyncio.Event()  # no write in flight
+        self._idle.set()
 
     def track(self, ctx: JobContext) -> None:
         """Note that ``ctx`` has reports to write (from any thread, at once)."""
@@ -75,25 +78,41 @@ class Reporter:
             await self._wake.wait()
             self._wake.clear()
             wait = self._last_write + self._interval - time.monotonic()
-            if wait > 0:
+            if wait > 0 and not self._closing:
                 await asyncio.sleep(wait)
+            if self._closing:
+                return
             self._scheduled = False  # a report from here on wakes the next round
             batch = self._take()
             if not batch:
                 continue
+            self._idle.clear()
             try:
                 await self.write(batch)
             except Exception as exc:
                 self._failed(exc, batch)
+                self._idle.set()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_SECONDS)
                 self._wake.set()  # the batch is pending again
                 continue
+            self._idle.set()
             backoff = 0.1
             self._last_write = time.monotonic()
             if self._failures:
                 self._emit(ServiceRecovered(self._worker_id, "reporter", self._failures))
                 self._failures = 0
+
+    async def close(self, timeout: float = 1.0) -> None:
+        """Stop after the write in flight, if any (within ``timeout``); the reports of
+        attempts still running are not written (their jobs are being handed back)."""
+        self._closing = True
+        self._wake.set()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            pass
 
     def _take(self) -> list[tuple[JobContext, JobUpdates]]:
         batch: dict[int, tuple[JobContext, JobUpdates]] = {}

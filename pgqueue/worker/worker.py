@@ -264,6 +264,7 @@ class Worker:
                             worker_id=self.id, shutdown_timeout=self.config.shutdown_timeout,
                             resign=parts.maintenance.resign, emit=self._emit)
         finally:
+            await parts.reporter.close()  # not cancelled mid-statement
             for service in services:
                 service.cancel()
             await asyncio.gather(*services, return_exceptions=True)
