@@ -148,7 +148,8 @@ def test_a_stale_attempt_writes_no_progress(clean_db: str) -> None:
     slow = {"heartbeat_interval": 10.0, "stall_timeout": 60.0}
     with running_worker(clean_db, tasks, concurrency=1, **slow) as a:
         assert started[0].wait(30)
-        wait_until(lambda: (r := running(clean_db, job_id)) and r[0], message="A's report")
+        wait_until(lambda: (r := running(clean_db, job_id)) and r[0] and r[2].get("run0"),
+                   message="A's reports written")
         # The test plays the reaper: A's attempt is taken back, and B claims it.
         with psycopg.connect(clean_db, autocommit=True) as conn:
             conn.execute(query("job_reclaim_stalled"),
