@@ -267,3 +267,51 @@ def test_set_progress_refuses_bad_values(args: tuple[Any, ...], text: str) -> No
         ctx.set_progress(*args)
     assert text in str(raised.value)
     assert ctx.take_updates() is None
+
+
+def test_progress_percent_counts_only_numbers_and_a_positive_total(clean_db: str) -> None:
+    cases = {'{"done": 1, "total": 4}': Decimal("25.0"), '{"done": 9, "total": 4}': 100,
+             '{"done": 1, "total": 0}': None, '{"done": "1", "total": 4}': None,
+             '{"done": 1, "total": null}': None, '{"done": 1, "total": 3}': Decimal("33.3"),
+             '{}': None}
+    for progress, expected in cases.items():
+        assert scalar(clean_db, "SELECT pgqueue.progress_percent(%s::jsonb)",
+                      [progress]) == expected, progress
+    assert scalar(clean_db, "SELECT pgqueue.progress_percent(NULL)") is None
+
+
+def test_the_api_and_the_dashboard_show_progress_meta_and_snoozes(
+        dashboards: Any, clean_db: str) -> None:
+    from tests.integration.test_api import call
+
+    worker_id = str(uuid.uuid4())
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        job_id = pgqueue.enqueue(conn, "pg.shown", {})
+        conn.execute("UPDATE pgqueue.jobs SET snoozes = 3, meta = '{\"customer\": 42}' "
+                     "WHERE id = %s", [job_id])
+        (claimed,) = conn.execute(query("job_claim"), {
+            "queues": ["default"], "slots": [1], "tasks": ["pg.shown"], "limit": 1,
+            "worker_id": worker_id, "key_tasks": [], "key_caps": [],
+            "async_commit": False}).fetchall()
+        conn.execute(query("job_report_many"), {
+            "ids": [job_id], "tokens": [claimed[12]], "worker_id": worker_id,
+            "progress": ['{"done": 4, "total": 10, "message": "<b>row</b> 4"}'],
+            "meta": None})
+    base = f"http://127.0.0.1:{dashboards()}"
+    status, _, body = call(f"{base}/api/jobs/{job_id}")
+    assert status == 200
+    job = json.loads(body)
+    assert (job["progress"], job["meta"], job["snoozes"]) == (
+        {"done": 4, "total": 10, "message": "<b>row</b> 4"}, {"customer": 42}, 3)
+    status, headers, body = call(f"{base}/jobs/{job_id}")
+    page = body.decode()
+    assert status == 200 and "style-src 'self'" in headers["Content-Security-Policy"]
+    assert '<rect class="run" x="0" y="0" width="40.0" height="10"/>' in page
+    assert "4 of 10 (40.0 %): &lt;b&gt;row&lt;/b&gt; 4" in page
+    assert '<span id="job-snoozes">3</span>' in page and "&quot;customer&quot;: 42" in page
+    assert " style=" not in page and "<style" not in page
+    status, _, body = call(f"{base}/jobs?state=running")
+    listed = body.decode()
+    row = listed[listed.index(f'data-job-id="{job_id}"'):]
+    row = row[:row.index("</tr>")]
+    assert 'class="job-progress"' in row and 'width="40.0"' in row and "3 snoozed" in row
