@@ -315,3 +315,22 @@ def test_the_api_and_the_dashboard_show_progress_meta_and_snoozes(
     row = listed[listed.index(f'data-job-id="{job_id}"'):]
     row = row[:row.index("</tr>")]
     assert 'class="job-progress"' in row and 'width="40.0"' in row and "3 snoozed" in row
+
+
+def test_a_drain_writes_the_reports_with_the_outcome(clean_db: str) -> None:
+    from pgqueue.testing import drain
+
+    tasks = pgqueue.Registry()
+
+    @tasks.task(name="pg.drained")
+    def drained(ctx: pgqueue.JobContext) -> None:
+        ctx.set_progress(1, 2)
+        ctx.update_meta({"step": 1})
+        ctx.set_progress(2, 2, "done")
+
+    with psycopg.connect(clean_db) as conn:
+        job_id = pgqueue.enqueue(conn, "pg.drained", {})
+        assert drain(conn, tasks).outcomes == [("pg.drained", "succeeded")]
+        assert conn.execute("SELECT progress, meta FROM pgqueue.finished_jobs WHERE id = %s",
+                            [job_id]).fetchone() == (
+            {"done": 2, "total": 2, "message": "done"}, {"step": 1})
