@@ -433,7 +433,8 @@ def test_leader_sweep_settles_what_a_killed_worker_left(clean_db: str, outcome: 
     ghost = str(uuid.uuid4())
     (claimed,) = claim(clean_db, ["ok"], ghost)
     assert claimed[0] == a
-    assert complete_without_settling(clean_db, a, claimed[12], outcome, ghost) == [(a, True)]
+    assert complete_without_settling(clean_db, a, claimed[12], outcome, ghost) == [
+        (a, True, None, None)]
     assert job(clean_db, a)["state"] == outcome
     assert is_blocked(clean_db, b)  # nobody settled it: the worker "died" here
     assert stats(clean_db) == (0, 0, 1)
