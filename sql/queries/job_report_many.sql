@@ -12,8 +12,9 @@
 -- Returns: the ids written.
 -- Index: the primary key (each report finds its row by id, in ascending ids).
 -- Locks: the rows written, briefly (as any UPDATE). Each row written leaves a
---   dead version for vacuum (measured: not HOT updates), so the reporter writes
---   each attempt at most once per interval (benchmarks/reports.py).
+--   dead version for vacuum (mostly not HOT updates: 19 % were in
+--   benchmarks/reports.py), so the reporter writes each attempt at most once per
+--   interval.
 UPDATE pgqueue.jobs j
 SET progress = COALESCE(r.progress, j.progress),
     meta = CASE WHEN r.meta IS NULL THEN j.meta ELSE j.meta || r.meta END
