@@ -12,7 +12,7 @@
 -- Returns: the ids written.
 -- Index: the primary key (each report finds its row by id, in ascending ids).
 -- Locks: the rows written, briefly (as any UPDATE). Each row written leaves a
---   dead version for vacuum (mostly not HOT updates: 19 % were in
+--   dead version for vacuum (mostly not HOT updates: 19 per cent were in
 --   benchmarks/reports.py), so the reporter writes each attempt at most once per
 --   interval.
 UPDATE pgqueue.jobs j
