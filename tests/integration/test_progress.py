@@ -179,7 +179,8 @@ def test_the_reporter_writes_only_under_the_attempts_claim(clean_db: str) -> Non
         job_id = pgqueue.enqueue(conn, "pg.t", {})
         claimed = conn.execute(query("job_claim"), {
             "queues": ["default"], "slots": [1], "tasks": ["pg.t"], "limit": 1,
-            "worker_id": worker_id, "key_tasks": [], "key_caps": [],
+            "worker_id": worker_id, "key_tasks": [], "key_caps": [], "bases": None,
+            "strides": None, "fair": None, "cursors": None,
             "async_commit": False}).fetchone()
     assert claimed is not None
     token = claimed[12]
@@ -291,7 +292,8 @@ def test_the_api_and_the_dashboard_show_progress_meta_and_snoozes(
                      "WHERE id = %s", [job_id])
         (claimed,) = conn.execute(query("job_claim"), {
             "queues": ["default"], "slots": [1], "tasks": ["pg.shown"], "limit": 1,
-            "worker_id": worker_id, "key_tasks": [], "key_caps": [],
+            "worker_id": worker_id, "key_tasks": [], "key_caps": [], "bases": None,
+            "strides": None, "fair": None, "cursors": None,
             "async_commit": False}).fetchall()
         conn.execute(query("job_report_many"), {
             "ids": [job_id], "tokens": [claimed[12]], "worker_id": worker_id,
