@@ -32,6 +32,7 @@ from .errors import (
     ResultNotReadyError,
     Retry,
     SchemaNotReadyError,
+    Snooze,
     TaskError,
 )
 
@@ -124,6 +125,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "SchemaNotReadyError",
+    "Snooze",
     "Task",
     "TaskError",
     "Worker",

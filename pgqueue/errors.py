@@ -15,6 +15,9 @@ around controls keep catching it.
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 __all__ = [
     "ConfigError",
     "DatabaseUnavailableError",
@@ -28,6 +31,7 @@ __all__ = [
     "QueueFullError",
     "ResultNotReadyError",
     "SchemaNotReadyError",
+    "Snooze",
     "TaskError",
     "WorkerStartError",
 ]
@@ -168,6 +172,33 @@ class Retry(Exception):
         super().__init__(reason or f"retry requested in {delay} s")
         self.delay = float(delay)
         self.reason = reason
+
+
+class Snooze(Exception):
+    """Raise (or return) from a handler to run the job again after ``delay``.
+
+    ``delay`` is a number of seconds or a :class:`~datetime.timedelta`, counted on
+    the database's clock from when the outcome is written. Unlike :class:`Retry`
+    the attempt does not count: the job goes back to ``queued`` with its attempt
+    given back and its ``snoozes`` count one higher. Once a job has snoozed as
+    many times as its task's ``max_snoozes`` allows, the next snooze fails it for
+    good (error kind ``snoozed``). Raises :class:`TaskError` for a delay that is
+    not a finite number of seconds from 0 to 100 years.
+    """
+
+    def __init__(self, delay: float | timedelta = 0.0, reason: str = "") -> None:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+        if (not isinstance(seconds, int | float) or isinstance(seconds, bool)
+                or not math.isfinite(seconds) or not 0 <= seconds <= SNOOZE_MAX_SECONDS):
+            raise TaskError(f"Snooze delay must be a timedelta or a number of seconds from 0 "
+                            f"to 100 years, got {delay!r}")
+        super().__init__(reason or f"snoozed for {seconds} s")
+        self.delay = float(seconds)
+        self.reason = reason
+
+
+SNOOZE_MAX_SECONDS = 100 * 365 * 86400.0
+"""The longest :class:`Snooze` delay: 100 years, as enqueue's ``delay``."""
 
 
 class PermanentError(Exception):

@@ -80,7 +80,10 @@ class AttemptEnded(Event):
 
 @dataclass(frozen=True, slots=True)
 class JobFinished(Event):
-    """An attempt's outcome was written: succeeded, retried, failed or cancelled."""
+    """An attempt's outcome was written: succeeded, retried, snoozed, failed or
+    cancelled. ``retry_in_seconds``: for retried and snoozed, when the job is due
+    again. A snooze past its task's ``max_snoozes`` is written (and reported) as
+    failed, with the reason in ``error``."""
 
     name: ClassVar[str] = "job_finished"
     job: Job

@@ -24,9 +24,13 @@ from .producer.params import DEFAULT_QUEUE, dump_args, validate_queue, validate_
 from .producer.tags import Tags
 from .types import JobContext
 
-__all__ = ["EnqueueOptions", "Registry", "Task"]
+__all__ = ["DEFAULT_MAX_SNOOZES", "EnqueueOptions", "Registry", "Task"]
 
 _UNSET: Any = object()
+
+DEFAULT_MAX_SNOOZES = 100
+"""How many times a job may snooze (:class:`pgqueue.Snooze`) before its next
+snooze fails it, unless its task says otherwise (``max_snoozes=``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,7 @@ class Task:
     is_async: bool = False
     context_param: str | None = None
     concurrency_per_key: int | None = None
+    max_snoozes: int = DEFAULT_MAX_SNOOZES
     signature: inspect.Signature = field(default=None, repr=False)  # type: ignore[assignment]
     fit: _KeywordFit | None = field(default=None, repr=False, compare=False)
 
@@ -205,8 +210,9 @@ class Registry:
                  args: Mapping[str, Any] | None = None, queue: str = DEFAULT_QUEUE,
                  on_missed: str = "skip", max_attempts: int | None = None,
                  timeout: float | None = None, retry: RetryPolicy | None = None,
-                 priority: int = 0,
-                 concurrency_per_key: int | None = None) -> Callable[[Callable[..., Any]], Task]:
+                 priority: int = 0, concurrency_per_key: int | None = None,
+                 max_snoozes: int = DEFAULT_MAX_SNOOZES,
+                 ) -> Callable[[Callable[..., Any]], Task]:
         """Register a task that the leader enqueues on a cron schedule.
 
         Each tick enqueues exactly one job (with ``args``), whichever and however
@@ -220,7 +226,8 @@ class Registry:
         def register(fn: Callable[..., Any]) -> Task:
             task: Task = self.task(fn, name=name, queue=queue, max_attempts=max_attempts,
                                    timeout=timeout, retry=retry, priority=priority,
-                                   concurrency_per_key=concurrency_per_key)
+                                   concurrency_per_key=concurrency_per_key,
+                                   max_snoozes=max_snoozes)
             try:
                 schedule = Schedule(name=task.name, cron=cron, task=task.name, queue=queue,
                                     args_json=dump_args(args), on_missed=on_missed)
@@ -240,12 +247,16 @@ class Registry:
     def task(self, fn: Callable[..., Any] | None = None, *, name: str | None = None,
              queue: str = DEFAULT_QUEUE, max_attempts: int | None = None,
              timeout: float | None = None, retry: RetryPolicy | None = None,
-             priority: int = 0, concurrency_per_key: int | None = None) -> Any:
+             priority: int = 0, concurrency_per_key: int | None = None,
+             max_snoozes: int = DEFAULT_MAX_SNOOZES) -> Any:
         """Register a function as a task; usable as ``@task`` or ``@task(...)``.
 
         ``concurrency_per_key=N``: across every worker, at most N jobs that carry
         the same ``concurrency_key`` (given at enqueue) run at once while this
         task is claimed; running jobs of any task with that key count.
+
+        ``max_snoozes=N`` (default 100): a job of this task may snooze
+        (:class:`pgqueue.Snooze`) N times; the next snooze fails it for good.
 
         The name defaults to ``module.function``; give an explicit ``name`` in
         production code so renaming a module does not orphan queued jobs.
@@ -254,7 +265,8 @@ class Registry:
         def register(fn: Callable[..., Any]) -> Task:
             task = _make_task(fn, name=name, queue=queue, max_attempts=max_attempts,
                               timeout=timeout, retry=retry, priority=priority,
-                              concurrency_per_key=concurrency_per_key)
+                              concurrency_per_key=concurrency_per_key,
+                              max_snoozes=max_snoozes)
             if task.name in self._tasks:
                 raise TaskError(f"a task named {task.name!r} is already registered")
             self._tasks[task.name] = task
@@ -307,6 +319,9 @@ class Registry:
         return sorted({t.queue for t in self._tasks.values()})
 
 
+_MAX_SNOOZES_LIMIT = 2**31 - 1  # the snoozes column is an integer
+
+
 def _wrapped(task: Task, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Task:
     fn = wrap(task.fn)
     if inspect.iscoroutinefunction(fn) != task.is_async:
@@ -317,7 +332,8 @@ def _wrapped(task: Task, wrap: Callable[[Callable[..., Any]], Callable[..., Any]
 def _make_task(fn: Callable[..., Any], *, name: str | None, queue: str,
                max_attempts: int | None, timeout: float | None,
                retry: RetryPolicy | None, priority: int,
-               concurrency_per_key: int | None = None) -> Task:
+               concurrency_per_key: int | None = None,
+               max_snoozes: int = DEFAULT_MAX_SNOOZES) -> Task:
     if not callable(fn):
         raise TaskError(f"a task must be a function, got {type(fn).__name__}")
     task_name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -339,13 +355,17 @@ def _make_task(fn: Callable[..., Any], *, name: str | None, queue: str,
             not isinstance(concurrency_per_key, int) or isinstance(concurrency_per_key, bool)
             or concurrency_per_key < 1):
         raise TaskError(f"concurrency_per_key must be an int >= 1, got {concurrency_per_key!r}")
+    if not isinstance(max_snoozes, int) or isinstance(max_snoozes, bool) \
+            or not 0 <= max_snoozes <= _MAX_SNOOZES_LIMIT:
+        raise TaskError(f"max_snoozes must be an int from 0 to {_MAX_SNOOZES_LIMIT}, "
+                        f"got {max_snoozes!r}")
     return Task(
         name=task_name, fn=fn, queue=queue, max_attempts=max_attempts,
         timeout=float(timeout) if timeout is not None else None,
         retry=retry or DEFAULT_RETRY, priority=priority,
         is_async=inspect.iscoroutinefunction(fn),
         context_param=_context_param(fn), signature=inspect.signature(fn),
-        concurrency_per_key=concurrency_per_key,
+        concurrency_per_key=concurrency_per_key, max_snoozes=max_snoozes,
     )
 
 

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Job", "JobContext", "JobState"]
+from .producer.args_json import dump_json
+from .progress import meta_patch, progress_value
+
+__all__ = ["Job", "JobContext", "JobState", "JobUpdates"]
 
 _EVENT_LOCK = threading.Lock()
+# Guards every context's progress and meta: held for a few dict operations (and
+# the JSON of one small object when the worker takes them), never for I/O.
+_UPDATE_LOCK = threading.Lock()
 
 
 class JobState(StrEnum):
@@ -46,27 +53,54 @@ class Job:
     concurrency_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class JobUpdates:
+    """What an attempt reported and the worker has not written yet (see
+    :meth:`JobContext.take_updates`): ``version`` counts the attempt's reports;
+    ``progress_json`` its latest progress, ``meta_json`` every meta key it set
+    (latest values), each None when it reported none."""
+
+    version: int
+    progress_json: str | None
+    meta_json: str | None
+
+
 class JobContext:
-    """What a handler may know about the attempt it runs.
+    """What a handler may know about the attempt it runs, and how it reports.
 
     A handler receives it by declaring a parameter annotated ``pgqueue.JobContext``.
     ``stop_requested`` turns true when the worker is shutting down, the attempt
     timed out or the job was cancelled (then ``cancel_requested`` is true too): a
     long-running plain function should check it and return early.
+
+    ``set_progress`` and ``update_meta`` record what the attempt reports in
+    memory and return at once, from any thread; the worker writes the latest of
+    it a few times a second at most, and with the attempt's outcome.
     """
 
     # Flags, not threading.Events: a worker makes one context per attempt, and
     # most handlers never wait. The Event behind wait_for_stop is made on first
     # use, under _EVENT_LOCK so a stop request cannot slip between the check and
     # the creation.
-    __slots__ = ("_cancelled", "_stop_event", "_stopped", "job", "worker_id")
+    __slots__ = ("_cancelled", "_closed", "_meta", "_on_update", "_progress", "_stop_event",
+                 "_stopped", "_tracked", "_version", "_written", "job", "worker_id")
 
-    def __init__(self, job: Job, worker_id: str) -> None:
+    def __init__(self, job: Job, worker_id: str,
+                 on_update: Callable[[JobContext], None] | None = None) -> None:
         self.job = job
         self.worker_id = worker_id
         self._stopped = False
         self._cancelled = False
         self._stop_event: threading.Event | None = None
+        # Reports: the latest progress, every meta key set (latest values), how
+        # many reports were made and how many of them are written.
+        self._on_update = on_update
+        self._progress: dict[str, Any] | None = None
+        self._meta: dict[str, Any] | None = None
+        self._version = 0
+        self._written = 0
+        self._tracked = False
+        self._closed = False
 
     @property
     def id(self) -> int:
@@ -127,6 +161,73 @@ class JobContext:
             self._stopped = True
             if self._stop_event is not None:
                 self._stop_event.set()
+
+    def set_progress(self, done: float, total: float | None = None,
+                     message: str | None = None) -> None:
+        """Record how far the attempt has come: ``done`` of ``total`` (numbers
+        >= 0; ``total`` None when unknown), with an optional ``message`` of at most
+        200 characters. The latest call wins. Shown in ``pgqueue.running_jobs``,
+        ``pgqueue jobs show``, the HTTP API and the dashboard, and kept in history.
+
+        Returns at once (no I/O); raises :class:`pgqueue.InvalidArgumentError`
+        for a bad value, and records nothing then. Example::
+
+            for i, row in enumerate(rows):
+                ctx.set_progress(i, len(rows), f"row {i}")
+        """
+        self._record(progress_value(done, total, message), None)
+
+    def update_meta(self, values: Mapping[str, Any]) -> None:
+        """Merge ``values`` (a JSON object) into the job's ``meta``: each key
+        replaces the key of that name (jsonb ``||``), others stay. Returns at once
+        (no I/O); raises :class:`pgqueue.InvalidArgumentError` for values that are
+        not a JSON object PostgreSQL can store (or over 64 KiB), recording nothing.
+        """
+        patch = meta_patch(values)
+        if patch:
+            self._record(None, patch)
+
+    def _record(self, progress: dict[str, Any] | None, meta: dict[str, Any] | None) -> None:
+        with _UPDATE_LOCK:
+            if self._closed:  # the outcome is taken: a late report is dropped
+                return
+            if progress is not None:
+                self._progress = progress
+            if meta is not None:
+                if self._meta is None:
+                    self._meta = meta
+                else:
+                    self._meta.update(meta)
+            self._version += 1
+            notify = None if self._tracked else self._on_update
+            self._tracked = notify is not None
+        if notify is not None:
+            notify(self)
+
+    def take_updates(self, *, final: bool = False) -> JobUpdates | None:
+        """What was reported and not yet written (called by the worker), or None.
+
+        Progress is the latest; meta holds every key set in this attempt, so a
+        write that is lost or overtaken loses nothing the next one carries.
+        ``final``: the attempt has ended; later reports are dropped.
+        """
+        with _UPDATE_LOCK:
+            self._tracked = False
+            if self._closed:  # the final take has the rest: it goes with the outcome
+                return None
+            if final:
+                self._closed = True
+            if self._version == self._written:
+                return None
+            return JobUpdates(
+                self._version,
+                None if self._progress is None else dump_json(self._progress),
+                None if self._meta is None else dump_json(self._meta))
+
+    def updates_written(self, version: int) -> None:
+        """The reports up to ``version`` are written (called by the worker)."""
+        with _UPDATE_LOCK:
+            self._written = max(self._written, version)
 
     def __repr__(self) -> str:
         return f"JobContext(id={self.id}, task={self.task!r}, attempt={self.attempt})"

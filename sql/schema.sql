@@ -1075,6 +1075,20 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.progress_percent(progress jsonb) RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    -- Anyone may write a job's progress through SQL: only numbers count.
+    SELECT CASE WHEN jsonb_typeof(progress -> 'done') = 'number'
+                 AND jsonb_typeof(progress -> 'total') = 'number'
+                 AND (progress ->> 'total')::numeric > 0
+                THEN round(LEAST(100, GREATEST(0, 100 * (progress ->> 'done')::numeric
+                                                     / (progress ->> 'total')::numeric)), 1)
+           END
+$$;
+
+COMMENT ON FUNCTION pgqueue.progress_percent(progress jsonb) IS 'a job''s progress as a percentage: done / total, 0 to 100 with one decimal; NULL without numbers or a total > 0';
+
 CREATE FUNCTION pgqueue.prune_history(queue text, state pgqueue.job_state, keep_seconds double precision, after_at timestamp with time zone, after_id bigint, max_rows integer) RETURNS TABLE(scanned integer, deleted integer, batches integer, last_at timestamp with time zone, last_id bigint)
     LANGUAGE plpgsql
     AS $$
@@ -1766,8 +1780,10 @@ CREATE VIEW pgqueue.all_jobs AS
     j.errors,
     j.trace_context,
     NULL::jsonb AS result,
-    j.tags,
-    j.meta
+    j.snoozes,
+    j.progress,
+    j.meta,
+    j.tags
    FROM pgqueue.jobs j
 UNION ALL
  SELECT h.id,
@@ -1789,8 +1805,10 @@ UNION ALL
     h.errors,
     h.trace_context,
     h.result,
-    h.tags,
-    h.meta
+    h.snoozes,
+    h.progress,
+    h.meta,
+    h.tags
    FROM pgqueue.finished_jobs h;
 
 CREATE TABLE pgqueue.job_batches (
@@ -2061,8 +2079,11 @@ CREATE VIEW pgqueue.running_jobs AS
     w.host AS worker_host,
     w.pid AS worker_pid,
     j.args,
-    j.tags,
-    j.meta
+    j.progress,
+    pgqueue.progress_percent(j.progress) AS progress_percent,
+    j.meta,
+    j.snoozes,
+    j.tags
    FROM (pgqueue.jobs j
      LEFT JOIN pgqueue.workers w ON ((w.id = j.worker_id)))
   WHERE (j.state = 'running'::pgqueue.job_state);
@@ -2077,6 +2098,7 @@ CREATE VIEW pgqueue.scheduled_jobs AS
     j.max_attempts,
     j.last_error,
     j.args,
+    j.snoozes,
     j.tags,
     j.meta
    FROM pgqueue.jobs j

@@ -99,7 +99,9 @@ class JobDetail:
 
     ``errors`` holds the newest errors (up to 10), oldest first; each is a dict
     with ``attempt``, ``kind``, ``message``, ``at`` and usually ``traceback``.
-    ``tags`` and ``meta`` are the job's labels and metadata (README: "Tags").
+    ``tags`` and ``meta`` are the job's labels and metadata (README: "Tags");
+    ``snoozes``: how often the job snoozed (``pgqueue.Snooze``); ``progress``:
+    the latest progress it reported (``{"done", "total", "message"}``) or None.
     """
 
     id: int
@@ -124,6 +126,8 @@ class JobDetail:
     worker_host: str | None
     worker_pid: int | None
     tags: list[str] = field(default_factory=list)
+    snoozes: int = 0
+    progress: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property

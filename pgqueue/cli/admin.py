@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from .. import _dsn, admin
+from ..progress import describe_progress
 from ..retention import parse_duration_text
 from ..types import JobState
 from .common import DSN_HELP, POOLER_HELP, echo_json, require_dsn
@@ -171,11 +172,12 @@ def jobs_show(job_id: int, as_json: bool, dsn: str | None) -> None:
     if as_json:
         echo_json({**dataclasses.asdict(job), "trace_id": job.trace_id})
         return
-    skip = {"args", "errors", "result", "trace_context", "meta"}
+    skip = {"args", "errors", "result", "trace_context", "progress", "meta"}
     for field in admin.field_names(admin.JobDetail):
         if field not in skip:
             click.echo(f"{field:>13}: {_cell(getattr(job, field))}")
     click.echo(f"{'trace_id':>13}: {_cell(job.trace_id)}")
+    click.echo(f"{'progress':>13}: {_cell(describe_progress(job.progress) or None)}")
     click.echo("args:\n" + json.dumps(job.args, indent=2, ensure_ascii=False))
     if job.meta:
         click.echo("meta:\n" + json.dumps(job.meta, indent=2, ensure_ascii=False))

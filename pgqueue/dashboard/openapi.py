@@ -44,6 +44,13 @@ _JOB_ROW: dict[str, Any] = {
         "unique_key": _NSTR, "batch_id": {"type": "integer", "nullable": True},
     },
 }
+_PROGRESS: dict[str, Any] = {
+    "type": "object", "nullable": True,
+    "description": "The latest progress the job reported (ctx.set_progress).",
+    "properties": {"done": {"type": "number", "minimum": 0},
+                   "total": {"type": "number", "minimum": 0, "nullable": True},
+                   "message": _NSTR},
+}
 _JOB_DETAIL: dict[str, Any] = {
     "type": "object",
     "required": [*_JOB_SUMMARY["required"], "args", "errors"],
@@ -53,7 +60,8 @@ _JOB_DETAIL: dict[str, Any] = {
         "errors": {"type": "array", "items": {"type": "object"}},
         "trace_context": _NSTR, "trace_id": _NSTR, "result": {"nullable": True},
         "worker_host": _NSTR, "worker_pid": {"type": "integer", "nullable": True},
-        "meta": {"type": "object"},
+        "snoozes": {"type": "integer", "minimum": 0},
+        "progress": _PROGRESS, "meta": {"type": "object"},
     },
 }
 _ERROR = {"type": "object", "required": ["error"],

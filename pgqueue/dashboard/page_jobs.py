@@ -18,7 +18,7 @@ from typing import Any
 
 from .data import DEFAULT_SEARCH_ROWS, DEFAULT_SEARCH_WINDOW, KINDS, JobFilter, JobList
 from .http import CSRF_FIELD
-from .pages import View, esc, link, moment, queue_link, tag_pills
+from .pages import View, esc, link, moment, progress_bar, queue_link, tag_pills
 
 __all__ = ["confirm_page", "hidden_fields", "job_rows", "jobs_page"]
 
@@ -120,13 +120,18 @@ def job_rows(view: View, jobs: list[dict[str, Any]], now: datetime) -> list[str]
         heartbeat = _duration(job["heartbeat_at"], now) if kind == "running" else ""
         check = (f"<input type=\"checkbox\" name=\"job\" value=\"{job['id']}\" "
                  "aria-label=\"select\">" if view.actions else "")
+        # A running job's latest progress under its state; snoozes by its attempts.
+        shown = progress_bar(job.get("progress")) if kind == "running" else ""
+        snoozes = job.get("snoozes") or 0
+        snoozed = (f" <span class=\"muted snoozes\" title=\"snoozes\">· {snoozes} snoozed"
+                   "</span>" if snoozes else "")
         rows.append(
             f"<tr data-job-id=\"{job['id']}\" data-kind=\"{esc(kind)}\"><td>{check}</td>"
             f"<td><a href=\"/jobs/{job['id']}\">{job['id']}</a></td>"
             f"<td><a href=\"{esc(queue_link(job['queue']))}\">{esc(job['queue'])}</a></td>"
             f"<td>{esc(job['task'])}</td>"
-            f"<td><span class=\"pill {esc(kind)}\">{esc(kind)}</span></td>"
-            f"<td class=\"num\">{job['attempt']}/{job['max_attempts']}</td>"
+            f"<td><span class=\"pill {esc(kind)}\">{esc(kind)}</span>{shown}</td>"
+            f"<td class=\"num\">{job['attempt']}/{job['max_attempts']}{snoozed}</td>"
             f"<td>{moment(job['created_at'], now)}</td><td class=\"run-at\">{run_at}</td>"
             f"<td class=\"num running-for\">{running}</td>"
             f"<td class=\"num heartbeat\">{heartbeat}</td>"

@@ -16,10 +16,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..admin import JobDetail
+from ..progress import describe_progress, progress_fraction
 from .http import CSRF_FIELD, json_default
 
 __all__ = ["View", "ago", "button", "count_text", "esc", "job_page", "layout", "link",
-           "login_page", "moment", "overview", "queue_link", "tag_pills"]
+           "login_page", "moment", "overview", "progress_bar", "queue_link", "tag_pills"]
 
 _STATS_COLUMNS = ("ready", "scheduled", "running", "unclaimable", "failed", "succeeded_1h",
                   "lag_seconds")
@@ -223,6 +224,8 @@ def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str
         ("queue", f"<a href=\"{esc(queue_link(job.queue))}\">{esc(job.queue)}</a>"),
         ("task", esc(job.task)),
         ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("snoozes", f"<span id=\"job-snoozes\">{esc(job.snoozes)}</span>"),
+        ("progress", progress_bar(job.progress) or "<span class=\"muted\">–</span>"),
         ("priority", esc(job.priority)),
         ("created", moment(job.created_at, now)),
         ("run at", moment(job.run_at, now)),
@@ -256,6 +259,8 @@ def job_page(view: View, job: JobDetail, now: datetime, notice: str = "") -> str
     result = ""
     if job.result is not None:
         result = f"<h2>Result</h2><pre>{esc(_pretty(job.result))}</pre>"
+    if job.meta:
+        result = f"<h2>Meta</h2><pre id=\"job-meta\">{esc(_pretty(job.meta))}</pre>" + result
     note = f"<p class=\"notice\" id=\"notice\">{esc(notice)}</p>" if notice else ""
     return (f"<h1>Job {job.id}</h1>{note}<div class=\"actions\">{''.join(actions)}</div>"
             f"<dl class=\"facts\">{dl}</dl><h2>Args</h2><pre>{esc(_pretty(job.args))}</pre>"
@@ -266,6 +271,22 @@ def _meta(meta: Mapping[str, Any] | None) -> str:
     if not meta:
         return ""
     return f"<h2>Meta</h2><pre id=\"job-meta\">{esc(_pretty(meta))}</pre>"
+
+
+def progress_bar(progress: Mapping[str, Any] | None) -> str:
+    """A job's latest progress: a bar (SVG: the CSP allows no inline styles) when
+    it has a total, and its text; "" when it reported none."""
+    text = describe_progress(progress)
+    if not text:
+        return ""
+    fraction = progress_fraction(progress)
+    bar = ""
+    if fraction is not None:
+        bar = (f"<svg class=\"progress\" viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" "
+               f"role=\"img\" aria-label=\"{esc(text)}\"><title>{esc(text)}</title>"
+               f"<rect class=\"run\" x=\"0\" y=\"0\" width=\"{100 * fraction:.1f}\" "
+               "height=\"10\"/></svg> ")
+    return f"<span class=\"job-progress\">{bar}<span class=\"muted\">{esc(text)}</span></span>"
 
 
 def error_page(status: int, message: str) -> str:

@@ -1,10 +1,10 @@
 """A periodic summary of finished jobs per queue, logged at INFO.
 
 A line per succeeded job costs the worker about as much as running a no-op job
-does, so succeeded jobs are logged one by one only at DEBUG (see
+does, so succeeded (and snoozed) jobs are logged one by one only at DEBUG (see
 :mod:`.logs`). At INFO the worker says instead, every ``interval`` seconds in
 which jobs finished, one line per queue: ``jobs finished`` with how many
-succeeded, were retried, failed and were cancelled, their mean and longest run
+succeeded, were retried, snoozed, failed and were cancelled, their mean and longest run
 time, and the seconds the line covers. Retries (WARNING) and failures (ERROR)
 keep a line per job as well: an operator wants each one.
 
@@ -30,7 +30,7 @@ from ..worker.config import DEFAULT_LOG_SUMMARY_INTERVAL
 __all__ = ["DEFAULT_LOG_SUMMARY_INTERVAL", "QueueSummary"]
 
 # Always in a summary line, 0 when none: a reader never has to guess a missing key.
-OUTCOMES = ("succeeded", "retried", "failed", "cancelled")
+OUTCOMES = ("succeeded", "retried", "snoozed", "failed", "cancelled")
 
 logger = logging.getLogger("pgqueue.worker")
 

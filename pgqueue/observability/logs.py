@@ -47,11 +47,16 @@ logger = logging.getLogger("pgqueue.worker")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+# Outcomes logged one by one at DEBUG only (at INFO the summary counts them): a
+# polling job may snooze every few seconds for hours.
+_QUIET = frozenset({"succeeded", "snoozed"})
+
+
 def log_event(event: Event) -> None:
     """Log one worker event (job starts are not logged: they are metrics' business)."""
-    if type(event) is JobFinished and event.outcome == "succeeded" \
+    if type(event) is JobFinished and event.outcome in _QUIET \
             and not logger.isEnabledFor(logging.DEBUG):
-        return  # the most frequent event, most often filtered out: skip building it
+        return  # the most frequent events, most often filtered out: skip building them
     log = _LOG_BY_EVENT.get(type(event))
     if log is not None:
         log(event, {"worker_id": event.worker_id, "event": event.name})
@@ -67,6 +72,8 @@ def _job_finished(event: JobFinished, base: dict[str, Any]) -> None:
     elif event.outcome == "retried":
         logger.warning("job failed; will retry", extra={
             **fields, "error": event.error, "retry_in_seconds": event.retry_in_seconds})
+    elif event.outcome == "snoozed":
+        logger.debug("job snoozed", extra={**fields, "retry_in_seconds": event.retry_in_seconds})
     else:
         logger.error("job %s", event.outcome, extra={**fields, "error": event.error})
 

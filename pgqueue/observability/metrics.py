@@ -99,6 +99,9 @@ RETRIED = Counter("pgqueue_jobs_retried", "Failed attempts sent back to the queu
                   "another attempt.", _JOB)
 FAILED = Counter("pgqueue_jobs_failed", "Jobs that failed for good: by the handler on the "
                  "last attempt, permanently, or by the reaper on the last attempt.", _JOB)
+SNOOZED = Counter("pgqueue_jobs_snoozed", "Attempts that snoozed: the job went back to "
+                  "the queue without using an attempt (a snooze past max_snoozes counts as "
+                  "failed instead).", _JOB)
 CANCELLED = Counter("pgqueue_jobs_cancelled", "Attempts that ended cancelled.", _JOB)
 RECLAIMED = Counter("pgqueue_jobs_reclaimed", "Running jobs whose heartbeat stalled, taken "
                     "back by the reaper (requeued or failed).", _JOB)
@@ -121,16 +124,16 @@ PRUNED = Counter("pgqueue_jobs_pruned", "Finished jobs the leader's pruner delet
 BATCHES_PRUNED = Counter("pgqueue_batches_pruned", "Finished batches the leader's pruner "
                          "deleted with their last job.")
 SERVICE_ERRORS = Counter("pgqueue_service_errors", "Errors of a worker service (fetcher, "
-                         "heartbeat, leader, reaper, expiry, settler, compactor, scheduler, "
-                         "pruner) "
-                         "that are not a lost connection: a bug, or a statement the database "
-                         "refuses. The service goes on after a back-off.", ("service",))
+                         "completer, reporter, heartbeat, leader, reaper, expiry, settler, "
+                         "compactor, scheduler, pruner) that are not a lost connection: a bug, "
+                         "or a statement the database refuses. The service goes on after a "
+                         "back-off.", ("service",))
 
 #: Every metric family this module exports, as Prometheus names them.
 METRIC_NAMES = (
     "pgqueue_jobs_enqueued_total", "pgqueue_jobs_started_total",
     "pgqueue_jobs_succeeded_total", "pgqueue_jobs_retried_total",
-    "pgqueue_jobs_failed_total", "pgqueue_jobs_cancelled_total",
+    "pgqueue_jobs_failed_total", "pgqueue_jobs_cancelled_total", "pgqueue_jobs_snoozed_total",
     "pgqueue_jobs_reclaimed_total", "pgqueue_jobs_lost_total",
     "pgqueue_job_duration_seconds", "pgqueue_job_queue_wait_seconds",
     "pgqueue_worker_busy_slots", "pgqueue_worker_slots", "pgqueue_queue_jobs",
@@ -142,10 +145,10 @@ METRIC_NAMES = (
 )
 
 #: The worker services that count errors in ``pgqueue_service_errors_total``.
-SERVICES = ("fetcher", "completer", "heartbeat", "leader", "reaper", "expiry", "settler",
-            "compactor", "scheduler", "pruner")
+SERVICES = ("fetcher", "completer", "reporter", "heartbeat", "leader", "reaper", "expiry",
+            "settler", "compactor", "scheduler", "pruner")
 
-_OUTCOMES = {"succeeded": SUCCEEDED, "retried": RETRIED, "failed": FAILED,
+_OUTCOMES = {"succeeded": SUCCEEDED, "retried": RETRIED, "snoozed": SNOOZED, "failed": FAILED,
              "cancelled": CANCELLED}
 
 

@@ -248,6 +248,7 @@ def _annotate(span: Any, outcome: Outcome) -> None:
 
     span.set_attribute(OWN + "outcome", outcome.outcome)
     if outcome.delay_seconds is not None:
+        # retried or snoozed (the outcome attribute says which): due again after this
         span.set_attribute(OWN + "retry_in_seconds", outcome.delay_seconds)
     error = outcome.error
     if error is None:

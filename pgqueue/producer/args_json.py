@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InvalidJobError
 
-__all__ = ["check_text", "dump_args", "shorten"]
+__all__ = ["check_text", "dump_args", "dump_json", "shorten"]
 
 
 def dump_args(args: object, field: str = "args") -> str:
@@ -109,6 +109,10 @@ def _make_encode() -> Callable[[object], str]:
 
 
 _encode = _make_encode()
+
+dump_json = _encode
+"""Compact JSON text of a value already known to be JSON (no checks): the fast
+encoder :func:`dump_args` uses, for values pgqueue built or validated itself."""
 
 
 def _check_json(value: Any, path: str, depth: int = 0) -> None:

@@ -83,7 +83,8 @@ class RanJob:
     """One attempt a drain ran, and how it ended as written to the database.
 
     ``outcome``: ``succeeded``, ``retried`` (queued again, due after
-    ``retry_in_seconds``), ``failed``, ``cancelled``, or ``lost`` (the fenced
+    ``retry_in_seconds``), ``snoozed`` (the same, its attempt not counted),
+    ``failed``, ``cancelled``, or ``lost`` (the fenced
     write found the row changed under it: nothing was written).
     """
 
@@ -212,14 +213,14 @@ class _Drain:
     connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
     threads: Executor
     worker_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    finished: dict[int, tuple[str, float | None]] = field(default_factory=dict)
+    finished: dict[int, tuple[str, float | None, str | None]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def emit(self, event: Event) -> None:
         if isinstance(event, JobFinished):
-            self.finished[event.job.id] = (event.outcome, event.retry_in_seconds)
+            self.finished[event.job.id] = (event.outcome, event.retry_in_seconds, event.error)
         elif isinstance(event, JobLost):
-            self.finished[event.job.id] = ("lost", None)
+            self.finished[event.job.id] = ("lost", None, None)
         elif isinstance(event, ServiceError):
             self.problems.append(event.error)
         elif not isinstance(event, OutcomeRewritten):
@@ -257,11 +258,13 @@ class _Drain:
 
     def _ran(self, o: Outcome) -> RanJob:
         job = o.job
-        outcome, retry_in = self.finished.get(job.id, ("lost", None))
+        outcome, retry_in, message = self.finished.get(job.id, ("lost", None, None))
         result = None
         if outcome == o.outcome and o.result_json is not None:
             result = json.loads(o.result_json)
         error = o.error if outcome == o.outcome else None
+        if error is None and outcome == "failed" and o.outcome == "snoozed":
+            error = {"kind": "snoozed", "message": message}  # past max_snoozes
         return RanJob(job.id, job.task, job.queue, job.args, job.attempt, outcome, result,
                       None if error is None else str(error.get("message")),
                       None if error is None else str(error.get("kind")),

@@ -39,7 +39,7 @@ from .executor import Outcome
 from .session import Session, is_connection_error, is_data_error
 from .storable import storable_error, storable_result_json, storable_text
 
-__all__ = ["Completer"]
+__all__ = ["Completer", "sql_array"]
 
 BATCH_MAX = 1000
 _REASON_MAX = 1000
@@ -187,7 +187,10 @@ class Completer:
                                 f"the database refused the outcome of job {job.id} in "
                                 f"every form; left to the reaper: {reason}"))
 
-    async def write(self, batch: list[Outcome]) -> set[int]:
+    async def write(self, batch: list[Outcome]) -> dict[int, tuple[str | None, str | None]]:
+        """Write ``batch`` in one statement; return the ids applied, each with the
+        outcome and reason the database wrote instead of the one given (a snooze
+        past its cap is failed there), or (None, None)."""
         # In id order: the statement finds each row by primary key in array order,
         # so it locks rows in ascending ids, as pgqueue.link_dependencies does;
         # a producer naming two jobs of one batch cannot deadlock with it.
@@ -196,16 +199,19 @@ class Completer:
             if o.error is not None or o.result_json is not None:
                 _make_storable(o)
         rows = await self._session.fetch("job_complete_many", {
-            "ids": _array([o.job.id for o in batch]),
-            "tokens": _array([o.job.claim_token for o in batch]),
-            "outcomes": _array([o.outcome for o in batch]),
-            "delays": _array([o.delay_seconds for o in batch]),
-            "errors": _array([_error_json(o) for o in batch]),
-            "results": _array([o.result_json for o in batch]),
+            "ids": sql_array([o.job.id for o in batch]),
+            "tokens": sql_array([o.job.claim_token for o in batch]),
+            "outcomes": sql_array([o.outcome for o in batch]),
+            "delays": sql_array([o.delay_seconds for o in batch]),
+            "errors": sql_array([_error_json(o) for o in batch]),
+            "results": sql_array([o.result_json for o in batch]),
+            "max_snoozes": sql_array([o.max_snoozes for o in batch]),
+            "progress": sql_array([o.progress_json for o in batch]),
+            "meta": sql_array([o.meta_json for o in batch]),
             "worker_id": self._worker_id,
         })
         self._follow_up.extend(row[0] for row in rows if row[1])
-        return {row[0] for row in rows}
+        return {row[0]: (row[2], row[3]) for row in rows}
 
     async def _settle(self) -> None:
         ids, self._follow_up = self._follow_up, []
@@ -217,18 +223,24 @@ class Completer:
             else:
                 self._emit(ServiceError(self._worker_id, "completer", repr(exc)))
 
-    def _report(self, batch: list[Outcome], applied: set[int]) -> None:
+    def _report(self, batch: list[Outcome],
+                applied: dict[int, tuple[str | None, str | None]]) -> None:
         for o in batch:
-            if o.job.id in applied:
-                if o.note is not None:
-                    self._emit(OutcomeRewritten(self._worker_id, o.job, o.outcome, o.outcome,
-                                                o.note))
-                self._emit(JobFinished(self._worker_id, o.job, o.outcome, o.duration_seconds,
-                                       o.error_message, o.delay_seconds))
-                if o.outcome == "retried" and self._on_retry and o.delay_seconds is not None:
-                    self._on_retry(o.delay_seconds)
-            else:
+            written = applied.get(o.job.id)
+            if written is None:
                 self._emit(JobLost(self._worker_id, o.job, o.outcome))
+                continue
+            if o.note is not None:
+                self._emit(OutcomeRewritten(self._worker_id, o.job, o.outcome, o.outcome,
+                                            o.note))
+            outcome, error = written
+            if outcome is None:  # as given
+                outcome, error = o.outcome, o.error_message
+            delay = o.delay_seconds if outcome in ("retried", "snoozed") else None
+            self._emit(JobFinished(self._worker_id, o.job, outcome, o.duration_seconds,
+                                   error, delay))
+            if delay is not None and self._on_retry:
+                self._on_retry(delay)
 
 
 def _json(value: object) -> str:
@@ -274,7 +286,7 @@ def _reason(exc: BaseException) -> str:
     return storable_text(text[:_REASON_MAX])[0]
 
 
-def _array(values: list[int | float | str | None]) -> str | None:
+def sql_array(values: list[int | float | str | None]) -> str | None:
     """A PostgreSQL array literal of ``values``; None when every value is None.
 
     psycopg adapts a list element by element (1.3-1.8 µs each); joining the text

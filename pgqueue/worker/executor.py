@@ -21,11 +21,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PermanentError, Retry
+from ..errors import PermanentError, Retry, Snooze
 from ..tasks import Task
 from ..types import Job, JobContext
 
-__all__ = ["AttemptRunner", "Outcome", "cancelled", "run_attempt"]
+__all__ = ["AttemptRunner", "Outcome", "cancelled", "run_attempt", "with_updates"]
 
 _MESSAGE_MAX = 2000
 _TRACEBACK_MAX = 8000
@@ -37,14 +37,20 @@ class Outcome:
     a frozen dataclass costs 1 µs more to build, once per job)."""
 
     job: Job
-    outcome: str  # succeeded | retried | failed | cancelled
+    outcome: str  # succeeded | retried | snoozed | failed | cancelled
     duration_seconds: float
-    delay_seconds: float | None = None
+    delay_seconds: float | None = None  # retried, snoozed: due again after this long
     error: dict[str, Any] | None = None
     result_json: str | None = None
     # Set when what is stored differs from what the handler produced (a result
     # that is not JSON, text PostgreSQL cannot store): says what was changed.
     note: str | None = None
+    # snoozed: the task's max_snoozes; past it the write fails the job instead.
+    max_snoozes: int | None = None
+    # What the attempt reported that was not written while it ran (the latest
+    # progress, every meta key it set): written with the outcome.
+    progress_json: str | None = None
+    meta_json: str | None = None
 
     @property
     def error_message(self) -> str | None:
@@ -59,7 +65,23 @@ that the worker's assembler passes to its slots."""
 
 async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
                       rng: random.Random | None = None) -> Outcome:
-    """Run the handler for ``job`` and classify the result. Never raises but CancelledError."""
+    """Run the handler for ``job`` and classify the result; the outcome carries
+    what the attempt reported (progress, meta) and the worker has not written
+    yet. Never raises but CancelledError."""
+    return with_updates(await _attempt(task, job, ctx, threads, rng), ctx)
+
+
+def with_updates(outcome: Outcome, ctx: JobContext) -> Outcome:
+    """``outcome`` with the attempt's unwritten reports; later ones are dropped."""
+    updates = ctx.take_updates(final=True)
+    if updates is not None:
+        outcome.progress_json = updates.progress_json
+        outcome.meta_json = updates.meta_json
+    return outcome
+
+
+async def _attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
+                   rng: random.Random | None) -> Outcome:
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -87,6 +109,8 @@ async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
     except Retry as exc:
         error = _error("retry", job, f"Retry: {exc}")
         return _retry_or_fail(task, job, elapsed(), error, exc.delay, rng)
+    except Snooze as exc:
+        result = exc
     except PermanentError as exc:
         return Outcome(job, "failed", elapsed(), error=_error("permanent", job, _describe(exc),
                                                               _traceback(exc)))
@@ -98,12 +122,21 @@ async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
         return cancelled(job, elapsed())
     if result is None:
         return Outcome(job, "succeeded", elapsed())
+    return _returned(task, job, result, elapsed())
+
+
+def _returned(task: Task, job: Job, result: Any, duration: float) -> Outcome:
+    """The outcome of a handler that returned ``result`` (not None), or snoozed."""
+    if isinstance(result, Snooze):
+        # The cap is checked where the count is, in the outcome's write.
+        return Outcome(job, "snoozed", duration, delay_seconds=result.delay,
+                       max_snoozes=task.max_snoozes)
     try:
-        return Outcome(job, "succeeded", elapsed(),
+        return Outcome(job, "succeeded", duration,
                        result_json=json.dumps(result, allow_nan=False, ensure_ascii=False))
     except (TypeError, ValueError, RecursionError) as exc:
         # Not JSON: keep a readable trace of it rather than failing a successful job.
-        return Outcome(job, "succeeded", elapsed(), result_json=_repr_json(result),
+        return Outcome(job, "succeeded", duration, result_json=_repr_json(result),
                        note=f"result is not JSON ({_describe(exc)}); stored as its repr")
 
 

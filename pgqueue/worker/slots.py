@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from ..events import AttemptEnded, Event, JobStarted
 from ..tasks import Registry, Task
 from ..types import Job, JobContext
-from .executor import AttemptRunner, Outcome, cancelled
+from .executor import AttemptRunner, Outcome, cancelled, with_updates
 
 __all__ = ["Slots"]
 
@@ -52,6 +52,8 @@ class Slots:
       for an attempt interrupted by the stop.
     - ``stop``: set on the loop when the worker stops; ``stop_requested``: True
       as soon as a stop was asked for, from any thread.
+    - ``on_report``: given each attempt's context when it reports progress or
+      meta (the reporter's ``track``), from any thread.
     """
 
     def __init__(self, registry: Registry, worker_id: str, *, concurrency: int,
@@ -60,7 +62,8 @@ class Slots:
                  on_finished: Callable[[Job, Outcome | None], None],
                  emit: Callable[[Event], None], stop: asyncio.Event,
                  stop_requested: Callable[[], bool],
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 on_report: Callable[[JobContext], None] | None = None) -> None:
         self._registry = registry
         self._worker_id = worker_id
         self.concurrency = concurrency
@@ -73,6 +76,7 @@ class Slots:
         self._stop = stop
         self._stop_requested = stop_requested
         self._rng = rng
+        self._on_report = on_report
         # Read by the fetcher (sizes of claims, rooms per queue); changed here only.
         self.running: dict[int, _Running] = {}
         self.ready: collections.deque[Job] = collections.deque()
@@ -160,7 +164,7 @@ class Slots:
 
     def _start(self, job: Job) -> None:
         task = self._registry.get(job.task)
-        ctx = JobContext(job, self._worker_id)
+        ctx = JobContext(job, self._worker_id, self._on_report)
         assert task is not None  # the claim only takes known tasks
         runner = asyncio.create_task(self._run_job(task, job, ctx),
                                      name=f"pgqueue-job-{job.id}")
@@ -175,7 +179,7 @@ class Slots:
         except asyncio.CancelledError:
             if not ctx.cancel_requested or self._stop_requested():
                 raise  # shutdown: the job is handed back
-            outcome = cancelled(job, time.perf_counter() - started)
+            outcome = with_updates(cancelled(job, time.perf_counter() - started), ctx)
         finally:
             self.running.pop(job.id, None)
             self._emit(AttemptEnded(self._worker_id, job))

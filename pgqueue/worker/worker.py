@@ -5,7 +5,8 @@ and each testable alone: listener (:mod:`.listener`, its own connection;
 none behind a transaction pooler without a direct ``listen_dsn``),
 fetcher (:mod:`.fetcher`, the claim session), slots (:mod:`.slots`, running
 attempts through :mod:`.executor`), completer (:mod:`.completer`, the complete
-session), maintenance (:mod:`.maintenance`, the claim session) and the start
+session), reporter (:mod:`.reporter`, progress and meta while jobs run, on the
+complete session), maintenance (:mod:`.maintenance`, the claim session) and the start
 and stop steps (:mod:`.lifecycle`, the claim session). The services emit
 events and know nothing of logging formats, metrics or tracing: this module is
 the one place that imports :mod:`pgqueue.observability`, attaches its
@@ -50,6 +51,7 @@ from .key_rounds import KeyRounds
 from .lifecycle import connect, run_with_signals, shut_down
 from .listener import Listener
 from .maintenance import Maintenance
+from .reporter import Reporter
 from .session import Session
 from .slots import Slots
 from .turns import QueueTurns
@@ -64,6 +66,7 @@ class _Services:
     """One run's services, as :meth:`Worker._assemble` wired them."""
 
     completer: Completer
+    reporter: Reporter
     slots: Slots
     fetcher: Fetcher
     maintenance: Maintenance
@@ -251,6 +254,7 @@ class Worker:
             services = [
                 asyncio.create_task(parts.maintenance.run(), name="pgqueue-maintenance"),
                 asyncio.create_task(parts.completer.run(), name="pgqueue-completer"),
+                asyncio.create_task(parts.reporter.run(), name="pgqueue-reporter"),
             ]
             if parts.listener is not None:
                 services.append(asyncio.create_task(parts.listener.run(),
@@ -260,6 +264,7 @@ class Worker:
                             worker_id=self.id, shutdown_timeout=self.config.shutdown_timeout,
                             resign=parts.maintenance.resign, emit=self._emit)
         finally:
+            await parts.reporter.close()  # not cancelled mid-statement
             for service in services:
                 service.cancel()
             await asyncio.gather(*services, return_exceptions=True)
@@ -283,13 +288,14 @@ class Worker:
             fetcher.job_finished(job, outcome)
 
         completer = Completer(complete, self.id, self._emit, retry_scheduled)
+        reporter = Reporter(complete, self.id, self._emit)
         slots = self._slots = Slots(
             self.registry, self.id, concurrency=self.config.concurrency,
             queue_slots=self.config.queue_slots, run_attempt=self._run_attempt,
             threads=threads, on_outcome=completer.submit,
             on_finished=job_finished,
             emit=self._emit, stop=stop, stop_requested=lambda: self._stop_requested,
-            rng=self._rng)
+            rng=self._rng, on_report=reporter.track)
         order = self.config.order
         turns = None if order == "priority" else QueueTurns(
             self.queues, order, self.config.queue_weights)
@@ -306,7 +312,7 @@ class Worker:
         listener = None if self.listen_dsn is None else Listener(
             self.listen_dsn, self.id, on_notify=self._notified, on_gap=fetcher.poke,
             emit=self._emit, check_interval=self.config.poll_interval)
-        return _Services(completer, slots, fetcher, maintenance, listener)
+        return _Services(completer, reporter, slots, fetcher, maintenance, listener)
 
     def _notified(self, channel: str, payload: str) -> None:
         """Route a notification: new jobs and resumed queues wake the fetcher,

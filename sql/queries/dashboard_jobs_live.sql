@@ -1,5 +1,6 @@
 -- dashboard_jobs_live: live jobs newest first for the dashboard's job list, each
--- with what it waits for (`kind`), its worker and heartbeat.
+-- with what it waits for (`kind`), its worker and heartbeat, its latest progress
+-- and how often it snoozed.
 -- Parameters: queue, task, kind (ready, scheduled, retrying, blocked,
 --   unclaimable, queued, running or NULL for any), id, args (jsonb containment),
 --   error (text found in last_error), unique_key, batch_id, since, until (on
@@ -16,7 +17,7 @@ WITH live AS (
     SELECT j.id, j.queue::text AS queue, j.task::text AS task, j.state::text AS state,
            j.priority, j.attempt, j.max_attempts, j.run_at, j.created_at, j.started_at,
            NULL::timestamptz AS finished_at, j.heartbeat_at, j.worker_id::text AS worker_id,
-           j.last_error, j.unique_key, j.batch_id, j.tags,
+           j.last_error, j.unique_key, j.batch_id, j.tags, j.progress, j.snoozes,
            CASE
                WHEN j.state = 'running' THEN 'running'
                WHEN j.blocked THEN 'blocked'

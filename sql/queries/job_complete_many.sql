@@ -10,22 +10,32 @@
 -- `retried` puts it back to `queued` at statement_timestamp() + delay, and its
 -- error's `at` is the same statement_timestamp(): inside a longer transaction
 -- (pgqueue.testing.drain) the retry is still due `delay` after this statement.
+-- `snoozed` does the same without using the attempt: the attempt the claim
+-- counted is given back, `snoozes` grows by one, and no error is recorded;
+-- unless the job has snoozed `max_snoozes` times already: then it fails for
+-- good (kind `snoozed`), its reason built here, where the count is.
 -- An error given with `succeeded` is a note (a result stored rewritten): it
 -- joins `errors` but leaves last_error alone.
+-- What the attempt reported and the worker had not written yet comes along:
+-- `progress` replaces the job's, `meta` (every key the attempt set) is merged
+-- into it (jsonb ||), live and in the history row alike.
 -- Parameters, arrays of equal length: ids, tokens (claim tokens), outcomes
---   (text), delays (seconds, for retried), errors (jsonb or NULL), results
---   (jsonb or NULL); and worker_id.
+--   (text), delays (seconds, for retried and snoozed), errors (jsonb or NULL),
+--   results (jsonb or NULL), max_snoozes (int, for snoozed), progress (jsonb or
+--   NULL), meta (jsonb or NULL); and worker_id.
 -- Returns: the ids whose outcome was applied, each with `follow_up`: true when
 --   the job finished and has dependents or a batch (the worker then runs
---   job_after_finish once this statement has committed).
+--   job_after_finish once this statement has committed); and, for a snooze past
+--   its cap, `failed` and the reason (else NULL, NULL: the outcome as given).
 -- Notifies: pgqueue_finished with the finished ids (comma-separated; '*' when
 --   too long for a payload), for result waiters; pgqueue_jobs for the queues
 --   where a concurrency limit or key cap may have freed a slot.
 WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(outcomes)s::text[],
-                %(delays)s::float8[], %(errors)s::jsonb[], %(results)s::jsonb[])
-         AS o(id, token, outcome, delay_seconds, error, result)
+                %(delays)s::float8[], %(errors)s::jsonb[], %(results)s::jsonb[],
+                %(max_snoozes)s::int[], %(progress)s::jsonb[], %(meta)s::jsonb[])
+         AS o(id, token, outcome, delay_seconds, error, result, max_snoozes, progress, meta)
 ),
 finished AS (
     DELETE FROM pgqueue.jobs j
@@ -36,21 +46,51 @@ finished AS (
     -- with running jobs × batch. Each outcome finds its row by primary key.
     WHERE j.id = o.id AND j.claim_token = o.token
       AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
-      AND o.outcome IN ('succeeded', 'failed', 'cancelled')
+      AND (o.outcome IN ('succeeded', 'failed', 'cancelled')
+           OR (o.outcome = 'snoozed' AND j.snoozes >= o.max_snoozes))
     RETURNING j AS job, j.id, j.queue, j.concurrency_key, j.has_dependents, j.batch_id,
-              o.outcome, o.error, o.result
+              o.outcome = 'snoozed' AS capped,
+              CASE WHEN o.outcome = 'snoozed' THEN 'failed' ELSE o.outcome END AS outcome,
+              CASE WHEN o.outcome = 'snoozed'
+                   THEN jsonb_build_object(
+                       'kind', 'snoozed', 'attempt', j.attempt,
+                       'message', format('snoozed again after %%s snoozes, the most '
+                                         'max_snoozes (%%s) allows; failed',
+                                         j.snoozes, o.max_snoozes))
+                   ELSE o.error END AS error,
+              o.result, o.progress, o.meta
 ),
 archived AS (
     INSERT INTO pgqueue.finished_jobs
     SELECT (pgqueue.finished_row(
-               f.job, f.outcome::pgqueue.job_state,
-               CASE WHEN f.outcome = 'succeeded' THEN (f.job).last_error
-                    ELSE COALESCE(f.error ->> 'message', (f.job).last_error) END,
-               CASE WHEN f.error IS NULL THEN (f.job).errors
-                    ELSE pgqueue.append_error((f.job).errors,
-                                              f.error || jsonb_build_object('at', now())) END,
-               f.result)).*
-    FROM finished f
+               x.job, x.outcome::pgqueue.job_state,
+               CASE WHEN x.outcome = 'succeeded' THEN (x.job).last_error
+                    ELSE COALESCE(x.error ->> 'message', (x.job).last_error) END,
+               CASE WHEN x.error IS NULL THEN (x.job).errors
+                    ELSE pgqueue.append_error((x.job).errors,
+                                              x.error || jsonb_build_object('at', now())) END,
+               x.result)).*
+    FROM (
+        SELECT f.job, f.outcome, f.error, f.result
+        FROM finished f
+        WHERE f.progress IS NULL AND f.meta IS NULL
+        UNION ALL
+        -- With the reports not written yet, into the job's row before its history
+        -- row is built: once per job (OFFSET 0 keeps the subquery from being
+        -- inlined into each field finished_row reads, 30 calls instead of one).
+        SELECT r.job, f.outcome, f.error, f.result
+        FROM finished f
+        CROSS JOIN LATERAL (
+            SELECT jsonb_populate_record(
+                       f.job,
+                       CASE WHEN f.progress IS NULL THEN '{}'::jsonb
+                            ELSE jsonb_build_object('progress', f.progress) END
+                       || CASE WHEN f.meta IS NULL THEN '{}'::jsonb
+                               ELSE jsonb_build_object('meta', (f.job).meta || f.meta) END)
+                   AS job
+            OFFSET 0) r
+        WHERE f.progress IS NOT NULL OR f.meta IS NOT NULL
+    ) x
     RETURNING id
 ),
 retried AS (
@@ -59,12 +99,19 @@ retried AS (
         run_at = statement_timestamp() + o.delay_seconds * interval '1 second',
         worker_id = NULL,
         heartbeat_at = NULL,
-        last_error = o.error ->> 'message',
-        errors = pgqueue.append_error(j.errors, o.error || jsonb_build_object('at', statement_timestamp()))
+        attempt = CASE WHEN o.outcome = 'snoozed' THEN j.attempt - 1 ELSE j.attempt END,
+        snoozes = CASE WHEN o.outcome = 'snoozed' THEN j.snoozes + 1 ELSE j.snoozes END,
+        last_error = CASE WHEN o.outcome = 'snoozed' THEN j.last_error
+                          ELSE o.error ->> 'message' END,
+        errors = CASE WHEN o.outcome = 'snoozed' THEN j.errors
+                      ELSE pgqueue.append_error(j.errors, o.error || jsonb_build_object(
+                               'at', statement_timestamp())) END,
+        progress = COALESCE(o.progress, j.progress),
+        meta = CASE WHEN o.meta IS NULL THEN j.meta ELSE j.meta || o.meta END
     FROM outcome o
     WHERE j.id = o.id AND j.claim_token = o.token
       AND j.worker_id = %(worker_id)s AND (j.state = 'running') IS TRUE
-      AND o.outcome = 'retried'
+      AND (o.outcome = 'retried' OR (o.outcome = 'snoozed' AND j.snoozes < o.max_snoozes))
     RETURNING j.id, j.queue, j.concurrency_key
 ),
 freed AS (
@@ -86,8 +133,10 @@ announced AS (
 )
 -- A SELECT in WITH runs only if referenced: the always-true counts make the
 -- notifications happen.
-SELECT f.id, (f.has_dependents IS TRUE OR f.batch_id IS NOT NULL) AS follow_up
+SELECT f.id, (f.has_dependents IS TRUE OR f.batch_id IS NOT NULL) AS follow_up,
+       CASE WHEN f.capped THEN 'failed' END AS outcome,
+       CASE WHEN f.capped THEN f.error ->> 'message' END AS error
 FROM finished f
 WHERE (SELECT count(*) FROM freed) >= 0 AND (SELECT count(*) FROM announced) >= 0
 UNION ALL
-SELECT r.id, false FROM retried r
+SELECT r.id, false, NULL, NULL FROM retried r

@@ -36,7 +36,8 @@ def complete(dsn: str, job_id: int, token: int, worker_id: str,
              outcome: str = "succeeded") -> list[tuple[Any, ...]]:
     return run(dsn, "job_complete_many", {
         "ids": [job_id], "tokens": [token], "outcomes": [outcome], "delays": [None],
-        "errors": [None], "results": [None], "worker_id": worker_id})
+        "errors": [None], "results": [None], "max_snoozes": [None], "progress": [None],
+        "meta": [None], "worker_id": worker_id})
 
 
 def test_tokens_never_repeat_and_a_stale_token_writes_nothing(clean_db: str) -> None:
@@ -60,14 +61,15 @@ def test_tokens_never_repeat_and_a_stale_token_writes_nothing(clean_db: str) -> 
                                                "worker_id": worker_id}) == []
     assert scalar(clean_db, "SELECT state::text FROM pgqueue.jobs WHERE id = %s",
                   [job_id]) == "running"
-    assert complete(clean_db, job_id, tokens[-1], worker_id, "failed") == [(job_id, False)]
+    assert complete(clean_db, job_id, tokens[-1], worker_id, "failed") == [
+        (job_id, False, None, None)]
 
     # Retried by hand: attempt 0 again, a fresh token; the old one still writes nothing.
     assert scalar(clean_db, "SELECT pgqueue.retry(%s)", [job_id]) == "retried"
     (row,) = claim(clean_db, worker_id)
     assert row[5] == 1 and row[12] > tokens[-1]
     assert complete(clean_db, job_id, tokens[-1], worker_id) == []
-    assert complete(clean_db, job_id, row[12], worker_id) == [(job_id, False)]
+    assert complete(clean_db, job_id, row[12], worker_id) == [(job_id, False, None, None)]
 
 
 def test_the_claim_of_older_workers_still_works_and_sets_a_token(clean_db: str) -> None:

@@ -67,7 +67,8 @@ def complete_without_settling(dsn: str, job_id: int, token: int, outcome: str,
     error = None if outcome == "succeeded" else '{"message": "boom", "kind": "error"}'
     return fetch(dsn, query("job_complete_many"), {
         "ids": [job_id], "tokens": [token], "outcomes": [outcome], "delays": [None],
-        "errors": [error], "results": [None], "worker_id": worker_id})
+        "errors": [error], "results": [None], "max_snoozes": [None], "progress": [None],
+        "meta": [None], "worker_id": worker_id})
 
 
 def recording_registry() -> tuple[pgqueue.Registry, list[int]]:
@@ -432,7 +433,8 @@ def test_leader_sweep_settles_what_a_killed_worker_left(clean_db: str, outcome: 
     ghost = str(uuid.uuid4())
     (claimed,) = claim(clean_db, ["ok"], ghost)
     assert claimed[0] == a
-    assert complete_without_settling(clean_db, a, claimed[12], outcome, ghost) == [(a, True)]
+    assert complete_without_settling(clean_db, a, claimed[12], outcome, ghost) == [
+        (a, True, None, None)]
     assert job(clean_db, a)["state"] == outcome
     assert is_blocked(clean_db, b)  # nobody settled it: the worker "died" here
     assert stats(clean_db) == (0, 0, 1)

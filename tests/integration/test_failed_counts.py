@@ -173,7 +173,8 @@ def test_concurrent_failing_completions_with_compaction_lose_nothing(clean_db: s
                         "outcomes": ["failed" if n % 2 else "succeeded" for n in chunk],
                         "delays": [0.0] * len(chunk),
                         "errors": ['{"message": "boom"}'] * len(chunk),
-                        "results": [None] * len(chunk),
+                        "results": [None] * len(chunk), "max_snoozes": None,
+                        "progress": None, "meta": None,
                         "worker_id": worker_id}).fetchall()
                     assert len(applied) == len(chunk)
         except BaseException as exc:

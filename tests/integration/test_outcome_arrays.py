@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgqueue.worker.completer import _array
+from pgqueue.worker.completer import sql_array
 
 AWKWARD = ['plain', '', 'NULL', 'null', ' spaced ', 'a,b', '{x}', '"quoted"', 'back\\slash',
            '\\"', 'tab\there', 'line\nbreak', 'é ✓ 漢字', 'trailing\\']
 
 
 def roundtrip(conn: psycopg.Connection[Any], values: list[Any], pg_type: str) -> list[Any]:
-    row = conn.execute(f"SELECT %s::{pg_type}[]", (_array(values),)).fetchone()
+    row = conn.execute(f"SELECT %s::{pg_type}[]", (sql_array(values),)).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
 
@@ -45,14 +45,14 @@ def test_numbers_survive(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_all_null_is_sent_as_null() -> None:
-    assert _array([None, None]) is None
+    assert sql_array([None, None]) is None
 
 
 @pytest.mark.parametrize("size", [1, 1000])
 def test_unnest_pads_a_null_column(conn: psycopg.Connection[Any], size: int) -> None:
     rows = conn.execute(
         "SELECT count(*), count(e) FROM unnest(%s::bigint[], %s::jsonb[]) AS u(i, e)",
-        (_array(list(range(size))), _array([None] * size))).fetchone()
+        (sql_array(list(range(size))), sql_array([None] * size))).fetchone()
     assert rows == (size, 0)
 
 
@@ -62,5 +62,5 @@ def test_unnest_pads_a_null_column(conn: psycopg.Connection[Any], size: int) -> 
 def test_any_text_survives(dsn: str, values: list[str | None]) -> None:
     with psycopg.connect(dsn) as conn:  # reads nothing of the schema: no clean-up needed
         expected = None if all(v is None for v in values) else values
-        row = conn.execute("SELECT %s::text[]", (_array(list(values)),)).fetchone()
+        row = conn.execute("SELECT %s::text[]", (sql_array(list(values)),)).fetchone()
         assert row is not None and row[0] == expected

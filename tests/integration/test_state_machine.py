@@ -1,7 +1,8 @@
 """The job state machine, driven by hypothesis through pgqueue's own SQL.
 
-Rules claim, heartbeat, complete (succeeded, failed, cancelled, retried),
-reclaim (the reaper with a stall timeout of 0), cancel and hand back run the
+Rules claim, heartbeat, complete (succeeded, failed, cancelled, retried,
+snoozed), report (progress and meta while running), reclaim (the reaper with a
+stall timeout of 0), cancel and hand back run the
 named statements of ``sql/queries`` against a real database for three fake
 workers. Each worker remembers what it claimed, so it can later send stale
 outcomes (an attempt reclaimed meanwhile). A model says what must happen; after
@@ -10,9 +11,14 @@ every step the database must match it:
 - every job is in exactly one of pgqueue.jobs and pgqueue.finished_jobs;
 - live jobs are queued or running (running under a worker), finished ones are
   succeeded, failed or cancelled;
-- a stale outcome (another claim's token, or another worker) never applies, even
-  from a worker id that claimed the same job again after a hand-back;
-- the attempt never decreases except by a hand-back, and no job disappears.
+- a stale outcome or report (another claim's token, or another worker) never
+  applies, even from a worker id that claimed the same job again after a
+  hand-back;
+- the attempt never decreases except by a hand-back or a snooze (which gives
+  the attempt back and counts one more snooze, up to MAX_SNOOZES; the next
+  snooze fails the job), and no job disappears;
+- progress is the latest report applied (or the one an outcome carried), live
+  and in history; meta holds every key reported.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pgqueue._sql import query
 
 WORKERS = [str(uuid.UUID(int=i + 1)) for i in range(3)]
 MAX_ATTEMPTS = 3
+MAX_SNOOZES = 2
 QUEUE = "sm"
 TASK = "sm.task"
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -48,6 +55,9 @@ class Job:
         self.worker: str | None = None
         self.token: int | None = None
         self.cancel_requested = False
+        self.snoozes = 0
+        self.progress: int | None = None  # the model's progress: its "done"
+        self.meta: dict[str, int] = {}
 
 
 class JobStates(RuleBasedStateMachine):
@@ -114,25 +124,58 @@ class JobStates(RuleBasedStateMachine):
 
     @precondition(lambda self: any(self.held.values()))
     @rule(data=st.data(), outcome=st.sampled_from(["succeeded", "failed", "cancelled",
-                                                   "retried"]))
-    def complete(self, data: st.DataObject, outcome: str) -> None:
+                                                   "retried", "snoozed"]),
+          progress=st.none() | st.integers(0, 100))
+    def complete(self, data: st.DataObject, outcome: str, progress: int | None) -> None:
         worker = data.draw(st.sampled_from([w for w in WORKERS if self.held[w]]))
         job_id, attempt, token = data.draw(st.sampled_from(self.held[worker]))
         self.held[worker].remove((job_id, attempt, token))
         if outcome == "retried" and attempt >= MAX_ATTEMPTS:
             outcome = "failed"  # as the executor decides on the last attempt
-        error = None if outcome == "succeeded" else '{"kind": "error", "message": "x"}'
+        error = None if outcome in ("succeeded", "snoozed") \
+            else '{"kind": "error", "message": "x"}'
         rows = self.run("job_complete_many", {
             "ids": [job_id], "tokens": [token], "outcomes": [outcome],
-            "delays": [0.0 if outcome == "retried" else None], "errors": [error],
-            "results": [None], "worker_id": worker})
+            "delays": [0.0 if outcome in ("retried", "snoozed") else None], "errors": [error],
+            "results": [None], "max_snoozes": [MAX_SNOOZES if outcome == "snoozed" else None],
+            "progress": [None if progress is None else f'{{"done": {progress}}}'],
+            "meta": [None if progress is None else f'{{"last": {progress}}}'],
+            "worker_id": worker})
         job = self.jobs[job_id]
         fits = job.state == "running" and job.worker == worker and job.token == token
         assert [r[0] for r in rows] == ([job_id] if fits else []), (
             "a stale outcome applied" if not fits else "a valid outcome was refused")
-        if fits:
+        if not fits:
+            return
+        if progress is not None:
+            job.progress, job.meta["last"] = progress, progress
+        job.worker = None
+        if outcome == "snoozed" and job.snoozes >= MAX_SNOOZES:
+            assert rows[0][2:] == ("failed", f"snoozed again after {MAX_SNOOZES} snoozes, "
+                                   f"the most max_snoozes ({MAX_SNOOZES}) allows; failed")
+            job.state = "failed"
+        elif outcome == "snoozed":
+            assert rows[0][2:] == (None, None)
+            job.state, job.attempt, job.snoozes = "queued", job.attempt - 1, job.snoozes + 1
+            self.last_attempt[job_id] = job.attempt  # given back
+        else:
             job.state = "queued" if outcome == "retried" else outcome
-            job.worker = None
+
+    @precondition(lambda self: any(self.held.values()))
+    @rule(data=st.data(), done=st.integers(0, 100))
+    def report(self, data: st.DataObject, done: int) -> None:
+        worker = data.draw(st.sampled_from([w for w in WORKERS if self.held[w]]))
+        job_id, _, token = data.draw(st.sampled_from(self.held[worker]))
+        key = data.draw(st.sampled_from(["a", "b"]))
+        rows = self.run("job_report_many", {
+            "ids": [job_id], "tokens": [token], "progress": [f'{{"done": {done}}}'],
+            "meta": [f'{{"{key}": {done}}}'], "worker_id": worker})
+        job = self.jobs[job_id]
+        fits = job.state == "running" and job.worker == worker and job.token == token
+        assert [r[0] for r in rows] == ([job_id] if fits else []), (
+            "a stale report applied" if not fits else "a valid report was refused")
+        if fits:
+            job.progress, job.meta[key] = done, done
 
     @rule()
     def reclaim(self) -> None:
@@ -178,17 +221,21 @@ class JobStates(RuleBasedStateMachine):
     @invariant()
     def database_matches_the_model(self) -> None:
         live = {r[0]: r[1:] for r in self.conn.execute(
-            "SELECT id, state::text, attempt, worker_id::text FROM pgqueue.jobs")}
+            "SELECT id, state::text, attempt, worker_id::text, snoozes, "
+            "(progress ->> 'done')::int, meta FROM pgqueue.jobs")}
         done = {r[0]: r[1:] for r in self.conn.execute(
-            "SELECT id, state::text, attempt FROM pgqueue.finished_jobs")}
+            "SELECT id, state::text, attempt, snoozes, (progress ->> 'done')::int, meta "
+            "FROM pgqueue.finished_jobs")}
         assert not set(live) & set(done), "a job is in both tables"
         assert set(live) | set(done) == set(self.jobs), "a job disappeared or appeared"
         for job in self.jobs.values():
+            reports = (job.snoozes, job.progress, job.meta)
             if job.state in FINAL:
-                assert done[job.id] == (job.state, job.attempt), job.id
+                assert done[job.id] == (job.state, job.attempt, *reports), job.id
             else:
-                state, attempt, worker = live[job.id]
+                state, attempt, worker = live[job.id][:3]
                 assert (state, attempt, worker) == (job.state, job.attempt, job.worker), job.id
+                assert live[job.id][3:] == reports, job.id
                 assert state != "running" or worker is not None
             assert job.attempt >= self.last_attempt.get(job.id, 0), "attempt decreased"
             assert 0 <= job.attempt <= MAX_ATTEMPTS

@@ -274,3 +274,24 @@ def test_fair_benchmark_reports_every_figure(admin_dsn: str) -> None:
     for name in names:
         value = float(lines[f"fair_{name}"].replace(",", ""))
         assert math.isfinite(value) and value > 0, (name, value)
+
+
+
+
+@pytest.mark.timeout(300)
+def test_reports_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.reports`` at a tiny size: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.reports", "--dsn", admin_dsn, "--jobs", "40",
+         "--rounds", "1", "--concurrency", "5", "--seconds", "0.5"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("reports_")}
+    for name in ("drain_plain", "drain_progress", "set_progress_us", "attempts_snooze",
+                 "attempts_retry", "load_reports_per_s", "load_rows_per_s"):
+        value = float(lines[f"reports_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
+    assert math.isfinite(float(lines["reports_cost_per_update_us"].replace(",", "")))

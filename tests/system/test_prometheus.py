@@ -45,6 +45,7 @@ RATE_INTERVAL = "5s"  # Grafana's $__rate_interval for a 1 s scrape interval
 QUIET = {
     ("Worst lag", "A"),  # claimable queues are drained within a sample or two
     ("Throughput by outcome", "D"), ("Throughput by outcome", "E"),  # cancelled, lost
+    ("Throughput by outcome", "F"),  # snoozed: the load's tasks never snooze
     ("Retries, reclaims and lost outcomes", "C"),
     ("Service errors", "A"),
 }

@@ -36,7 +36,7 @@ def exported_samples() -> set[str]:
         events.WorkerStarted("w", ("gq",), 2), events.JobStarted("w", job),
         events.AttemptEnded("w", job),
         *(events.JobFinished("w", job, outcome, 0.1)
-          for outcome in ("succeeded", "retried", "failed", "cancelled")),
+          for outcome in ("succeeded", "retried", "snoozed", "failed", "cancelled")),
         events.JobLost("w", job, "succeeded"),
         events.JobsReclaimed("w", (1,), (), (events.ReclaimedJob(1, "gq", "g.task", 1,
                                                                   "queued"),)),

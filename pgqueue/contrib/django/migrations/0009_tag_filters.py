@@ -1,4 +1,4 @@
-"""pgqueue's migration 19 (tag indexes; tags and meta in the views), applied by pgqueue's
+"""pgqueue's migration 20 (tag indexes; tags and meta in the views), applied by pgqueue's
 own migrator."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from django.db import migrations
 
 from pgqueue.contrib.django.schema import apply_schema, leave_schema
 
-PGQUEUE_SCHEMA_VERSION = 19
+PGQUEUE_SCHEMA_VERSION = 20
 
 
 class Migration(migrations.Migration):
     atomic = False  # each pgqueue migration commits on its own
-    dependencies: ClassVar[list[tuple[str, str]]] = [("pgqueue", "0007_dashboard_summaries")]
+    dependencies: ClassVar[list[tuple[str, str]]] = [("pgqueue", "0008_job_reports")]
     operations: ClassVar[list[Any]] = [
         migrations.RunPython(apply_schema, leave_schema, elidable=False),
     ]

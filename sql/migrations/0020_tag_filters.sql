@@ -1,4 +1,4 @@
--- 0019_tag_filters: finding jobs by tag, live and in history (README: "Tags").
+-- 0020_tag_filters: finding jobs by tag, live and in history (README: "Tags").
 --
 -- - finished_job_tags: one row per (tag, job) of history, kept by triggers on
 --   finished_jobs (insert, delete, update of tags, truncate), so the newest jobs
@@ -104,16 +104,20 @@ FOR EACH STATEMENT EXECUTE FUNCTION pgqueue.finished_job_tags_track();
 CREATE INDEX IF NOT EXISTS jobs_tags_idx ON pgqueue.jobs
     USING gin (tags) WHERE tags <> '{}';
 
+-- The views gain tags (and failed_jobs and scheduled_jobs meta) at their ends,
+-- from their definitions in 0019_job_reports (a view can only grow at the end).
+
 -- Jobs a worker holds now, with how long they have run and how fresh their heartbeat is.
 CREATE OR REPLACE VIEW pgqueue.running_jobs AS
 SELECT
     j.id, j.queue::text AS queue, j.task::text AS task, j.attempt, j.max_attempts,
     j.started_at,
-    round(extract(epoch FROM now() - j.started_at)::numeric, 3) AS running_seconds,
+    round(extract(epoch FROM now() - j.started_at), 3) AS running_seconds,
     j.heartbeat_at,
-    round(extract(epoch FROM now() - j.heartbeat_at)::numeric, 3) AS heartbeat_age_seconds,
+    round(extract(epoch FROM now() - j.heartbeat_at), 3) AS heartbeat_age_seconds,
     j.worker_id, w.host AS worker_host, w.pid AS worker_pid,
-    j.args, j.tags, j.meta
+    j.args, j.progress, pgqueue.progress_percent(j.progress) AS progress_percent,
+    j.meta, j.snoozes, j.tags
 FROM pgqueue.jobs j
 LEFT JOIN pgqueue.workers w ON w.id = j.worker_id
 WHERE j.state = 'running';
@@ -131,8 +135,8 @@ WHERE h.state = 'failed';
 CREATE OR REPLACE VIEW pgqueue.scheduled_jobs AS
 SELECT
     j.id, j.queue::text AS queue, j.task::text AS task, j.run_at,
-    round(extract(epoch FROM j.run_at - now())::numeric, 3) AS due_in_seconds,
-    j.attempt, j.max_attempts, j.last_error, j.args, j.tags, j.meta
+    round(extract(epoch FROM j.run_at - now()), 3) AS due_in_seconds,
+    j.attempt, j.max_attempts, j.last_error, j.args, j.snoozes, j.tags, j.meta
 FROM pgqueue.jobs j
 WHERE j.state = 'queued' AND j.run_at > now();
 
@@ -144,12 +148,14 @@ SELECT
     j.id, j.queue::text AS queue, j.task::text AS task, j.args, j.priority, j.state,
     j.attempt, j.max_attempts, j.run_at, j.created_at, j.started_at,
     NULL::timestamptz AS finished_at, j.heartbeat_at, j.worker_id, j.unique_key,
-    j.last_error, j.errors, j.trace_context, NULL::jsonb AS result, j.tags, j.meta
+    j.last_error, j.errors, j.trace_context, NULL::jsonb AS result,
+    j.snoozes, j.progress, j.meta, j.tags
 FROM pgqueue.jobs j
 UNION ALL
 SELECT
     h.id, h.queue, h.task, h.args, h.priority, h.state,
     h.attempt, h.max_attempts, h.run_at, h.created_at, h.started_at,
     h.finished_at, NULL::timestamptz, h.worker_id, h.unique_key,
-    h.last_error, h.errors, h.trace_context, h.result, h.tags, h.meta
+    h.last_error, h.errors, h.trace_context, h.result,
+    h.snoozes, h.progress, h.meta, h.tags
 FROM pgqueue.finished_jobs h;
