@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .. import _dsn
-from . import api, api_more, bulk, data, page_jobs, pages, site
+from . import api, api_more, api_retention, bulk, data, page_jobs, pages, site
 from .http import MAX_BODY_BYTES, SECURITY_HEADERS, Guard, HostCheck, HttpError, Request, Response
 from .openapi import openapi_document
 
@@ -31,6 +31,7 @@ _JOB = re.compile(r"^/jobs/(\d{1,19})$")
 _JOB_ACTION = re.compile(r"^/jobs/(\d{1,19})/(retry|cancel)$")
 _QUEUE = re.compile(r"^/queues/([^/]{1,200})$")
 _QUEUE_ACTION = re.compile(r"^/queues/([^/]{1,200})/(retry-failed|pause|resume)$")
+_QUEUE_RETENTION = re.compile(r"^/queues/([^/]{1,200})/retention$")
 _STATIC = {"dashboard.js": "text/javascript; charset=utf-8",
            "dashboard.css": "text/css; charset=utf-8",
            "screenshot.png": "image/png"}
@@ -134,6 +135,11 @@ class Dashboard:
                     self._need_control(_CONTROL_OF_ACTION[action])
                     api.post_pause(conn, request, queue, pause=action == "pause")
                 return Response.redirect("/")
+            match = _QUEUE_RETENTION.match(request.path)
+            if match:
+                queue = unquote(match[1])
+                api_retention.change(conn, queue, api_retention.form_changes(form))
+                return Response.redirect(pages.queue_link(queue))
         raise HttpError(404, f"no action at {request.path}")
 
     def _bulk_form(self, conn: Any, request: Request, form: dict[str, str]) -> Response:
@@ -198,8 +204,13 @@ class Dashboard:
                     return api.post_retry_failed(conn, request, match[1])
                 self._need_control(_CONTROL_OF_ACTION[match[2]])
                 return api.post_pause(conn, request, match[1], pause=match[2] == "pause")
+            match = _QUEUE_RETENTION.match(path)
+            if match and request.method == "GET":
+                return api_retention.get_retention_api(conn, request, unquote(match[1]))
+            if match and request.method == "POST":
+                return api_retention.post_retention(conn, request, unquote(match[1]))
         known = path in ("/queues", "/jobs", "/workers", "/jobs/bulk", "/charts") or any(
-            p.match(path) for p in (_JOB, _JOB_ACTION, _QUEUE_ACTION, _QUEUE))
+            p.match(path) for p in (_JOB, _JOB_ACTION, _QUEUE_ACTION, _QUEUE, _QUEUE_RETENTION))
         if known:
             raise HttpError(405, f"method {request.method} is not allowed on /api{path}")
         raise HttpError(404, f"no API endpoint at /api{path}")

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..admin import MAX_LIST_LIMIT
+from ..retention import FINAL_STATES, MAX_KEEP_SECONDS, MIN_KEEP_SECONDS
 from ..types import JobState
 from .data import KINDS
 
@@ -107,6 +108,7 @@ def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
         "/api/queues/{queue}/retry-failed": {"post": _retry_failed()},
         "/api/workers": {"get": _list_workers()},
         "/api/queues/{queue}": {"get": _get_queue()},
+        "/api/queues/{queue}/retention": {"get": _get_retention(), "post": _set_retention()},
         "/api/jobs/bulk": {"post": _bulk()},
         "/api/charts": {"get": _charts()},
         **_control_paths(set(controls)),
@@ -298,6 +300,45 @@ def _get_queue() -> dict[str, Any]:
         "operationId": "getQueue", "parameters": [_queue_param()],
         "responses": {"200": _ok({"type": "object", "required": ["queue", "paused"]}),
                       **_errors(400, 404)}}
+
+
+_KEEP = {"type": "object", "required": ["keep", "keep_seconds", "source"], "properties": {
+    "keep": {"type": "string", "description": "a duration such as 7d, or off (for ever)"},
+    "keep_seconds": {"type": "number", "nullable": True},
+    "source": {"type": "string", "enum": ["queue", "default"],
+               "description": "queue: this queue's override; default: no override, the "
+                              "workers' --retention applies (shown with its built-in "
+                              "default: the dashboard cannot see the workers' option)"}}}
+_RETENTION = {"type": "object", "required": ["queue", "retention"], "properties": {
+    "queue": {"type": "string"}, "note": {"type": "string"},
+    "retention": {"type": "object", "required": list(FINAL_STATES),
+                  "properties": {state: _KEEP for state in FINAL_STATES}}}}
+_KEEP_INPUT = {"description": "seconds, a duration with its unit (45s, 30m, 12h, 7d, 2w) "
+                              "from 1 minute to 100 years, 'off' (keep for ever) or "
+                              "'default' (remove the override)",
+               "oneOf": [{"type": "number", "minimum": MIN_KEEP_SECONDS,
+                          "maximum": MAX_KEEP_SECONDS},
+                         {"type": "string", "pattern": "^(off|default|[1-9][0-9]{0,2}[mhdw])$"}]}
+
+
+def _get_retention() -> dict[str, Any]:
+    return {
+        "summary": "How long a queue keeps its finished jobs, by final state, and whether "
+                   "each value is the queue's override or the workers' default",
+        "operationId": "getQueueRetention", "parameters": [_queue_param()],
+        "responses": {"200": _ok(_RETENTION), **_errors(400)}}
+
+
+def _set_retention() -> dict[str, Any]:
+    return {
+        "summary": "Change a queue's retention: the states given change, the others stay; "
+                   "'default' resets a state. A bad value changes nothing (400). The "
+                   "leader's next prune applies it",
+        "operationId": "setQueueRetention", "parameters": [_queue_param()],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "minProperties": 1, "additionalProperties": False,
+            "properties": {state: _KEEP_INPUT for state in FINAL_STATES}}}}},
+        "responses": {"200": _ok(_RETENTION), **_errors(400, 403, 415)}}
 
 
 def _bulk() -> dict[str, Any]:

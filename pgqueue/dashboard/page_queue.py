@@ -21,7 +21,7 @@ _COUNTS = (("ready", "ready"), ("scheduled", "scheduled"), ("running", "running"
 def queue_page(view: View, queue: Mapping[str, Any], limits: Mapping[str, Any],
                chart_rows: Sequence[Mapping[str, Any]], span: Range, failures: JobList,
                jobs: JobList, serving: Sequence[Mapping[str, Any]], now: datetime, *,
-               note: str = "") -> str:
+               note: str = "", retention: str = "") -> str:
     name = str(queue["queue"])
     paused = bool(queue.get("paused"))
     state = ("<span class=\"pill bad\" id=\"queue-state\">paused</span>" if paused
@@ -51,7 +51,7 @@ def queue_page(view: View, queue: Mapping[str, Any], limits: Mapping[str, Any],
     return (f"<h1>Queue {esc(name)} {state}</h1><div class=\"actions\">{''.join(actions)}</div>"
             f"<div class=\"stats\" id=\"queue-counts\">{counts}</div>"
             + (f"<p class=\"muted\" id=\"counts-as-of\">{esc(note)}</p>" if note else "") +
-            f"<h2>Limits</h2>{limits_table(limits)}"
+            f"<h2>Limits</h2>{limits_table(limits)}{retention}"
             f"<p>Workers: <span id=\"queue-workers\">{esc(workers)}</span></p>{chart}"
             f"<h2>Recent failures</h2>"
             f"{job_table(view, failures, JobFilter(queue=name, state='failed'), now, 'failures')}"

@@ -8,9 +8,10 @@ from urllib.parse import unquote
 
 from .. import admin
 from ..producer.batches import get_batch, list_batches
-from . import api, charts, data, page_jobs, page_other, page_queue, pages, summaries
+from . import api, api_retention, charts, data, page_jobs, page_other, page_queue, pages, summaries
 from .data import Conn, JobFilter
 from .http import HttpError, Request
+from .page_retention import retention_section
 
 __all__ = ["render", "title"]
 
@@ -94,5 +95,6 @@ def _queue(conn: Conn, view: pages.View, name: str, now: datetime) -> str:
     jobs = data.search_jobs(conn, JobFilter(queue=name), now)
     # Without their last hour of jobs (the workers page's, a scan of that hour of history).
     serving = [w for w in data.fetch(conn, "admin_workers_list") if name in w["queues"]]
+    retention = retention_section(view, name, api_retention.retention_of(conn, name))
     return page_queue.queue_page(view, queue, limits, rows, span, failures, jobs, serving, now,
-                                 note=summaries.counts_note(found, now))
+                                 note=summaries.counts_note(found, now), retention=retention)
