@@ -4,6 +4,7 @@ bad input, read-only mode, the form's CSRF."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,9 +12,14 @@ import psycopg
 import pytest
 
 import pgqueue
-from tests.integration.test_api import Served, call, failed_job, serve  # noqa: F401
+from tests.integration.test_api import Served, call, failed_job
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def serve(dashboards: Callable[..., int]) -> Served:
+    return lambda **options: f"http://127.0.0.1:{dashboards(**options)}"
 
 
 def overrides(dsn: str, queue: str) -> dict[str, timedelta | None]:
