@@ -68,6 +68,13 @@ def test_every_page_and_a_bulk_retry(browser: Any, dashboard_url: str, clean_db:
         assert "unclaimable" in _text(browser, "#queue-counts").lower()
         assert _text(browser, '#queue-counts [data-stat="failed"] .value') == "2"
         shot("queue")
+        assert "30d" in _text(browser, '#queue-retention [data-retention="failed"]')
+        browser.find_element(By.CSS_SELECTOR, '#retention-form input[name="failed"]') \
+            .send_keys("off")
+        browser.find_element(By.CSS_SELECTOR, "#retention-form button[type=submit]").click()
+        wait_until(lambda: "off this queue" in _text(
+            browser, '#queue-retention [data-retention="failed"]'), message="the new retention")
+        assert pgqueue.get_retention(conn, "reports") == {"failed": None}
 
         browser.get(dashboard_url + "/jobs?queue=reports&state=scheduled")
         kinds = {r.get_attribute("data-job-id"): r.get_attribute("data-kind") for r in
