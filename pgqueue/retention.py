@@ -35,7 +35,9 @@ __all__ = [
 
 FINAL_STATES = ("succeeded", "cancelled", "failed")
 MIN_KEEP_SECONDS = 60.0
-MAX_KEEP_SECONDS = 100 * 365.25 * 86400
+#: 100 years as PostgreSQL compares an interval of seconds with ``interval '100 years'``
+#: (1,200 months of 30 days): the bound the table's CHECK and pgqueue.set_retention hold.
+MAX_KEEP_SECONDS = 1200 * 30 * 86400.0
 OFF = "off"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import admin
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, InvalidJobError
 from ..producer.queue_retention import DEFAULT, get_retention, set_retention
 from ..retention import DEFAULT_RETENTION, FINAL_STATES, format_keep
 from .data import Conn
@@ -55,7 +55,7 @@ def change(conn: Conn, queue: str, given: Mapping[str, Any]) -> dict[str, Any]:
         admin.validate_queue_name(queue)
         with conn.transaction():
             set_retention(conn, queue, **given)
-    except InvalidArgumentError as exc:
+    except (InvalidArgumentError, InvalidJobError) as exc:  # the latter: the database's checks
         raise HttpError(400, str(exc)) from None
     return retention_of(conn, queue)
 

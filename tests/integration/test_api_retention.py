@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 import pgqueue
+from pgqueue.retention import MAX_KEEP_SECONDS
 from tests.integration.test_api import Served, call, failed_job
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -76,6 +77,19 @@ def test_bad_values_are_a_400_and_change_nothing(serve: Served, clean_db: str,
     assert status == 400, answer
     assert says in json.loads(answer)["error"]
     assert overrides(clean_db, "mail") == {"failed": timedelta(days=30)}
+
+
+def test_the_longest_retention_is_what_the_database_holds(serve: Served,
+                                                         clean_db: str) -> None:
+    base = serve()
+    status, _, body = call(f"{base}/api/queues/mail/retention", "POST",
+                           {"succeeded": MAX_KEEP_SECONDS})
+    assert status == 200, body
+    assert overrides(clean_db, "mail") == {"succeeded": timedelta(seconds=MAX_KEEP_SECONDS)}
+    status, _, body = call(f"{base}/api/queues/mail/retention", "POST",
+                           {"succeeded": MAX_KEEP_SECONDS + 1})
+    assert status == 400 and "100 years" in json.loads(body)["error"]
+    assert overrides(clean_db, "mail") == {"succeeded": timedelta(seconds=MAX_KEEP_SECONDS)}
 
 
 def test_bad_queue_name_and_method(serve: Served, clean_db: str) -> None:
