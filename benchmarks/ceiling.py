@@ -59,12 +59,14 @@ _WORKER_ID = "('00000000-0000-0000-0000-' || lpad(:client_id::text, 12, '0'))::u
 
 _CLAIM_PARAMS = {
     "queues": ":queues", "slots": ":slots", "tasks": ":tasks", "limit": ":batch",
+    "bases": "NULL", "strides": "NULL", "fair": "NULL", "cursors": "NULL",  # priority order
     "worker_id": _WORKER_ID, "key_tasks": ":none", "key_caps": ":none",
     "async_commit": ":async_commit",
 }
 _COMPLETE_PARAMS = {
     "ids": ":ids", "tokens": ":tokens", "outcomes": ":outcomes", "delays": ":nulls",
-    "errors": ":nulls", "results": ":nulls", "worker_id": _WORKER_ID,
+    "errors": ":nulls", "results": ":nulls", "max_snoozes": ":nulls", "progress": ":nulls",
+    "meta": ":nulls", "worker_id": _WORKER_ID,
 }
 
 
