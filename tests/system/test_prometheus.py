@@ -48,6 +48,7 @@ QUIET = {
     ("Throughput by outcome", "F"),  # snoozed: the load's tasks never snooze
     ("Retries, reclaims and lost outcomes", "C"),
     ("Service errors", "A"),
+    ("History pruned", "A"), ("History pruned", "B"),  # no history old enough to prune
 }
 
 
