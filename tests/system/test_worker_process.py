@@ -90,7 +90,8 @@ def test_cli_worker_runs_committed_jobs_only(clean_db: str, spawn: Any) -> None:
     assert worker.wait() == 0
     # At INFO a summary per queue, here logged at the stop; no line per success.
     summary = [line for line in worker.output.splitlines() if "jobs finished" in line]
-    assert len(summary) == 1 and " queue=app succeeded=1 retried=0 failed=0 " in summary[0]
+    assert len(summary) == 1
+    assert " queue=app succeeded=1 retried=0 snoozed=0 failed=0 " in summary[0]
     assert "job succeeded" not in worker.output
     assert scalar(clean_db, "SELECT count(*) FROM pgqueue.workers") == 0
 
