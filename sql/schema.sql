@@ -1903,6 +1903,7 @@ CREATE TABLE pgqueue.finished_rollups (
     durations bigint[] NOT NULL,
     duration_sum double precision NOT NULL,
     CONSTRAINT finished_rollups_bins CHECK ((cardinality(durations) = 22)),
+    CONSTRAINT finished_rollups_bucket_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(bucket)),
     CONSTRAINT finished_rollups_width CHECK ((width_seconds = ANY (ARRAY[60, 600, 3600])))
 );
 
@@ -1976,6 +1977,7 @@ CREATE TABLE pgqueue.queue_sample_rollups (
     ready_sum numeric NOT NULL,
     depth_sum numeric NOT NULL,
     lag_max numeric NOT NULL,
+    CONSTRAINT queue_sample_rollups_bucket_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(bucket)),
     CONSTRAINT queue_sample_rollups_width CHECK ((width_seconds = ANY (ARRAY[600, 3600])))
 );
 
@@ -1987,7 +1989,8 @@ CREATE TABLE pgqueue.queue_samples (
     running bigint NOT NULL,
     blocked bigint NOT NULL,
     unclaimable bigint NOT NULL,
-    lag_seconds numeric NOT NULL
+    lag_seconds numeric NOT NULL,
+    CONSTRAINT queue_samples_sampled_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(sampled_at))
 );
 
 CREATE TABLE pgqueue.queue_starts (
@@ -2049,7 +2052,9 @@ CREATE TABLE pgqueue.rollup_state (
     singleton boolean DEFAULT true NOT NULL,
     rolled_until timestamp with time zone,
     rolled_at timestamp with time zone,
-    CONSTRAINT rollup_state_one CHECK (singleton)
+    CONSTRAINT rollup_state_one CHECK (singleton),
+    CONSTRAINT rollup_state_rolled_at_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(rolled_at)),
+    CONSTRAINT rollup_state_rolled_until_between_1970_and_9999 CHECK (pgqueue.timestamp_in_bounds(rolled_until))
 );
 
 CREATE TABLE pgqueue.workers (
