@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import time
@@ -112,6 +113,17 @@ class RunningWorker:
         return [e for e in list(self.events) if isinstance(e, kind)]
 
 
+def _pending_tasks(worker: pgqueue.Worker) -> str:
+    """Where each of a stuck worker's tasks waits, for the failure message."""
+    loop = worker._loop
+    if loop is None:
+        return "no event loop"
+    out = io.StringIO()
+    for task in list(asyncio.all_tasks(loop)):
+        task.print_stack(limit=8, file=out)
+    return out.getvalue()
+
+
 @contextmanager
 def running_worker(dsn: str, registry: pgqueue.Registry, **options: Any) -> Iterator[RunningWorker]:
     """A Worker running on its own thread and loop; stopped (gracefully) at exit."""
@@ -134,7 +146,7 @@ def running_worker(dsn: str, registry: pgqueue.Registry, **options: Any) -> Iter
     finally:
         worker.stop()
         thread.join(60)
-        assert not thread.is_alive(), "worker did not stop"
+        assert not thread.is_alive(), f"worker did not stop:\n{_pending_tasks(worker)}"
         if errors:
             raise errors[0]
 

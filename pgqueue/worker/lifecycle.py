@@ -30,6 +30,7 @@ from .. import _dsn
 from ..errors import DatabaseUnavailableError, SchemaNotReadyError
 from ..events import ConnectionFailed, ConnectionLost, ConnectionRestored, Event, JobsHandedBack
 from ..migrate import latest_version
+from .cancellation import cancel_and_wait
 from .completer import Completer
 from .session import Session, is_connection_error
 from .slots import Slots
@@ -107,8 +108,7 @@ async def shut_down(claim: Session, slots: Slots, completer: Completer,
     completer.close()
     await completer.drain(timeout=max(_DRAIN_MIN_SECONDS, shutdown_timeout))
     # Heartbeats ran through the grace period; they stop before the hand-back.
-    maintenance.cancel()
-    await asyncio.gather(maintenance, return_exceptions=True)
+    await cancel_and_wait([maintenance])
     try:
         if interrupted:
             rows = await claim.fetch("job_hand_back", {

@@ -31,6 +31,7 @@ from ..events import Event, Subscriber, WorkerStarted, WorkerStopped
 from ..retention import RetentionSpec, parse_retention
 from ..tasks import Registry
 from ..types import Job
+from .cancellation import cancel_and_wait
 from .completer import Completer
 from .config import (
     DEFAULT_CONCURRENCY,
@@ -265,9 +266,7 @@ class Worker:
                             resign=parts.maintenance.resign, emit=self._emit)
         finally:
             await parts.reporter.close()  # not cancelled mid-statement
-            for service in services:
-                service.cancel()
-            await asyncio.gather(*services, return_exceptions=True)
+            await cancel_and_wait(services)
             for session in (claim, complete):
                 await session.close()
             await parts.maintenance.close()

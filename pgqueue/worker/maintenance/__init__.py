@@ -37,6 +37,7 @@ from typing import Any
 
 from ...events import Event
 from ...periodic import Schedule
+from ..cancellation import cancel_and_wait
 from ..config import WorkerConfig
 from ..session import Session
 from .compactor import Compactor, CompactorConfig
@@ -120,9 +121,7 @@ class Maintenance:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     def _loop(self, service: Service, config: LoopConfig, *, leader_only: bool = False
               ) -> tuple[str, Coroutine[Any, Any, None]]:
