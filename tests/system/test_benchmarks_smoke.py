@@ -58,8 +58,11 @@ def _check_figure(figures: dict[str, Any], name: str, stdout: str) -> None:
     value = figures[name]["value"]
     assert isinstance(value, float) and math.isfinite(value), (name, value)
     # A latency can be 0 (the handler started before the producer saw its commit
-    # return); every other figure is a rate or a duration of real work.
-    assert value >= 0 if "latency" in name else value > 0, (name, value)
+    # return), and so can the longest pruning statement the server was seen
+    # running (sampled every 10 ms: at the quick size every statement can be
+    # shorter); every other figure is a rate or a duration of real work.
+    may_be_zero = "latency" in name or name == "retention_lock_longest"
+    assert value >= 0 if may_be_zero else value > 0, (name, value)
     assert figures[name]["unit"], name
     # One printed line per figure: "name value unit".
     assert any(line.startswith(f"{name} ") for line in stdout.splitlines()), name
