@@ -38,6 +38,7 @@ from ..errors import DemoError
 from ..migrate import migrate
 from ..producer.enqueue import JobSpec, enqueue_many
 from ..tasks import Registry
+from ..worker.cancellation import cancel_and_wait
 from .embedded import embedded_postgres
 
 __all__ = ["DemoError", "DemoResult", "build_tasks", "example_jobs", "run_demo"]
@@ -277,9 +278,9 @@ class _WorkerRun:
             try:
                 await self.worker.run_async()
             finally:
-                watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
+                await cancel_and_wait([watchdog])  # its statements can swallow a cancel
+                if not watchdog.cancelled():
+                    watchdog.result()  # a failed watchdog raises its error, as before
         if self.stop_reason == "stalled":
             raise DemoError(f"no demo job finished for {STALL_SECONDS:.0f} s; "
                             f"{len(self.pending)} left")

@@ -39,7 +39,6 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], *,
             # tasks, itself stopped this way): its tasks end first, or they
             # would outlive it, unowned.
             interrupted = True
-            pending = {task for task in pending if not task.done()}
     for task in tasks:
         if not task.cancelled():
             task.exception()  # retrieved, so asyncio logs nothing at collection
