@@ -214,13 +214,29 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Send pgqueue's logs to stderr in the given format (``text`` or ``json``)."""
+    """Send pgqueue's logs, and other libraries' warnings and errors, to stderr
+    in the given format (``text`` or ``json``).
+
+    The handler sits on the root logger, so a warning from psycopg (for example
+    a query cancellation interrupted at shutdown) is one JSON object like
+    pgqueue's own lines, not a bare text line in a JSON log. pgqueue's logger
+    takes ``level``; everything else stays at WARNING or above. Calling it again
+    replaces the handler it installed, and leaves any other handler alone.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("pgqueue")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    setattr(handler, _OWN_HANDLER, True)
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, _OWN_HANDLER, False)]
+    root.addHandler(handler)
+    pgqueue_level = logging.getLevelName(level.upper())
+    root.setLevel(max(logging.WARNING, pgqueue_level))
+    own = logging.getLogger("pgqueue")
+    own.setLevel(pgqueue_level)
+    own.propagate = True
+
+
+_OWN_HANDLER = "_pgqueue_handler"

@@ -16,8 +16,12 @@ from collections.abc import Iterable
 
 __all__ = ["cancel_and_wait"]
 
-RETRY_SECONDS = 0.2
-"""How long a cancelled task has to end before it is cancelled again."""
+RETRY_SECONDS = 1.0
+"""How long a cancelled task has to end before it is cancelled again. A task
+cancelled mid-statement has psycopg cancel the query in the server and wait for
+it to end; a second cancel during that makes psycopg close the connection with
+a warning instead, so the retry leaves that round trip time even on a busy
+machine."""
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], *,

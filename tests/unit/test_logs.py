@@ -45,3 +45,28 @@ def test_connection_errors_are_redacted(captured: dict[str, io.StringIO], error:
     assert [(line["event"], line["service"]) for line in lines[:2]] == [
         ("connection_lost", "listener"), ("service_error", "fetcher")]
     assert "***" in lines[0]["error"] and "***" in lines[2]["message"]
+
+
+@pytest.fixture
+def configured() -> Iterator[None]:
+    """The loggers' settings are put back after a test of configure_logging."""
+    root, own = logging.getLogger(), logging.getLogger("pgqueue")
+    saved = (list(root.handlers), root.level, own.level, own.propagate)
+    yield
+    root.handlers[:], root.level, own.level, own.propagate = saved
+
+
+def test_other_libraries_warnings_come_out_in_the_json_format(
+        configured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    from pgqueue.observability.logs import configure_logging
+
+    configure_logging("info", "json")
+    configure_logging("debug", "json")  # again: replaces its own handler, no duplicate lines
+    logging.getLogger("psycopg").warning("query cancellation interrupted (%s): closing connection",
+                                         "CancelledError")
+    logging.getLogger("psycopg").info("below WARNING: not shown")
+    logging.getLogger("pgqueue.worker").debug("pgqueue's own debug line")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["logger"], line["level"]) for line in lines] == [
+        ("psycopg", "warning"), ("pgqueue.worker", "debug")]
+    assert "CancelledError" in lines[0]["message"]
