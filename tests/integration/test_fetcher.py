@@ -91,6 +91,7 @@ class Rig:
             await asyncio.sleep(0.001)
 
     async def close(self) -> None:
+        self.stop.set()  # or each finished job's slot starts a waiting one, left pending
         await self.finish(list(self.slots.running))
         self.threads.shutdown()
         await self.session.close()
