@@ -8,7 +8,8 @@ outcome statements against pgqueue's schema, in a loop per connection:
    folded into arrays by pgbench's ``\\gset`` (the worker reads them as rows);
 2. write the batch's outcomes with ``sql/queries/job_complete_many.sql``, every
    job ``succeeded``: the fenced ``DELETE`` from the live table, the history row
-   built by ``pgqueue.finished_row``, the ``pgqueue_finished`` notification.
+   built by ``pgqueue.finished_row``, and the ``pgqueue_finished`` notification
+   when a result waiter waits (migration 0022).
 
 Each statement commits on its own, as the worker's claim and outcome sessions
 do (prepared, ``-M prepared``). With 1 and 2 connections (this machine has 2
@@ -19,9 +20,10 @@ only once all N jobs succeeded.
 
 A session LISTENs on ``pgqueue_jobs`` during the pgbench runs, as a worker's
 listener would. Prints ``ceiling_pgbench_c1``, ``ceiling_pgbench_c2``,
-``ceiling_pgbench_c2_silent`` (2 connections, the outcome statement sending no
-``pgqueue_finished`` notification: what that notification costs, as
-``ceiling_notify_cost``), ``ceiling_drain_async_c50`` (jobs/s) and
+``ceiling_pgbench_c2_waited`` (2 connections while a session waits for results,
+so that every outcome statement sends ``pgqueue_finished``, as all did before
+migration 0022: what that costs, as ``ceiling_notify_cost``),
+``ceiling_drain_async_c50`` (jobs/s) and
 ``ceiling_share_c1`` / ``ceiling_share_c2``: the drain as a share of each.
 
 Run: ``python -m benchmarks ceiling [--quick|--smoke]`` (needs the ``pgbench``
@@ -102,20 +104,10 @@ def _statement(name: str, params: dict[str, str]) -> str:
     return text.replace("%%", "%")
 
 
-_ANNOUNCE = "SELECT pg_notify('pgqueue_finished',"
-
-
-def script(*, announce: bool = True) -> str:
-    """The pgbench script: one claim of a batch, then its outcomes, each its own commit.
-
-    ``announce=False`` measures what the ``pgqueue_finished`` notification costs:
-    the outcome statement computes its payload as before but sends nothing."""
+def script() -> str:
+    """The pgbench script: one claim of a batch, then its outcomes, each its own commit."""
     claim = _statement("job_claim", _CLAIM_PARAMS)
     complete = _statement("job_complete_many", _COMPLETE_PARAMS)
-    if not announce:
-        if _ANNOUNCE not in complete:
-            raise BenchmarkError("job_complete_many no longer announces as expected")
-        complete = complete.replace(_ANNOUNCE, "SELECT length(")
     return (
         "SELECT coalesce(array_agg(c.id), '{}') AS ids,\n"
         "       coalesce(array_agg(c.claim_token), '{}') AS tokens,\n"
@@ -132,19 +124,23 @@ def _variables() -> list[str]:
 
 
 def pgbench_drain(binary: str, server_dsn: str, clients: int, n: int, *,
-                  announce: bool = True) -> float:
+                  waited: bool = False) -> float:
     """Jobs per second of pgbench draining ``n`` ready jobs over ``clients`` connections.
 
     A session LISTENs on ``pgqueue_jobs`` meanwhile, as a worker's listener
     does: PostgreSQL wakes every listening backend of the database at each
-    notifying commit, whatever the channel."""
+    notifying commit, whatever the channel. ``waited``: it also waits for
+    results (pgqueue.wait_for_result's LISTEN and mark), so every outcome
+    statement notifies."""
     with scratch_database(server_dsn, f"ceiling_c{clients}") as dsn, \
             tempfile.TemporaryDirectory() as folder, \
             psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute("LISTEN pgqueue_jobs")
+        if waited:
+            listener.execute(_sql.query("job_finished_listen"), prepare=False)
         insert_ready_jobs(dsn, TASK, n)
         path = Path(folder) / "batch.sql"
-        path.write_text(script(announce=announce))
+        path.write_text(script())
         # Enough loops for every job, and a few more that claim nothing (an
         # empty claim still costs a round trip; it comes after the last job).
         loops = -(-n // (BATCH * clients)) + 2
@@ -167,13 +163,13 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
                              "client or contrib package)")
     n, rounds = sizes.cli_drain, sizes.cli_rounds
     rates: dict[str, list[float]] = {"pgbench_c1": [], "pgbench_c2": [],
-                                     "pgbench_c2_silent": [], "drain": []}
+                                     "pgbench_c2_waited": [], "drain": []}
     scratch = Results(mode="scratch")
     for _ in range(rounds):
         rates["pgbench_c1"].append(pgbench_drain(binary, server_dsn, 1, n))
         rates["pgbench_c2"].append(pgbench_drain(binary, server_dsn, 2, n))
-        rates["pgbench_c2_silent"].append(pgbench_drain(binary, server_dsn, 2, n,
-                                                        announce=False))
+        rates["pgbench_c2_waited"].append(pgbench_drain(binary, server_dsn, 2, n,
+                                                        waited=True))
         rates["drain"].append(drain_once(server_dsn, "async", PROCESS_CONCURRENCY, n, scratch,
                                          quiet=True, history_clock=True)[0])
     medians = {name: statistics.median(values) for name, values in rates.items()}
@@ -187,11 +183,12 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
         results.add(f"ceiling_{name}", medians[name], "jobs/s",
                     f"{note}, claim {BATCH} + outcomes, {clients} connection(s) "
                     f"({spread(name)})")
-    results.add("ceiling_pgbench_c2_silent", medians["pgbench_c2_silent"], "jobs/s",
-                f"{note}, as c2 without the pgqueue_finished notification "
-                f"({spread('pgbench_c2_silent')})")
-    results.add("ceiling_notify_cost", medians["pgbench_c2"] / medians["pgbench_c2_silent"],
-                "x", "pgbench c2 / c2 without the pgqueue_finished notification, medians")
+    results.add("ceiling_pgbench_c2_waited", medians["pgbench_c2_waited"], "jobs/s",
+                f"{note}, as c2 while a result waiter waits: every outcome statement "
+                f"sends pgqueue_finished ({spread('pgbench_c2_waited')})")
+    results.add("ceiling_notify_cost", medians["pgbench_c2_waited"] / medians["pgbench_c2"],
+                "x", "pgbench c2 with a result waiter / c2 without (no pgqueue_finished), "
+                "medians")
     results.add(f"ceiling_drain_async_c{PROCESS_CONCURRENCY}", medians["drain"], "jobs/s",
                 f"{note}, 1 worker in process ({spread('drain')})")
     for clients in (1, 2):

@@ -1271,6 +1271,28 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgqueue.result_wait_begin() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    DELETE FROM pgqueue.result_waiters w
+    WHERE w.pid <> pg_backend_pid()
+      AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.pid);
+    INSERT INTO pgqueue.result_waiters (pid) VALUES (pg_backend_pid())
+    ON CONFLICT (pid) DO NOTHING;
+$$;
+
+COMMENT ON FUNCTION pgqueue.result_wait_begin() IS 'Mark this session as waiting for results, so outcomes are announced on pgqueue_finished (LISTEN first); pgqueue.result_wait_end() when done.';
+
+CREATE FUNCTION pgqueue.result_wait_end() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    DELETE FROM pgqueue.result_waiters WHERE pid = pg_backend_pid();
+$$;
+
+COMMENT ON FUNCTION pgqueue.result_wait_end() IS 'End what pgqueue.result_wait_begin() began for this session.';
+
 CREATE FUNCTION pgqueue.resume_queue(queue text) RETURNS boolean
     LANGUAGE plpgsql
     AS $$
@@ -2048,6 +2070,12 @@ CREATE VIEW pgqueue.recent_throughput AS
   WHERE (h.finished_at > (now() - '01:00:00'::interval))
   GROUP BY h.queue, (date_trunc('minute'::text, h.finished_at));
 
+CREATE UNLOGGED TABLE pgqueue.result_waiters (
+    pid integer NOT NULL
+);
+
+COMMENT ON TABLE pgqueue.result_waiters IS 'Backends waiting for a job''s result (pgqueue.wait_for_result): while it has a row, outcome statements send NOTIFY pgqueue_finished.';
+
 CREATE TABLE pgqueue.rollup_state (
     singleton boolean DEFAULT true NOT NULL,
     rolled_until timestamp with time zone,
@@ -2144,6 +2172,9 @@ ALTER TABLE ONLY pgqueue.queue_samples
 
 ALTER TABLE ONLY pgqueue.queues
     ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
+
+ALTER TABLE ONLY pgqueue.result_waiters
+    ADD CONSTRAINT result_waiters_pkey PRIMARY KEY (pid);
 
 ALTER TABLE ONLY pgqueue.rollup_state
     ADD CONSTRAINT rollup_state_pkey PRIMARY KEY (singleton);

@@ -28,7 +28,8 @@
 --   job_after_finish once this statement has committed); and, for a snooze past
 --   its cap, `failed` and the reason (else NULL, NULL: the outcome as given).
 -- Notifies: pgqueue_finished with the finished ids (comma-separated; '*' when
---   too long for a payload), for result waiters; pgqueue_jobs for the queues
+--   too long for a payload), only while a result waiter is registered in
+--   pgqueue.result_waiters (migration 0022); pgqueue_jobs for the queues
 --   where a concurrency limit or key cap may have freed a slot.
 WITH outcome AS (
     SELECT *
@@ -129,7 +130,7 @@ announced AS (
     SELECT pg_notify('pgqueue_finished',
                      CASE WHEN length(s.ids) <= 7900 THEN s.ids ELSE '*' END)
     FROM (SELECT string_agg(a.id::text, ',') FROM archived a) AS s(ids)
-    WHERE s.ids IS NOT NULL
+    WHERE s.ids IS NOT NULL AND EXISTS (SELECT FROM pgqueue.result_waiters)
 )
 -- A SELECT in WITH runs only if referenced: the always-true counts make the
 -- notifications happen.

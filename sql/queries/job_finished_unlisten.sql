@@ -1,2 +1,3 @@
--- job_finished_unlisten: stop the subscription of job_finished_listen.
+-- job_finished_unlisten: end the subscription of job_finished_listen.
+SELECT pgqueue.result_wait_end();
 UNLISTEN pgqueue_finished

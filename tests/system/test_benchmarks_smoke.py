@@ -230,7 +230,7 @@ def test_ceiling_smoke_run_reports_pgbench_the_drain_and_the_shares(
     out = tmp_path / "results.json"
     proc = _run_benchmarks(["ceiling", "--quick", "--smoke"], admin_dsn, out, timeout=270)
     figures = json.loads(out.read_text())["figures"]
-    for name in ("ceiling_pgbench_c1", "ceiling_pgbench_c2", "ceiling_pgbench_c2_silent",
+    for name in ("ceiling_pgbench_c1", "ceiling_pgbench_c2", "ceiling_pgbench_c2_waited",
                  "ceiling_notify_cost", "ceiling_drain_async_c50", "ceiling_share_c1",
                  "ceiling_share_c2"):
         _check_figure(figures, name, proc.stdout)
