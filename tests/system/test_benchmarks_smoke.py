@@ -281,6 +281,25 @@ def test_fair_benchmark_reports_every_figure(admin_dsn: str) -> None:
 
 
 
+@pytest.mark.timeout(240)
+def test_queue_named_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.queue_named --quick``: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.queue_named", "--quick", "--dsn", admin_dsn],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("queue_named_")}
+    names = [f"claim_{variant}_q{n}{suffix}" for variant in ("across", "named")
+             for n in (1, 10, 100) for suffix in ("", "_statement")]
+    names += [f"{figure}_q{n}" for figure in ("ratio", "empty_claim") for n in (1, 10, 100)]
+    for name in names:
+        value = float(lines[f"queue_named_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
+
+
 @pytest.mark.timeout(300)
 def test_reports_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.reports`` at a tiny size: every figure, finite."""
