@@ -44,7 +44,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,13 +109,17 @@ class EmbeddedServer:
     """The temporary folder holding the data directory; deleted at exit."""
 
 
-def embedded_postgres(methods: Sequence[str] = METHODS) -> contextlib.AbstractContextManager[
-    EmbeddedServer
-]:
+def embedded_postgres(methods: Sequence[str] = METHODS, *,
+                      settings: Mapping[str, str] | None = None
+                      ) -> contextlib.AbstractContextManager[EmbeddedServer]:
     """Start a throwaway PostgreSQL; stop it and delete its data at exit.
 
     Args:
         methods: which of :data:`METHODS` to try, in order.
+        settings: server settings written to its ``postgresql.conf`` after the
+            embedded defaults (for example ``{"max_connections": "400"}``); a
+            method that cannot write them (pgserver run by a user other than
+            root starts its own server) is passed over.
 
     Raises:
         DatabaseUnavailableError: no method could start a server; the message
@@ -130,17 +134,18 @@ def embedded_postgres(methods: Sequence[str] = METHODS) -> contextlib.AbstractCo
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods!r}")
-    return _embedded_postgres(tuple(methods))
+    return _embedded_postgres(tuple(methods), dict(settings or {}))
 
 
 @contextlib.contextmanager
-def _embedded_postgres(methods: tuple[str, ...]) -> Iterator[EmbeddedServer]:
+def _embedded_postgres(methods: tuple[str, ...], settings: dict[str, str]
+                       ) -> Iterator[EmbeddedServer]:
     reasons: list[str] = []
     for method in methods:
         start = _START[method]
         folder = Path(tempfile.mkdtemp(prefix="pgqueue-embedded-"))
         try:
-            with start(folder, reasons) as server:
+            with start(folder, reasons, settings) as server:
                 if server is not None:
                     yield server
                     return
@@ -158,7 +163,8 @@ def _embedded_postgres(methods: tuple[str, ...]) -> Iterator[EmbeddedServer]:
 
 
 @contextlib.contextmanager
-def _start_pgserver(folder: Path, reasons: list[str]) -> Iterator[EmbeddedServer | None]:
+def _start_pgserver(folder: Path, reasons: list[str], settings: dict[str, str]
+                    ) -> Iterator[EmbeddedServer | None]:
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         reasons.append("pgserver: not installed")
@@ -171,8 +177,14 @@ def _start_pgserver(folder: Path, reasons: list[str]) -> Iterator[EmbeddedServer
             reasons.append(f"pgserver: no bundled binaries found in {bindir}")
             yield None
             return
-        with _start_from_bindir(folder, bindir, "pgserver", reasons, copy=True) as server:
+        with _start_from_bindir(folder, bindir, "pgserver", reasons, settings,
+                                copy=True) as server:
             yield server
+        return
+    if settings:
+        reasons.append("pgserver: it starts its own server, so the settings asked for "
+                       f"({', '.join(settings)}) cannot be written")
+        yield None
         return
 
     with warnings.catch_warnings():
@@ -229,14 +241,15 @@ def find_system_bindir() -> Path | None:
 
 
 @contextlib.contextmanager
-def _start_system(folder: Path, reasons: list[str]) -> Iterator[EmbeddedServer | None]:
+def _start_system(folder: Path, reasons: list[str], settings: dict[str, str]
+                  ) -> Iterator[EmbeddedServer | None]:
     bindir = find_system_bindir()
     if bindir is None:
         reasons.append("system: no initdb/pg_ctl found (pg_config, usual locations, PATH)")
         yield None
         return
     with _start_from_bindir(folder, bindir, f"system binaries in {bindir}", reasons,
-                            copy=False) as server:
+                            settings, copy=False) as server:
         yield server
 
 
@@ -247,8 +260,9 @@ _START = {"pgserver": _start_pgserver, "system": _start_system}
 
 
 @contextlib.contextmanager
-def _start_from_bindir(folder: Path, bindir: Path, source: str, reasons: list[str], *,
-                       copy: bool) -> Iterator[EmbeddedServer | None]:
+def _start_from_bindir(folder: Path, bindir: Path, source: str, reasons: list[str],
+                       settings: dict[str, str], *, copy: bool
+                       ) -> Iterator[EmbeddedServer | None]:
     label = source.split(maxsplit=1)[0]
     try:
         run_as = run_as_user()
@@ -266,7 +280,7 @@ def _start_from_bindir(folder: Path, bindir: Path, source: str, reasons: list[st
     try:
         run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
              "--encoding=UTF8", "--no-sync"], run_as, folder, env)
-        port = configure(data, folder)
+        port = configure(data, folder, settings)
         run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
              "-w", "-t", str(START_TIMEOUT_SECONDS), "start"], run_as, folder, env)
     except CommandFailed as exc:

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,15 +105,16 @@ def copy_bundled(bindir: Path, folder: Path) -> Path:
     return site / package.name / install.name / "bin"
 
 
-def configure(data: Path, folder: Path) -> int:
-    """Append our settings to postgresql.conf; return the TCP port chosen."""
+def configure(data: Path, folder: Path, extra: Mapping[str, str] | None = None) -> int:
+    """Append our settings (then ``extra``) to postgresql.conf; return the TCP port chosen."""
     socket_dir = folder / "socket"
     socket_dir.mkdir()
     shutil.copystat(folder, socket_dir)
     st = folder.stat()
     os.chown(socket_dir, st.st_uid, st.st_gid)
     port = _free_port()
-    settings = {**_SERVER_SETTINGS, "port": str(port), "unix_socket_directories": str(socket_dir)}
+    settings = {**_SERVER_SETTINGS, **(extra or {}), "port": str(port),
+                "unix_socket_directories": str(socket_dir)}
     lines = "".join(f"{key} = '{_conf_quote(value)}'\n" for key, value in settings.items())
     with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:
         conf.write("\n# pgqueue embedded server\n" + lines)

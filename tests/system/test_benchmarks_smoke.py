@@ -281,6 +281,30 @@ def test_fair_benchmark_reports_every_figure(admin_dsn: str) -> None:
 
 
 
+@pytest.mark.timeout(300)
+def test_fleet_benchmark_reports_every_figure(admin_dsn: str) -> None:
+    """``python -m benchmarks.fleet --smoke`` on the test server: every figure, finite."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fleet", "--smoke", "--dsn", admin_dsn],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+             if line.startswith("fleet_")}
+    positive = [f"drain_p{n}" for n in (1, 2)] + [
+        f"{figure}_p{n}" for figure in ("pg_cpu_per_job", "worker_cpu_per_job", "connections")
+        for n in (1, 2)] + [f"enqueue_{p}_listeners{n}" for p in ("p50", "p95") for n in (0, 2)]
+    positive += ["queues20_drain", "idle_xacts_per_s_p2", "queues20_idle_xacts_per_s"]
+    for name in positive:
+        value = float(lines[f"fleet_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value > 0, (name, value)
+    for name in ("lock_waiters_max_p2", "lock_wait_share_p2", "idle_pg_cpu_p2",
+                 "idle_worker_cpu_p2", "queues20_idle_worker_cpu"):
+        value = float(lines[f"fleet_{name}"].replace(",", ""))
+        assert math.isfinite(value) and value >= 0, (name, value)
+
+
 @pytest.mark.timeout(240)
 def test_queue_named_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.queue_named --quick``: every figure, finite."""

@@ -162,6 +162,15 @@ def test_system_server_listens_on_loopback_only() -> None:
         assert conninfo.conninfo_to_dict(server.dsn)["host"] == "127.0.0.1"
 
 
+def test_system_server_takes_the_settings_asked_for() -> None:
+    require("system")
+    with embedded_postgres(("system",), settings={"max_connections": "150"}) as server, \
+            psycopg.connect(server.dsn) as conn:
+        assert conn.execute("SHOW max_connections").fetchone() == ("150",)
+        # The embedded defaults the settings do not name stay.
+        assert conn.execute("SHOW fsync").fetchone() == ("off",)
+
+
 def test_embedded_server_is_removed_when_the_block_raises() -> None:
     require("system")
     with pytest.raises(RuntimeError, match="boom"), \
