@@ -118,10 +118,11 @@ def replica_lag(conn: Conn, primary_lsn: str | None = None) -> ReplicaLag:
 def replica_unavailable(read_dsn: str, reason: BaseException | str) -> ReplicaUnavailableError:
     """The error for a read replica that failed: which one, why, and what still works."""
     why = " ".join(_dsn.redact(str(reason)).split()) or type(reason).__name__
+    stop = "" if why.endswith((".", "?", "!")) else "."
     return ReplicaUnavailableError(
         f"the read replica {_dsn.redact(read_dsn)!r} (--read-dsn, PGQUEUE_READ_DSN) is "
-        f"unavailable: {why}. Reads need it; writes go to the primary (--dsn) and are not "
-        "affected. Bring the replica back, or drop --read-dsn to read from the primary")
+        f"unavailable: {why}{stop} Reads need it; writes go to the primary (--dsn) and are "
+        "not affected. Bring the replica back, or drop --read-dsn to read from the primary")
 
 
 def connect_replica(read_dsn: str, **kwargs: Any) -> Conn:
