@@ -133,6 +133,13 @@ def test_a_read_dsn_naming_the_primary_says_primary(replica_pair: Pair) -> None:
     assert "reading from the primary (the read DSN is not a replica)" in result.output
 
 
+def test_a_bad_read_dsn_is_a_clear_error(replica_pair: Pair) -> None:
+    for bad in ("host=127.0.0.1 port=1 user=postgres connect_timeout=5", "not a dsn"):
+        result = cli("jobs", "list", "--dsn", replica_pair.primary.dsn, "--read-dsn", bad)
+        assert result.exit_code == 1, result.output
+        assert f"the read replica {bad!r}" in result.stderr and "unavailable" in result.stderr
+
+
 # --- writes ---------------------------------------------------------------------------
 
 
