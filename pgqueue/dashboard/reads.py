@@ -28,12 +28,15 @@ from ..replica import ReplicaLag, primary_wal_position, replica_lag, replica_una
 from .http import Response
 from .pages import esc
 
-__all__ = ["LAG_HEADER", "Sources", "banner", "get_replica", "lag_header", "openapi_paths",
-           "with_read_from"]
+__all__ = ["LAG_HEADER", "PRIMARY_POSITION_TIMEOUT_SECONDS", "Sources", "banner",
+           "get_replica", "lag_header", "openapi_paths", "with_read_from"]
 
 Conn = psycopg.Connection[Any]
 
 LAG_HEADER = "Pgqueue-Read-From"
+#: How long a read waits for a primary connection to read its WAL position; past it
+#: the lag falls back to the age of the replica's last replayed commit.
+PRIMARY_POSITION_TIMEOUT_SECONDS = 2.0
 
 
 class Sources:
@@ -79,7 +82,7 @@ class Sources:
         if not self.replicated:
             return None
         try:
-            with self.pool.connection(timeout=2.0) as primary:
+            with self.pool.connection(timeout=PRIMARY_POSITION_TIMEOUT_SECONDS) as primary:
                 position: str | None = primary_wal_position(primary)
         except (PoolTimeout, psycopg.OperationalError):
             position = None
