@@ -29,6 +29,7 @@ __all__ = [
     "MigrationError",
     "PgQueueError",
     "QueueFullError",
+    "ReplicaUnavailableError",
     "ResultNotReadyError",
     "SchemaNotReadyError",
     "Snooze",
@@ -83,6 +84,14 @@ class TaskError(PgQueueError, ValueError):
 
 class DatabaseUnavailableError(PgQueueError):
     """The database could not be reached (bad DSN, server down, network cut)."""
+
+
+class ReplicaUnavailableError(DatabaseUnavailableError):
+    """The read replica (``--read-dsn``, ``PGQUEUE_READ_DSN``) could not be reached.
+
+    Reads that were sent to it fail with this error; pgqueue never reads from
+    the primary instead. Writes go to the primary and are not affected.
+    """
 
 
 class WorkerStartError(PgQueueError):

@@ -21,6 +21,7 @@ from ..progress import describe_progress
 from ..retention import parse_duration_text
 from ..types import JobState
 from .common import DSN_HELP, POOLER_HELP, echo_json, require_dsn
+from .reads import connect_reads, read_dsn_option, reads_lag
 from .tagged import retry_tagged, tag_mode_option, tag_option, yes_option
 
 __all__ = ["EXIT_NOT_FOUND", "parse_duration", "register"]
@@ -90,13 +91,20 @@ def _invalid(exc: admin.InvalidArgumentError) -> click.UsageError:
 @click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True)
 @json_option
 @dsn_option
-def status(watch: bool, interval: float, as_json: bool, dsn: str | None) -> None:
-    """Queues at a glance: the pgqueue.queue_stats view."""
-    with _connect(dsn) as conn:
+@read_dsn_option
+def status(watch: bool, interval: float, as_json: bool, dsn: str | None,
+           read_dsn: str | None) -> None:
+    """Queues at a glance: the pgqueue.queue_stats view.
+
+    With --read-dsn it reads the replica and prints how far behind the primary it is.
+    """
+    with connect_reads(dsn, read_dsn) as conn:
         while True:
+            lag = reads_lag(conn, dsn, read_dsn)
             queues = admin.list_queues(conn)
             if as_json:
-                echo_json({"queues": queues})
+                echo_json({"queues": queues} if lag is None else
+                          {"queues": queues, "read_from": lag.as_json()})
             else:
                 columns = [c for c in _STATUS_COLUMNS if any(c in q for q in queues)] or \
                     ["queue"]
@@ -105,6 +113,8 @@ def status(watch: bool, interval: float, as_json: bool, dsn: str | None) -> None
                     click.clear()
                     click.echo(time.strftime("%H:%M:%S") + f"  (every {interval:g} s, Ctrl-C "
                                "to stop)")
+                if lag is not None:
+                    click.echo(lag.describe())
                 click.echo(text if queues else "no queues yet")
             if not watch:
                 return
@@ -130,14 +140,15 @@ def jobs() -> None:
 @click.option("--cursor", type=click.IntRange(min=1), help="Show jobs older than this id.")
 @json_option
 @dsn_option
+@read_dsn_option
 def jobs_list(queue: str | None, state: str | None, task: str | None, tags: tuple[str, ...],
               tag_mode: str, limit: int, cursor: int | None, as_json: bool,
-              dsn: str | None) -> None:
+              dsn: str | None, read_dsn: str | None) -> None:
     """Jobs newest first; --cursor with the printed next id pages on.
 
     --tag a --tag b lists jobs tagged a and b; add --tag-mode any for a or b.
     """
-    with _connect(dsn) as conn:
+    with connect_reads(dsn, read_dsn) as conn:
         try:
             page = admin.list_jobs(conn, queue=queue, state=state, task=task,
                                    tags=tags or None, tags_mode=tag_mode, limit=limit,
@@ -162,12 +173,15 @@ def jobs_list(queue: str | None, state: str | None, task: str | None, tags: tupl
 @click.argument("job_id", type=click.IntRange(min=1))
 @json_option
 @dsn_option
-def jobs_show(job_id: int, as_json: bool, dsn: str | None) -> None:
+@read_dsn_option
+def jobs_show(job_id: int, as_json: bool, dsn: str | None, read_dsn: str | None) -> None:
     """Everything about one job, including every error and its traceback."""
-    with _connect(dsn) as conn:
+    with connect_reads(dsn, read_dsn) as conn:
         job = admin.get_job(conn, job_id)
     if job is None:
-        _fail(f"no job has id {job_id}", EXIT_NOT_FOUND)
+        where = (" on the read replica (it may not have replayed the job yet; "
+                 "'pgqueue status --read-dsn' shows its lag)") if read_dsn else ""
+        _fail(f"no job has id {job_id}{where}", EXIT_NOT_FOUND)
         return
     if as_json:
         echo_json({**dataclasses.asdict(job), "trace_id": job.trace_id})
@@ -278,9 +292,10 @@ def prune(older_than: str, dry_run: bool, as_json: bool, dsn: str | None) -> Non
 @click.command()
 @json_option
 @dsn_option
-def workers(as_json: bool, dsn: str | None) -> None:
+@read_dsn_option
+def workers(as_json: bool, dsn: str | None, read_dsn: str | None) -> None:
     """Registered workers: host, pid, queues, busy slots, heartbeat age."""
-    with _connect(dsn) as conn:
+    with connect_reads(dsn, read_dsn) as conn:
         found = admin.list_workers(conn)
     if as_json:
         echo_json({"workers": [dataclasses.asdict(w) for w in found]})
@@ -315,26 +330,36 @@ def _host_list(ctx: click.Context, param: click.Parameter,
                    "($PGQUEUE_DASHBOARD_ALLOWED_HOSTS, comma-separated). Other names than "
                    "the listening address (and localhost on loopback) get 421.")
 @dsn_option
+@read_dsn_option
 @click.option("--pooler", envvar="PGQUEUE_POOLER", type=click.Choice(_dsn.POOLERS),
               default=_dsn.DEFAULT_POOLER, show_default=True, help=POOLER_HELP)
 def dashboard(host: str, port: int, token: str | None, read_only: bool,
-              allowed_hosts: tuple[str, ...], dsn: str | None, pooler: str) -> None:
-    """Serve the web dashboard and the HTTP API (/api/, /api/openapi.json)."""
+              allowed_hosts: tuple[str, ...], dsn: str | None, read_dsn: str | None,
+              pooler: str) -> None:
+    """Serve the web dashboard and the HTTP API (/api/, /api/openapi.json).
+
+    With --read-dsn, pages and GET requests read the replica (each shows its lag);
+    every action and POST goes to --dsn.
+    """
     from ..dashboard import make_server
 
     _connect(dsn).close()  # a clear error now rather than at the first request
+    if read_dsn:
+        connect_reads(dsn, read_dsn).close()
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         click.echo("pgqueue: warning: the dashboard listens beyond this machine without "
                    "--token", err=True)
     try:
-        server, pool = make_server(_dsn.resolve_dsn(dsn) or "", host=host, port=port,
+        server, pools = make_server(_dsn.resolve_dsn(dsn) or "", host=host, port=port,
                                    token=token, read_only=read_only,
-                                   allowed_hosts=allowed_hosts, pooler=pooler)
+                                   allowed_hosts=allowed_hosts, pooler=pooler,
+                                   read_dsn=read_dsn or None)
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         return
     bound_host, bound_port = server.server_address[:2]
-    mode = " (read-only)" if read_only else ""
+    mode = (" (read-only)" if read_only else "") + (" (reads from the replica)" if read_dsn
+                                                    else "")
     click.echo(f"pgqueue dashboard on http://{bound_host!s}:{bound_port}/{mode}; Ctrl-C stops",
                err=True)
     sys.stderr.flush()
@@ -344,7 +369,7 @@ def dashboard(host: str, port: int, token: str | None, read_only: bool,
         pass
     finally:
         server.server_close()
-        pool.close()
+        pools.close()
 
 
 def register(main: click.Group) -> None:

@@ -26,6 +26,7 @@ from ..errors import InvalidJobError
 from ..producer.batches import BatchInfo, batch, get_batch, list_batches
 from .admin import EXIT_NOT_FOUND, dsn_option, format_table, json_option
 from .common import echo_json, require_dsn
+from .reads import connect_reads, read_dsn_option
 
 __all__ = ["progress_bar", "register"]
 
@@ -176,10 +177,11 @@ def _describe(info: BatchInfo) -> str:
 @click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True)
 @json_option
 @dsn_option
+@read_dsn_option
 def batch_status(batch_id: int, watch: bool, interval: float, as_json: bool,
-                 dsn: str | None) -> None:
+                 dsn: str | None, read_dsn: str | None) -> None:
     """Counts by outcome and a progress bar; exit 3 for an unknown id."""
-    with _connect(dsn, autocommit=True) as conn:
+    with connect_reads(dsn, read_dsn) as conn:
         while True:
             info = get_batch(conn, batch_id)
             if info is None:
@@ -206,9 +208,11 @@ def batch_status(batch_id: int, watch: bool, interval: float, as_json: bool,
               help="Show batches older than this id.")
 @json_option
 @dsn_option
-def batch_list(limit: int, before_id: int | None, as_json: bool, dsn: str | None) -> None:
+@read_dsn_option
+def batch_list(limit: int, before_id: int | None, as_json: bool, dsn: str | None,
+               read_dsn: str | None) -> None:
     """Batches newest first, with their counts."""
-    with _connect(dsn, autocommit=True) as conn:
+    with connect_reads(dsn, read_dsn) as conn:
         try:
             found = list_batches(conn, limit=limit, before_id=before_id)
         except InvalidArgumentError as exc:
@@ -234,13 +238,15 @@ def batch_list(limit: int, before_id: int | None, as_json: bool, dsn: str | None
 @click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to this file instead of stdout.")
 @dsn_option
-def batch_export_command(batch_id: int, fmt: str, output: Path | None, dsn: str | None) -> None:
+@read_dsn_option
+def batch_export_command(batch_id: int, fmt: str, output: Path | None, dsn: str | None,
+                         read_dsn: str | None) -> None:
     """One row per job: id, task, args, state, attempts, result or error, duration.
 
     CSV has one column per top-level scalar arg (args.<name>); JSON lines carry
     the whole args object. Rows stream from the database, so any size fits.
     """
-    with _connect(dsn) as conn:
+    with connect_reads(dsn, read_dsn, autocommit=False) as conn:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         if get_batch(conn, batch_id) is None:

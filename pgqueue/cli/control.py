@@ -9,6 +9,7 @@ import click
 
 from .. import _dsn
 from .common import DSN_HELP, echo_json, require_dsn
+from .reads import connect_reads, read_dsn_option
 from .tagged import cancel_tagged, tag_mode_option, tag_option, yes_option
 
 if TYPE_CHECKING:
@@ -273,11 +274,12 @@ def periodic() -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON for scripts: {\"schedules\": [...]}.")
 @click.option("--dsn", envvar="PGQUEUE_DSN", help=DSN_HELP)
-def periodic_list(as_json: bool, dsn: str | None) -> None:
+@read_dsn_option
+def periodic_list(as_json: bool, dsn: str | None, read_dsn: str | None) -> None:
     """Every schedule the leader has recorded, with its last and next run."""
     from .._sql import query
 
-    with _dsn.connect(require_dsn(dsn)) as conn:
+    with connect_reads(dsn, read_dsn) as conn:
         rows = conn.execute(query("periodic_list")).fetchall()
     keys = ("name", "cron", "task", "queue", "on_missed", "last_tick", "next_tick",
             "last_job_id")

@@ -2,7 +2,8 @@
 
 The server is the standard library's ThreadingHTTPServer; database work goes
 through a small psycopg_pool ConnectionPool of autocommit connections, so each
-action commits at once.
+action commits at once. With a read DSN, pages and API GETs read on a second
+pool, the read replica's, and every POST on the primary's (:mod:`.reads`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .. import _dsn
-from . import api, api_more, api_retention, bulk, data, page_jobs, pages, site
+from ..errors import ReplicaUnavailableError
+from . import api, api_more, api_retention, bulk, data, page_jobs, pages, reads, site
 from .http import MAX_BODY_BYTES, SECURITY_HEADERS, Guard, HostCheck, HttpError, Request, Response
 from .openapi import openapi_document
 
@@ -35,6 +37,8 @@ _QUEUE_RETENTION = re.compile(r"^/queues/([^/]{1,200})/retention$")
 _STATIC = {"dashboard.js": "text/javascript; charset=utf-8",
            "dashboard.css": "text/css; charset=utf-8",
            "screenshot.png": "image/png"}
+#: How long a request waits for a pooled connection before answering 503.
+POOL_TIMEOUT_SECONDS = 10.0
 _CONTROL_OF_ACTION = {"cancel": "cancel", "pause": "pause_queue", "resume": "resume_queue"}
 
 
@@ -42,12 +46,14 @@ class Dashboard:
     """The dashboard and API as one callable: ``handle(Request) -> Response``.
 
     ``hosts`` decides which Host headers are answered; :func:`make_server` sets it
-    once the server is bound. Without it every Host is answered.
+    once the server is bound. Without it every Host is answered. ``pool`` is the
+    primary's pool, or :class:`~.reads.Sources` with a read replica's too.
     """
 
-    def __init__(self, pool: ConnectionPool[Any], *, token: str | None = None,
+    def __init__(self, pool: ConnectionPool[Any] | reads.Sources, *, token: str | None = None,
                  read_only: bool = False, hosts: HostCheck | None = None) -> None:
-        self.pool = pool
+        self.sources = pool if isinstance(pool, reads.Sources) else reads.Sources(pool)
+        self.pool = self.sources.pool
         self.guard = Guard(token)
         self.read_only = read_only
         self.hosts = hosts
@@ -66,6 +72,10 @@ class Dashboard:
         except HttpError as exc:
             response = (Response.json({"error": exc.message}, exc.status) if is_api
                         else Response.html(pages.error_page(exc.status, exc.message), exc.status))
+        except ReplicaUnavailableError as exc:
+            log.warning("read replica unavailable", extra={"error": str(exc)})
+            response = (Response.json({"error": str(exc), "read_from": "replica"}, 503)
+                        if is_api else Response.html(pages.error_page(503, str(exc)), 503))
         except (PoolTimeout, psycopg.OperationalError) as exc:
             log.warning("database unavailable", extra={"error": str(exc)})
             message = "the database is unavailable; try again shortly"
@@ -106,13 +116,14 @@ class Dashboard:
                           frozenset(api.controls()))
 
     def _page_body(self, request: Request) -> str:
-        with self.pool.connection() as conn:
-            return site.render(conn, request, self.view(), pages.utc_now())
+        with self.sources.read() as conn:
+            lag = self.sources.lag(conn)
+            return reads.banner(lag) + site.render(conn, request, self.view(), pages.utc_now())
 
     def _form_action(self, request: Request) -> Response:
         form = request.form()
         self.guard.check_form(form)
-        with self.pool.connection() as conn:
+        with self.sources.write() as conn:
             if request.path == "/jobs/bulk":
                 return self._bulk_form(conn, request, form)
             match = _JOB_ACTION.match(request.path)
@@ -171,49 +182,69 @@ class Dashboard:
     def _api(self, request: Request, path: str) -> Response:
         if path == "/openapi.json":
             return Response.json(openapi_document(sorted(api.controls())))
+        response: Response | None = None
         if request.method == "POST":
             # Every API POST is JSON: no cross-site form can send that content type.
             request.json()
-        routes: dict[tuple[str, str], Callable[..., Response]] = {
-            ("GET", "/queues"): api.get_queues,
-            ("GET", "/jobs"): api_more.list_jobs,
-            ("POST", "/jobs"): api.post_enqueue,
-            ("GET", "/workers"): api.get_workers,
-            ("POST", "/jobs/bulk"): api_more.post_bulk,
-            ("GET", "/charts"): api_more.get_charts,
-        }
-        handler = routes.get((request.method, path))
-        with self.pool.connection() as conn:
-            if handler is not None:
-                return handler(conn, request)
-            match = _JOB.match(path)
-            if match and request.method == "GET":
-                return api.get_job(conn, request, self._job_id(match[1]))
-            match = _QUEUE.match(path)
-            if match and request.method == "GET":
-                return api_more.get_queue(conn, request, unquote(match[1]))
-            match = _JOB_ACTION.match(path)
-            if match and request.method == "POST":
-                if match[2] == "retry":
-                    return api.post_retry(conn, request, self._job_id(match[1]))
-                self._need_control("cancel")
-                return api.post_cancel(conn, request, self._job_id(match[1]))
-            match = _QUEUE_ACTION.match(path)
-            if match and request.method == "POST":
-                if match[2] == "retry-failed":
-                    return api.post_retry_failed(conn, request, match[1])
-                self._need_control(_CONTROL_OF_ACTION[match[2]])
-                return api.post_pause(conn, request, match[1], pause=match[2] == "pause")
-            match = _QUEUE_RETENTION.match(path)
-            if match and request.method == "GET":
-                return api_retention.get_retention_api(conn, request, unquote(match[1]))
-            if match and request.method == "POST":
-                return api_retention.post_retention(conn, request, unquote(match[1]))
-        known = path in ("/queues", "/jobs", "/workers", "/jobs/bulk", "/charts") or any(
-            p.match(path) for p in (_JOB, _JOB_ACTION, _QUEUE_ACTION, _QUEUE, _QUEUE_RETENTION))
+            with self.sources.write() as conn:
+                response = self._api_post(conn, request, path)
+        elif request.method == "GET" and path == "/replica":
+            return reads.get_replica(self.sources)
+        elif request.method == "GET":
+            with self.sources.read() as conn:
+                lag = self.sources.lag(conn)
+                response = self._api_get(conn, request, path)
+            if response is not None:
+                return reads.with_read_from(response, lag, field=path in ("/queues", "/jobs"))
+        if response is not None:
+            return response
+        known = path in ("/queues", "/jobs", "/workers", "/jobs/bulk", "/charts", "/replica") \
+            or any(p.match(path) for p in (_JOB, _JOB_ACTION, _QUEUE_ACTION, _QUEUE,
+                                           _QUEUE_RETENTION))
         if known:
             raise HttpError(405, f"method {request.method} is not allowed on /api{path}")
         raise HttpError(404, f"no API endpoint at /api{path}")
+
+    def _api_get(self, conn: Any, request: Request, path: str) -> Response | None:
+        handler: Callable[..., Response] | None = {
+            "/queues": api.get_queues, "/jobs": api_more.list_jobs,
+            "/workers": api.get_workers, "/charts": api_more.get_charts,
+        }.get(path)
+        if handler is not None:
+            return handler(conn, request)
+        match = _JOB.match(path)
+        if match:
+            return api.get_job(conn, request, self._job_id(match[1]))
+        match = _QUEUE.match(path)
+        if match:
+            return api_more.get_queue(conn, request, unquote(match[1]))
+        match = _QUEUE_RETENTION.match(path)
+        if match:
+            return api_retention.get_retention_api(conn, request, unquote(match[1]))
+        return None
+
+    def _api_post(self, conn: Any, request: Request, path: str) -> Response | None:
+        handler: Callable[..., Response] | None = {
+            "/jobs": api.post_enqueue, "/jobs/bulk": api_more.post_bulk,
+        }.get(path)
+        if handler is not None:
+            return handler(conn, request)
+        match = _JOB_ACTION.match(path)
+        if match:
+            if match[2] == "retry":
+                return api.post_retry(conn, request, self._job_id(match[1]))
+            self._need_control("cancel")
+            return api.post_cancel(conn, request, self._job_id(match[1]))
+        match = _QUEUE_ACTION.match(path)
+        if match:
+            if match[2] == "retry-failed":
+                return api.post_retry_failed(conn, request, match[1])
+            self._need_control(_CONTROL_OF_ACTION[match[2]])
+            return api.post_pause(conn, request, match[1], pause=match[2] == "pause")
+        match = _QUEUE_RETENTION.match(path)
+        if match:
+            return api_retention.post_retention(conn, request, unquote(match[1]))
+        return None
 
     @staticmethod
     def _job_id(text: str) -> int:
@@ -320,35 +351,45 @@ class _Handler(BaseHTTPRequestHandler):
 def make_server(dsn: str, *, host: str = "127.0.0.1", port: int = 8080,
                 token: str | None = None, read_only: bool = False,
                 allowed_hosts: Sequence[str] = (), pool_size: int = 4,
-                pooler: str | None = None) -> tuple[ThreadingHTTPServer, ConnectionPool[Any]]:
-    """A ready (not yet serving) HTTP server and its connection pool.
+                pooler: str | None = None, read_dsn: str | None = None,
+                pool_timeout_seconds: float = POOL_TIMEOUT_SECONDS,
+                ) -> tuple[ThreadingHTTPServer, reads.Sources]:
+    """A ready (not yet serving) HTTP server and its connection pools.
 
     It answers requests whose Host names the address it listens on, ``localhost``
     on loopback, or one of ``allowed_hosts`` (``name`` or ``name:port``); others get
     421 (see :class:`~pgqueue.dashboard.http.HostCheck`). Call
     ``server.serve_forever()``; on the way out ``server.server_close()`` and
-    ``pool.close()``.
+    ``pools.close()``.
 
-    ``pooler`` (else PGQUEUE_POOLER, else ``none``) names what ``dsn`` goes
-    through; with ``transaction`` the pool's connections prepare nothing
-    server-side, so any server session of the pooler can run their statements.
+    ``pooler`` (else PGQUEUE_POOLER, else ``none``) names what ``dsn`` (and
+    ``read_dsn``) go through; with ``transaction`` the pools' connections prepare
+    nothing server-side, so any server session of the pooler can run their statements.
+    ``read_dsn``: a read replica for the pages and API GETs (see :mod:`.reads`);
+    a request waits at most ``pool_timeout_seconds`` for a connection.
     """
     options: dict[str, Any] = {"autocommit": True}
     pooled = _dsn.resolve_pooler(pooler) == "transaction"
     if pooled:
         options["prepare_threshold"] = None
-    pool: ConnectionPool[Any] = ConnectionPool(
-        dsn, min_size=1, max_size=pool_size, kwargs=options, timeout=10.0,
-        configure=None if pooled else configure_connection, open=True,
-        name="pgqueue-dashboard")
-    dashboard = Dashboard(pool, token=token, read_only=read_only)
+
+    def pool_of(target: str, name: str) -> ConnectionPool[Any]:
+        return ConnectionPool(target, min_size=1, max_size=pool_size, kwargs=options,
+                              timeout=pool_timeout_seconds, open=True, name=name,
+                              configure=None if pooled else configure_connection)
+
+    sources = reads.Sources(pool_of(dsn, "pgqueue-dashboard"))
+    if read_dsn:
+        sources = reads.Sources(sources.pool, pool_of(read_dsn, "pgqueue-dashboard-read"),
+                                read_dsn)
+    dashboard = Dashboard(sources, token=token, read_only=read_only)
     handler = type("DashboardHandler", (_Handler,), {"dashboard": dashboard})
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError:
-        pool.close()
+        sources.close()
         raise
     server.daemon_threads = True
     bound = server.server_address
     dashboard.hosts = HostCheck(host, (str(bound[0]), int(bound[1])), allowed_hosts)
-    return server, pool
+    return server, sources

@@ -9,6 +9,7 @@ from ..admin import MAX_LIST_LIMIT
 from ..retention import FINAL_STATES, MAX_KEEP_SECONDS, MIN_KEEP_SECONDS
 from ..types import JobState
 from .data import KINDS
+from .reads import openapi_paths
 
 __all__ = ["openapi_document"]
 
@@ -112,6 +113,7 @@ def openapi_document(controls: Iterable[str] = ()) -> dict[str, Any]:
         "/api/jobs/bulk": {"post": _bulk()},
         "/api/charts": {"get": _charts()},
         **_control_paths(set(controls)),
+        **openapi_paths(_errors()),
     }
     return {
         "openapi": "3.0.3",
