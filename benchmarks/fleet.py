@@ -8,6 +8,7 @@
   samples with any) and the connections in use.
 - ``idle``: the 64 processes once drained, idle for a while: transactions per
   second they cost the database, the CPU of their backends and of the workers.
+- ``one``: the slots of the largest fleet (64 x 4) in one process, for comparison.
 - ``fanout``: what one enqueue's commit costs with 0, 10 and 100 other sessions
   listening on ``pgqueue_jobs`` (a worker's listener is one such session):
   median and 95th percentile of single enqueues, each its own commit.
@@ -28,6 +29,7 @@ Run: ``python -m benchmarks.fleet [--quick|--smoke] [--dsn DSN]``.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import os
 import signal
@@ -88,7 +90,8 @@ PLANS = {
 class Fleet:
     """``count`` pgqueue worker processes on ``dsn``; stopped (SIGTERM, then kill) at exit."""
 
-    def __init__(self, dsn: str, queue_sets: Sequence[str]) -> None:
+    def __init__(self, dsn: str, queue_sets: Sequence[str], concurrency: int = CONCURRENCY
+                 ) -> None:
         self.dsn = dsn
         self._logs = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in stop)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -96,7 +99,7 @@ class Fleet:
         self.procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "pgqueue", "worker", "--app", "benchmarks.drain:tasks",
-                 "--dsn", dsn, "--queues", queues, "--concurrency", str(CONCURRENCY),
+                 "--dsn", dsn, "--queues", queues, "--concurrency", str(concurrency),
                  "--metrics-port", "0", "--log-level", "warning"],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self._logs, text=True,
                 start_new_session=True)
@@ -139,8 +142,9 @@ class Fleet:
 
 
 @contextlib.contextmanager
-def fleet(dsn: str, queue_sets: Sequence[str]) -> Iterator[Fleet]:
-    running = Fleet(dsn, queue_sets)
+def fleet(dsn: str, queue_sets: Sequence[str], concurrency: int = CONCURRENCY
+          ) -> Iterator[Fleet]:
+    running = Fleet(dsn, queue_sets, concurrency)
     try:
         running.wait_registered(timeout=60 + 3 * len(queue_sets))
         yield running
@@ -157,6 +161,7 @@ class LockSampler:
         self._stop = threading.Event()
         self.waiting: list[int] = []
         self.connections: list[int] = []
+        self.kinds: collections.Counter[str] = collections.Counter()  # "session: lock"
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> LockSampler:
@@ -170,13 +175,14 @@ class LockSampler:
     def _run(self) -> None:
         with psycopg.connect(self._dsn, autocommit=True) as conn:
             while not self._stop.wait(SAMPLE_SECONDS):
-                row = conn.execute(
-                    "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), count(*) "
+                rows = conn.execute(
+                    "SELECT application_name, wait_event_type = 'Lock', wait_event "
                     "FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND application_name LIKE 'pgqueue-%'").fetchone()
-                assert row is not None
-                self.waiting.append(int(row[0]))
-                self.connections.append(int(row[1]))
+                    "AND application_name LIKE 'pgqueue-%'").fetchall()
+                waiting = [f"{app}: {event}" for app, locked, event in rows if locked]
+                self.waiting.append(len(waiting))
+                self.connections.append(len(rows))
+                self.kinds.update(waiting)
 
 
 # --- scenarios ----------------------------------------------------------------------
@@ -251,6 +257,7 @@ def run_drain(server_dsn: str, plan: Plan, results: Results) -> None:
                      if sampler.waiting else 0.0)
             results.add(f"fleet_lock_wait_share_p{count}", share, "x",
                         "share of samples with a session waiting on a lock")
+            results.details[f"fleet_lock_waits_p{count}"] = dict(sampler.kinds.most_common())
             results.add(f"fleet_connections_p{count}",
                         float(max(sampler.connections, default=0)), "connections",
                         "pgqueue sessions open during the drain (most sampled)")
@@ -263,6 +270,21 @@ def run_drain(server_dsn: str, plan: Plan, results: Results) -> None:
                                 f"{label}: their backends")
                 results.add(f"fleet_idle_worker_cpu_p{count}", worker_idle * 100, "% of a core",
                             f"{label}: the workers")
+
+
+def run_one_process(server_dsn: str, plan: Plan, results: Results) -> None:
+    """The slots of the largest fleet in one process: the same concurrency, one claimer."""
+    slots = max(plan.processes) * CONCURRENCY
+    with scratch_database(server_dsn, "fleet_one") as dsn, \
+            fleet(dsn, ["default"], concurrency=slots) as workers:
+        rate, backend, worker, _ = _drain(dsn, workers, plan.jobs, [("default", plan.jobs)])
+        results.add(f"fleet_drain_p1_c{slots}", rate, "jobs/s",
+                    f"{plan.jobs:,} no-op jobs, 1 process x --concurrency {slots}")
+        if backend is not None:
+            results.add(f"fleet_pg_cpu_per_job_p1_c{slots}", backend / plan.jobs * 1e6, "us",
+                        "PostgreSQL CPU of the pgqueue sessions per job")
+        results.add(f"fleet_worker_cpu_per_job_p1_c{slots}", worker / plan.jobs * 1e6, "us",
+                    "the worker process's CPU per job")
 
 
 def run_fanout(server_dsn: str, plan: Plan, results: Results) -> None:
@@ -319,6 +341,7 @@ def run_queues(server_dsn: str, plan: Plan, results: Results) -> None:
 def run(server_dsn: str, plan: Plan, results: Results) -> None:
     run_fanout(server_dsn, plan, results)
     run_drain(server_dsn, plan, results)
+    run_one_process(server_dsn, plan, results)
     run_queues(server_dsn, plan, results)
 
 
@@ -340,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"on {server.description}", flush=True)
         run(dsn, PLANS[mode], results)
     print(results.summary())
+    for name, waits in results.details.items():
+        print(name, waits)
     print("load average at start", results.load_at_start, "at end", os.getloadavg())
 
 

@@ -295,7 +295,8 @@ def test_fleet_benchmark_reports_every_figure(admin_dsn: str) -> None:
     positive = [f"drain_p{n}" for n in (1, 2)] + [
         f"{figure}_p{n}" for figure in ("pg_cpu_per_job", "worker_cpu_per_job", "connections")
         for n in (1, 2)] + [f"enqueue_{p}_listeners{n}" for p in ("p50", "p95") for n in (0, 2)]
-    positive += ["queues20_drain", "idle_xacts_per_s_p2", "queues20_idle_xacts_per_s"]
+    positive += ["queues20_drain", "idle_xacts_per_s_p2", "queues20_idle_xacts_per_s",
+                 "drain_p1_c8", "worker_cpu_per_job_p1_c8"]
     for name in positive:
         value = float(lines[f"fleet_{name}"].replace(",", ""))
         assert math.isfinite(value) and value > 0, (name, value)
