@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -75,17 +76,21 @@ def _timeout(n: int) -> float:
 
 def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Results,
                *, details: bool = False, quiet: bool = False,
-               history_clock: bool = False) -> tuple[float, float]:
+               history_clock: bool = False,
+               worker_dsn: Callable[[str], str] | None = None) -> tuple[float, float]:
     """Drain ``n`` jobs with one worker in process: its jobs per second, and the
     CPU seconds this process used from the worker's start until the ``n``-th outcome.
 
     ``quiet``: record no figure. ``history_clock``: time by the history rows'
     timestamps (as :func:`cli_drain`'s figures are) instead of the worker's events.
+    ``worker_dsn``: maps the scratch database's DSN to the one the worker uses
+    (through a proxy, say); the setup and checks connect directly.
     """
     with scratch_database(server_dsn, f"drain_{kind}") as dsn:
         insert_ready_jobs(dsn, KINDS[kind], n)
         commits_before = xact_commits(dsn)
-        run = WorkerRun(tasks, dsn, target=n, concurrency=concurrency)
+        run = WorkerRun(tasks, dsn if worker_dsn is None else worker_dsn(dsn), target=n,
+                        concurrency=concurrency)
         run.start()
         cpu_before = time.process_time()
         try:
