@@ -96,7 +96,7 @@ _SIZES = {
                    backlog_large=100_000, backlog_drain=5_000, peers_drain=2_000,
                    peers_latency=50, bloat=50_000, stats_history=200_000,
                    retention=200_000, cli_drain=10_000, cli_rounds=3,
-                   hop_drain=5_000, hop_latency=50, hop_rounds=3),
+                   hop_drain=5_000, hop_latency=50, hop_rounds=5),
     "smoke": Sizes("smoke", bulk_enqueue=300, single_enqueue=200, drain=300,
                    processes=300, latency=10, backlog_small=400,
                    backlog_large=2_000, backlog_drain=200, peers_drain=100,

@@ -19,7 +19,12 @@ delay. Configurations: ``direct``, ``proxy0``, ``0_25ms``, ``0_5ms``, ``1ms``.
   the median over every proxied drain.
 - ``hop_round_trips_per_job_<config>``: the worker's writes to the server per
   job over a drain (its sessions run one statement at a time, so a write is a
-  statement and its round trip); per session in the result file's details.
+  statement and its round trip); per session in the result file's details
+  (``hop_drain_sessions``, and per latency sample ``hop_latency_sessions``).
+- ``hop_commits_per_job_<config>``, ``hop_python_cpu_us_per_job_<config>``,
+  ``hop_postgres_cpu_us_per_job_<config>``: what :func:`drain_once` counts
+  over a drain (every worker statement commits alone: commits are statements,
+  for ``direct`` too), medians.
 - ``hop_latency_<p50|p95|p99>_<config>``: commit returned → handler start with
   an idle worker (:func:`benchmarks.latency.wake_up_samples`), the samples of
   every round pooled. The producer connects through the same proxy as the
@@ -51,6 +56,11 @@ CONCURRENCY = 50
 SELECT_SAMPLES = 200
 DRAIN_SHARE_TARGET = 0.5
 LATENCY_P50_TARGET_MS = 3.0
+
+# drain_once's counters: (key, unit, what).
+COUNTERS = (("commits", "commits/job", "transactions committed in the database per job"),
+            ("python_cpu_us", "us/job", "worker process CPU (worker and harness)"),
+            ("postgres_cpu_us", "us/job", "CPU of the worker's PostgreSQL backends"))
 
 Traffic = dict[str, dict[str, int]]
 
@@ -100,6 +110,7 @@ def _run_drains(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Sizes,
     rates: dict[str, list[float]] = {name: [] for name in CONFIGS}
     cpus: dict[str, list[float]] = {name: [] for name in proxies}
     trips: dict[str, list[float]] = {name: [] for name in proxies}
+    counts: dict[str, dict[str, list[float]]] = {name: {} for name in CONFIGS}
     sessions: dict[str, dict[str, dict[str, float]]] = {}
     scratch = Results(mode="scratch")
     for turn in range(rounds):
@@ -107,18 +118,18 @@ def _run_drains(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Sizes,
             proxy = proxies.get(name)
             before = proxy.stats() if proxy else {}
             cpu_before = proxy.cpu_seconds() if proxy else 0.0
+            counters: dict[str, float] = {}
             rate, _ = drain_once(server_dsn, "async", CONCURRENCY, n, scratch, quiet=True,
-                                 worker_dsn=_through(proxy))
+                                 worker_dsn=_through(proxy), counters=counters)
             rates[name].append(rate)
+            for key, value in counters.items():
+                counts[name].setdefault(key, []).append(value)
             if proxy is None:
                 continue
             cpus[name].append((proxy.cpu_seconds() - cpu_before) / n * 1e6)
             traffic = _traffic_delta(before, proxy.stats())
             trips[name].append(sum(row["up_chunks"] for row in traffic.values()) / n)
-            sessions[name] = {label: {"connections": row["connections"],
-                                      "writes_per_job": row["up_chunks"] / n,
-                                      "reads_per_job": row["down_chunks"] / n}
-                              for label, row in traffic.items() if row["up_chunks"]}
+            sessions[name] = _per_session(traffic, n)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     note = f"{n:,} async no-op jobs, concurrency {CONCURRENCY}, median of {rounds}"
     for name, median in medians.items():
@@ -144,7 +155,19 @@ def _run_drains(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Sizes,
     for name, values in trips.items():
         results.add(f"hop_round_trips_per_job_{name}", statistics.median(values),
                     "trips/job", "the worker's writes to the server per job, median")
-    results.details["hop_sessions"] = sessions
+    for key, unit, what in COUNTERS:
+        for name in CONFIGS:
+            if key in counts[name]:
+                results.add(f"hop_{key}_per_job_{name}", statistics.median(counts[name][key]),
+                            unit, f"{what}, median")
+    results.details["hop_drain_sessions"] = sessions
+
+
+def _per_session(traffic: Traffic, n: int) -> dict[str, dict[str, float]]:
+    """Writes and reads per job (or sample) of each application_name seen."""
+    return {label: {"connections": row["connections"], "writes_per_job": row["up_chunks"] / n,
+                    "reads_per_job": row["down_chunks"] / n}
+            for label, row in traffic.items() if row["up_chunks"]}
 
 
 def _run_latencies(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Sizes,
@@ -152,12 +175,17 @@ def _run_latencies(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Siz
     n, rounds = sizes.hop_latency, sizes.hop_rounds
     names = [*CONFIGS, LOCAL_PRODUCER]
     samples: dict[str, list[float]] = {name: [] for name in names}
+    sessions: dict[str, dict[str, dict[str, float]]] = {}
     for turn in range(rounds):
         for name in _rotated(names, turn):
             worker = proxies["1ms"] if name == LOCAL_PRODUCER else proxies.get(name)
             producer = None if name == LOCAL_PRODUCER else worker
+            before = worker.stats() if worker else {}
             samples[name].extend(wake_up_samples(server_dsn, n, worker_dsn=_through(worker),
                                                  producer_dsn=_through(producer)))
+            if worker is not None:  # per sample, the warm-up job included
+                sessions[name] = _per_session(_traffic_delta(before, worker.stats()), n + 1)
+    results.details["hop_latency_sessions"] = sessions
     for name in names:
         where = {"direct": "direct", LOCAL_PRODUCER: "worker 1 ms away, producer direct"
                  }.get(name, f"worker and producer through the {name} proxy")
