@@ -62,7 +62,7 @@ _SWITCH_INTERVAL_SECONDS = 0.0002
 # How a writer learns the overshoot of its sleeps (see _Sleeper).
 _LEAD_WEIGHT = 0.05
 _LEAD_SHARE = 0.8
-_LEAD_MAX_SECONDS = 0.0005
+_LEAD_MAX_SECONDS = 0.0001  # an outlier wake-up teaches no long spins
 _PR_SET_TIMERSLACK = 29
 ROOT = Path(__file__).resolve().parent.parent
 

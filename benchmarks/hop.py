@@ -17,11 +17,11 @@ delay. Configurations: ``direct``, ``proxy0``, ``0_25ms``, ``0_5ms``, ``1ms``.
 - ``hop_proxy_cpu_us_per_job_<config>``: the proxy process's CPU per job over
   a drain (its start and stop included), median; ``hop_proxy_cpu_us_per_job``:
   the median over every proxied drain.
-- ``hop_round_trips_per_job_<config>``: the worker's writes to the server per
-  job over a drain (its sessions run one statement at a time, so a write is a
+- ``hop_round_trips_per_1k_jobs_<config>``: the worker's writes to the server
+  per 1,000 jobs over a drain (its sessions run one statement at a time, so a write is a
   statement and its round trip); per session in the result file's details
   (``hop_drain_sessions``, and per latency sample ``hop_latency_sessions``).
-- ``hop_commits_per_job_<config>``, ``hop_python_cpu_us_per_job_<config>``,
+- ``hop_commits_per_1k_jobs_<config>``, ``hop_python_cpu_us_per_job_<config>``,
   ``hop_postgres_cpu_us_per_job_<config>``: what :func:`drain_once` counts
   over a drain (every worker statement commits alone: commits are statements,
   for ``direct`` too), medians.
@@ -57,10 +57,13 @@ SELECT_SAMPLES = 200
 DRAIN_SHARE_TARGET = 0.5
 LATENCY_P50_TARGET_MS = 3.0
 
-# drain_once's counters: (key, unit, what).
-COUNTERS = (("commits", "commits/job", "transactions committed in the database per job"),
-            ("python_cpu_us", "us/job", "worker process CPU (worker and harness)"),
-            ("postgres_cpu_us", "us/job", "CPU of the worker's PostgreSQL backends"))
+# drain_once's counters: (key, figure, unit, scale, what).
+COUNTERS = (("commits", "commits_per_1k_jobs", "commits", 1000,
+             "transactions committed in the database per 1,000 jobs"),
+            ("python_cpu_us", "python_cpu_us_per_job", "us/job", 1,
+             "worker process CPU (worker and harness)"),
+            ("postgres_cpu_us", "postgres_cpu_us_per_job", "us/job", 1,
+             "CPU of the worker's PostgreSQL backends"))
 
 Traffic = dict[str, dict[str, int]]
 
@@ -128,7 +131,7 @@ def _run_drains(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Sizes,
                 continue
             cpus[name].append((proxy.cpu_seconds() - cpu_before) / n * 1e6)
             traffic = _traffic_delta(before, proxy.stats())
-            trips[name].append(sum(row["up_chunks"] for row in traffic.values()) / n)
+            trips[name].append(sum(row["up_chunks"] for row in traffic.values()) / n * 1000)
             sessions[name] = _per_session(traffic, n)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     note = f"{n:,} async no-op jobs, concurrency {CONCURRENCY}, median of {rounds}"
@@ -153,12 +156,12 @@ def _run_drains(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Sizes,
     results.add("hop_proxy_cpu_us_per_job", statistics.median(every), "us/job",
                 "proxy process CPU over a drain, median of every proxied drain")
     for name, values in trips.items():
-        results.add(f"hop_round_trips_per_job_{name}", statistics.median(values),
-                    "trips/job", "the worker's writes to the server per job, median")
-    for key, unit, what in COUNTERS:
+        results.add(f"hop_round_trips_per_1k_jobs_{name}", statistics.median(values),
+                    "trips", "the worker's writes to the server per 1,000 jobs, median")
+    for key, figure, unit, scale, what in COUNTERS:
         for name in CONFIGS:
             if key in counts[name]:
-                results.add(f"hop_{key}_per_job_{name}", statistics.median(counts[name][key]),
+                results.add(f"hop_{figure}_{name}", statistics.median(counts[name][key]) * scale,
                             unit, f"{what}, median")
     results.details["hop_drain_sessions"] = sessions
 

@@ -307,9 +307,9 @@ HOP_FIGURES = [
     *(f"hop_drain_{config}" for config in HOP_CONFIGS),
     *(f"hop_drain_share_{config}" for config in ["proxy0", *HOP_DELAYED]),
     *(f"hop_drain_vs_proxy0_{config}" for config in HOP_DELAYED),
-    *(f"hop_{counter}_per_job_{config}" for counter in ("commits", "python_cpu_us")
+    *(f"hop_{counter}_{config}" for counter in ("commits_per_1k_jobs", "python_cpu_us_per_job")
       for config in HOP_CONFIGS),
-    *(f"hop_{figure}_{config}" for figure in ("proxy_cpu_us_per_job", "round_trips_per_job")
+    *(f"hop_{figure}_{config}" for figure in ("proxy_cpu_us_per_job", "round_trips_per_1k_jobs")
       for config in ["proxy0", *HOP_DELAYED]),
     "hop_proxy_cpu_us_per_job",
     *(f"hop_latency_{stat}_{config}" for stat in ("p50", "p95", "p99")
