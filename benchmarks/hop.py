@@ -6,8 +6,9 @@ connections delayed 0.25, 0.5 and 1 ms each way, against direct, in one sitting.
 a proxy of 0 ms (``proxy0``) separates what the proxy itself costs from the
 delay. Configurations: ``direct``, ``proxy0``, ``0_25ms``, ``0_5ms``, ``1ms``.
 
-- ``hop_select1_<config>``: median ``SELECT 1`` round trip of one connection,
-  what each configuration adds to every statement.
+- ``hop_select1_<config>``: median ``SELECT 1`` round trip of one connection
+  (taken before each drain, median of the rounds): what each configuration
+  adds to every statement.
 - ``hop_drain_<config>``: N ready async no-op jobs drained by one in-process
   worker at concurrency 50 (:func:`benchmarks.drain.drain_once`), its
   connections through the proxy; the scratch database is made, filled and
@@ -20,7 +21,8 @@ delay. Configurations: ``direct``, ``proxy0``, ``0_25ms``, ``0_5ms``, ``1ms``.
 - ``hop_round_trips_per_1k_jobs_<config>``: the worker's writes to the server
   per 1,000 jobs over a drain (its sessions run one statement at a time, so a write is a
   statement and its round trip); per session in the result file's details
-  (``hop_drain_sessions``, and per latency sample ``hop_latency_sessions``).
+  (``hop_drain_sessions``, and per latency sample ``hop_latency_sessions``;
+  both of the last round).
 - ``hop_commits_per_1k_jobs_<config>``, ``hop_python_cpu_us_per_job_<config>``,
   ``hop_postgres_cpu_us_per_job_<config>``: what :func:`drain_once` counts
   over a drain (every worker statement commits alone: commits are statements,
@@ -72,10 +74,6 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
     with ExitStack() as stack:
         proxies = {name: stack.enter_context(delay_proxy(server_dsn, ms))
                    for name, ms in CONFIGS.items() if ms is not None}
-        for name in CONFIGS:
-            results.add(f"hop_select1_{name}", select_round_trip_ms(server_dsn,
-                                                                    proxies.get(name)),
-                        "ms", f"median of {SELECT_SAMPLES} SELECT 1 on one connection")
         _run_drains(server_dsn, proxies, sizes, results)
         _run_latencies(server_dsn, proxies, sizes, results)
 
@@ -114,11 +112,13 @@ def _run_drains(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Sizes,
     cpus: dict[str, list[float]] = {name: [] for name in proxies}
     trips: dict[str, list[float]] = {name: [] for name in proxies}
     counts: dict[str, dict[str, list[float]]] = {name: {} for name in CONFIGS}
+    selects: dict[str, list[float]] = {name: [] for name in CONFIGS}
     sessions: dict[str, dict[str, dict[str, float]]] = {}
     scratch = Results(mode="scratch")
     for turn in range(rounds):
         for name in _rotated(list(CONFIGS), turn):
             proxy = proxies.get(name)
+            selects[name].append(select_round_trip_ms(server_dsn, proxy))
             before = proxy.stats() if proxy else {}
             cpu_before = proxy.cpu_seconds() if proxy else 0.0
             counters: dict[str, float] = {}
@@ -133,6 +133,10 @@ def _run_drains(server_dsn: str, proxies: dict[str, ProxyProcess], sizes: Sizes,
             traffic = _traffic_delta(before, proxy.stats())
             trips[name].append(sum(row["up_chunks"] for row in traffic.values()) / n * 1000)
             sessions[name] = _per_session(traffic, n)
+    for name, values in selects.items():
+        results.add(f"hop_select1_{name}", statistics.median(values), "ms",
+                    f"median of {SELECT_SAMPLES} SELECT 1 on one connection, before each "
+                    "drain; median of the rounds")
     medians = {name: statistics.median(values) for name, values in rates.items()}
     note = f"{n:,} async no-op jobs, concurrency {CONCURRENCY}, median of {rounds}"
     for name, median in medians.items():
