@@ -1,5 +1,6 @@
 """Command line: ``python -m benchmarks
-{enqueue,drain,latency,backlog,stats,bloat,retention,all,peers,pooler,cli,ceiling}``.
+{enqueue,drain,latency,backlog,stats,bloat,retention,all,peers,pooler,cli,ceiling,
+hop}``.
 
 ``all`` runs pgqueue's own scenarios; ``peers`` runs pgqueue's bulk enqueue,
 drain and latency side by side with the peers of the optional ``bench`` extra
@@ -33,6 +34,7 @@ from . import (
     cli_worker,
     drain,
     enqueue,
+    hop,
     latency,
     peers,
     pooler,
@@ -55,6 +57,7 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "pooler": [pooler.run],
     "cli": [cli_worker.run],
     "ceiling": [ceiling.run],
+    "hop": [hop.run],
 }
 ORDER = ["enqueue", "drain", "latency", "backlog", "stats", "bloat", "retention"]
 EXTRA = [name for name in SCENARIOS if name not in ORDER]

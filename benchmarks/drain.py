@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -75,17 +76,24 @@ def _timeout(n: int) -> float:
 
 def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Results,
                *, details: bool = False, quiet: bool = False,
-               history_clock: bool = False) -> tuple[float, float]:
+               history_clock: bool = False,
+               worker_dsn: Callable[[str], str] | None = None,
+               counters: dict[str, float] | None = None) -> tuple[float, float]:
     """Drain ``n`` jobs with one worker in process: its jobs per second, and the
     CPU seconds this process used from the worker's start until the ``n``-th outcome.
 
     ``quiet``: record no figure. ``history_clock``: time by the history rows'
     timestamps (as :func:`cli_drain`'s figures are) instead of the worker's events.
+    ``worker_dsn``: maps the scratch database's DSN to the one the worker uses
+    (through a proxy, say); the setup and checks connect directly. ``counters``:
+    filled with what the details record, per job: ``python_cpu_us``,
+    ``postgres_cpu_us`` (when known) and ``commits``.
     """
     with scratch_database(server_dsn, f"drain_{kind}") as dsn:
         insert_ready_jobs(dsn, KINDS[kind], n)
         commits_before = xact_commits(dsn)
-        run = WorkerRun(tasks, dsn, target=n, concurrency=concurrency)
+        run = WorkerRun(tasks, dsn if worker_dsn is None else worker_dsn(dsn), target=n,
+                        concurrency=concurrency)
         run.start()
         cpu_before = time.process_time()
         try:
@@ -100,6 +108,11 @@ def drain_once(server_dsn: str, kind: str, concurrency: int, n: int, results: Re
         wait_sessions_closed(dsn)  # a backend's counters are flushed at its exit
         commits = xact_commits(dsn) - commits_before
         rate = history_rate(dsn, n)[0] if history_clock else run.jobs_per_second()
+        if counters is not None:
+            counters["python_cpu_us"] = cpu_python / n * 1e6
+            if cpu_pg is not None:
+                counters["postgres_cpu_us"] = cpu_pg / n * 1e6
+            counters["commits"] = commits / n
         if quiet:
             return rate, cpu_python
         name = f"drain_{kind}_c{concurrency}"

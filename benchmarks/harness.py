@@ -79,6 +79,9 @@ class Sizes:
     retention: int
     cli_drain: int
     cli_rounds: int
+    hop_drain: int
+    hop_latency: int
+    hop_rounds: int
 
 
 _SIZES = {
@@ -86,17 +89,20 @@ _SIZES = {
                   processes=20_000, latency=200, backlog_small=1_000,
                   backlog_large=1_000_000, backlog_drain=20_000, peers_drain=20_000,
                   peers_latency=200, bloat=1_000_000, stats_history=10_000_000,
-                  retention=10_000_000, cli_drain=50_000, cli_rounds=3),
+                  retention=10_000_000, cli_drain=50_000, cli_rounds=3,
+                  hop_drain=20_000, hop_latency=200, hop_rounds=3),
     "quick": Sizes("quick", bulk_enqueue=20_000, single_enqueue=2_000, drain=5_000,
                    processes=5_000, latency=50, backlog_small=1_000,
                    backlog_large=100_000, backlog_drain=5_000, peers_drain=2_000,
                    peers_latency=50, bloat=50_000, stats_history=200_000,
-                   retention=200_000, cli_drain=10_000, cli_rounds=3),
+                   retention=200_000, cli_drain=10_000, cli_rounds=3,
+                   hop_drain=5_000, hop_latency=50, hop_rounds=5),
     "smoke": Sizes("smoke", bulk_enqueue=300, single_enqueue=200, drain=300,
                    processes=300, latency=10, backlog_small=400,
                    backlog_large=2_000, backlog_drain=200, peers_drain=100,
                    peers_latency=3, bloat=300, stats_history=20_000,
-                   retention=3_000, cli_drain=300, cli_rounds=1),
+                   retention=3_000, cli_drain=300, cli_rounds=1,
+                   hop_drain=300, hop_latency=5, hop_rounds=1),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -54,11 +55,19 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[rank - 1]
 
 
-def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
-    n = sizes.latency
+def wake_up_samples(server_dsn: str, n: int, *,
+                    worker_dsn: Callable[[str], str] | None = None,
+                    producer_dsn: Callable[[str], str] | None = None) -> list[float]:
+    """``n`` wake-up samples in ms, on a scratch database of ``server_dsn``.
+
+    ``worker_dsn`` and ``producer_dsn`` map the scratch database's DSN to the
+    one the worker and the producer connect with (through a proxy, say); by
+    default both connect directly.
+    """
     _started.clear()
     with scratch_database(server_dsn, "latency") as dsn:
-        run = WorkerRun(tasks, dsn, target=n, concurrency=10, poll_interval=60.0)
+        run = WorkerRun(tasks, dsn if worker_dsn is None else worker_dsn(dsn), target=n + 1,
+                        concurrency=10, poll_interval=60.0)
         finished = threading.Semaphore(0)
         run.on_finish = lambda event: finished.release()
         run.start()
@@ -66,7 +75,7 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
         try:
             # The listener's LISTEN may land just after WorkerStarted: wait for a
             # first job to go through before measuring.
-            with psycopg.connect(dsn) as conn:
+            with psycopg.connect(dsn if producer_dsn is None else producer_dsn(dsn)) as conn:
                 for i in range(-1, n):
                     _arrived.clear()
                     pgqueue.enqueue(conn, TASK, {"n": i})
@@ -82,6 +91,12 @@ def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
         finally:
             run.stop()
         verify_drained(dsn, n + 1)
+    return latencies
+
+
+def run(server_dsn: str, sizes: Sizes, results: Results) -> None:
+    n = sizes.latency
+    latencies = wake_up_samples(server_dsn, n)
     for label, share in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
         results.add(f"latency_{label}", percentile(latencies, share), "ms",
                     f"{n} jobs, commit returned -> handler start, idle worker")

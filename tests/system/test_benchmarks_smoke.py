@@ -342,3 +342,37 @@ def test_reports_benchmark_reports_every_figure(admin_dsn: str) -> None:
         value = float(lines[f"reports_{name}"].replace(",", ""))
         assert math.isfinite(value) and value > 0, (name, value)
     assert math.isfinite(float(lines["reports_cost_per_update_us"].replace(",", "")))
+
+
+HOP_CONFIGS = ["direct", "proxy0", "0_25ms", "0_5ms", "1ms"]
+HOP_DELAYED = ["0_25ms", "0_5ms", "1ms"]
+HOP_FIGURES = [
+    *(f"hop_select1_{config}" for config in HOP_CONFIGS),
+    *(f"hop_drain_{config}" for config in HOP_CONFIGS),
+    *(f"hop_drain_share_{config}" for config in ["proxy0", *HOP_DELAYED]),
+    *(f"hop_drain_vs_proxy0_{config}" for config in HOP_DELAYED),
+    *(f"hop_{counter}_{config}" for counter in ("commits_per_1k_jobs", "python_cpu_us_per_job")
+      for config in HOP_CONFIGS),
+    *(f"hop_{figure}_{config}" for figure in ("proxy_cpu_us_per_job", "round_trips_per_1k_jobs")
+      for config in ["proxy0", *HOP_DELAYED]),
+    "hop_proxy_cpu_us_per_job",
+    *(f"hop_latency_{stat}_{config}" for stat in ("p50", "p95", "p99")
+      for config in [*HOP_CONFIGS, "1ms_local_producer"]),
+]
+
+
+def test_hop_smoke_run_reports_every_configuration(admin_dsn: str, tmp_path: Path) -> None:
+    """``python -m benchmarks hop``: drain and idle latency direct, through a 0 ms
+    delay proxy and 0.25 / 0.5 / 1 ms each way, with the proxy's cost and the
+    worker's round trips per job."""
+    out = tmp_path / "results.json"
+    proc = _run_benchmarks(["hop", "--quick", "--smoke"], admin_dsn, out, timeout=270)
+    result = json.loads(out.read_text())
+    assert result["mode"] == "smoke"
+    for name in HOP_FIGURES:
+        _check_figure(result["figures"], name, proc.stdout)
+    # The proxy saw the worker's sessions by name, during the drains and the latency runs.
+    for details in ("hop_drain_sessions", "hop_latency_sessions"):
+        for config in ["proxy0", *HOP_DELAYED]:
+            sessions = result["details"][details][config]
+            assert {"pgqueue-claim", "pgqueue-listener"} <= set(sessions), (details, sessions)
