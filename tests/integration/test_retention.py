@@ -175,6 +175,25 @@ def test_per_queue_overrides_and_off_at_either_level(clean_db: str) -> None:
     assert history(clean_db) == set()
 
 
+def test_retention_overrides_on_an_async_connection(clean_db: str) -> None:
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(clean_db) as conn:
+            await pgqueue.set_retention_async(conn, "audit", succeeded="2h", failed="off")
+            assert await pgqueue.get_retention_async(conn, "audit") == {
+                "succeeded": timedelta(hours=2), "failed": None}
+            await conn.rollback()  # the caller's transaction: nothing committed
+            assert await pgqueue.get_retention_async(conn, "audit") == {}
+            with pytest.raises(pgqueue.InvalidArgumentError):
+                await pgqueue.set_retention_async(conn, "audit", succeeded="soon")
+            await conn.rollback()
+            await pgqueue.set_retention_async(conn, "audit", cancelled=600)
+            await conn.commit()
+        with psycopg.connect(clean_db) as sync:
+            assert pgqueue.get_retention(sync, "audit") == {"cancelled": timedelta(minutes=10)}
+
+    asyncio.run(main())
+
+
 def test_retention_from_sql_and_the_cli(clean_db: str) -> None:
     made = finish(clean_db, "sqlq", succeeded=2, failed=1)
     age(clean_db, made["succeeded"] + made["failed"], 3 * 3600)
