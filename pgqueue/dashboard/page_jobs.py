@@ -154,6 +154,7 @@ def confirm_page(view: View, action: str, ids: list[int], more: bool,
     """Asks once more, saying how many jobs the action will touch (``tags``: the
     filter's repeated ``f_tag`` values)."""
     count = f"more than {len(ids):,}" if more else f"{len(ids):,}"
+    jobs = "job" if len(ids) == 1 and not more else "jobs"
     keep = hidden_fields({k: v for k, v in form.items()
                           if k not in ("action", "job", "f_tag", CSRF_FIELD)})
     keep += hidden_fields({"f_tag": tags})
@@ -165,13 +166,13 @@ def confirm_page(view: View, action: str, ids: list[int], more: bool,
                       "left alone (cancel them first)."}[action]
     back = link("/jobs", **{**{k[2:]: v for k, v in form.items() if k.startswith("f_")},
                             "tag": tags})
-    return (f"<h1>{verb} {count} jobs?</h1><p id=\"confirm-count\" data-count=\"{len(ids)}\">"
-            f"This {action} touches {count} jobs, in batches of 500.</p><p>{esc(what)}</p>"
+    return (f"<h1>{verb} {count} {jobs}?</h1><p id=\"confirm-count\" data-count=\"{len(ids)}\">"
+            f"This {action} touches {count} {jobs}, in batches of 500.</p><p>{esc(what)}</p>"
             "<form method=\"post\" action=\"/jobs/bulk\" id=\"confirm\">"
             f"<input type=\"hidden\" name=\"{CSRF_FIELD}\" value=\"{esc(view.csrf)}\">{keep}"
             f"<input type=\"hidden\" name=\"confirm\" value=\"yes\">"
             f"<button type=\"submit\" name=\"action\" value=\"{esc(action)}\" "
-            f"class=\"{'danger' if action != 'retry' else 'primary'}\">{verb} {count} jobs"
+            f"class=\"{'danger' if action != 'retry' else 'primary'}\">{verb} {count} {jobs}"
             f"</button> <a href=\"{esc(back)}\">Go back</a></form>"
             f"<details><summary>ids</summary><pre>{esc(json.dumps(ids[:200]))}"
             f"{' …' if len(ids) > 200 else ''}</pre></details>")
