@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _dsn
-from ..errors import DatabaseUnavailableError, TaskError
+from ..errors import ConfigError, DatabaseUnavailableError, TaskError
 from ..events import Event, Subscriber, WorkerStarted, WorkerStopped
 from ..retention import RetentionSpec, parse_retention
 from ..tasks import Registry
@@ -55,6 +55,7 @@ from .maintenance import Maintenance
 from .reporter import Reporter
 from .session import Session
 from .slots import Slots
+from .transactional import HandlerPools
 from .turns import QueueTurns
 
 __all__ = ["Worker"]
@@ -105,6 +106,10 @@ class Worker:
     ``{"failed": timedelta(days=90)}``, ``"off"`` (keep everything), or a
     :class:`pgqueue.retention.Retention`. Give every worker the same: the
     leader's applies. Queues override it with :func:`pgqueue.set_retention`.
+
+    ``transaction_pool_size``: the most connections each of the two pools
+    behind ``ctx.transaction()`` opens (one asyncio, one threaded; default the
+    concurrency). No pool opens until a handler asks for its transaction.
     """
 
     def __init__(self, registry: Registry, *, dsn: str | None = None,
@@ -121,7 +126,8 @@ class Worker:
                  tracing: bool = True, pooler: str | None = None,
                  listen_dsn: str | None = None,
                  retention: RetentionSpec = None,
-                 log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL) -> None:
+                 log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL,
+                 transaction_pool_size: int | None = None) -> None:
         resolved = _dsn.resolve_dsn(dsn)
         if not resolved:
             raise DatabaseUnavailableError(
@@ -152,6 +158,13 @@ class Worker:
             startup_timeout=startup_timeout, pooler=pooler,
             retention=parse_retention(retention),
             log_summary_interval=log_summary_interval)
+        size = transaction_pool_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 1):
+            raise ConfigError("transaction_pool_size must be an integer >= 1, got "
+                              f"{transaction_pool_size!r}")
+        # ctx.transaction(): at most this many handler connections per pool.
+        self.transaction_pool_size = transaction_pool_size or concurrency
         self.queues = list(self.config.queues or registry.queues)
         self._claims = ClaimFilter.of(registry, self.queues)
         self.id = worker_id or str(uuid.uuid4())
@@ -240,7 +253,9 @@ class Worker:
         pooled = self.config.pooled
         claim = Session(self.dsn, name="claim", pooled=pooled)
         complete = Session(self.dsn, name="complete", pooled=pooled)
-        parts = self._assemble(claim, complete, threads, stop)
+        # Handler connections (ctx.transaction()): none until a handler asks.
+        pools = HandlerPools(self.dsn, self.id, size=self.transaction_pool_size, pooled=pooled)
+        parts = self._assemble(claim, complete, threads, stop, pools)
         if self._stop_requested:
             self._signal_stop()
         services: list[asyncio.Task[None]] = []
@@ -270,6 +285,7 @@ class Worker:
             for session in (claim, complete):
                 await session.close()
             await parts.maintenance.close()
+            await pools.close()
             threads.shutdown(wait=False, cancel_futures=True)
             self._emit(WorkerStopped(self.id))
             if self.metrics_server is not None:
@@ -277,7 +293,7 @@ class Worker:
                 self.metrics_server = None
 
     def _assemble(self, claim: Session, complete: Session, threads: ThreadPoolExecutor,
-                  stop: asyncio.Event) -> _Services:
+                  stop: asyncio.Event, pools: HandlerPools | None = None) -> _Services:
         """Build the services on their sessions and wire them to one another."""
         # The fetcher, built last, needs the slots; these two reach it once it exists.
         def retry_scheduled(delay_seconds: float) -> None:
@@ -294,7 +310,7 @@ class Worker:
             threads=threads, on_outcome=completer.submit,
             on_finished=job_finished,
             emit=self._emit, stop=stop, stop_requested=lambda: self._stop_requested,
-            rng=self._rng, on_report=reporter.track)
+            rng=self._rng, on_report=reporter.track, pools=pools)
         order = self.config.order
         turns = None if order == "priority" else QueueTurns(
             self.queues, order, self.config.queue_weights)
