@@ -26,6 +26,8 @@ statement after it.
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -343,8 +345,9 @@ class HandlerTransaction:
         try:
             try:
                 _check_mode(conn.autocommit)
-                cur = await conn.execute(query("job_complete_many"),
-                                         outcome_params([outcome], self._ctx.worker_id))
+                text, params = _outcome_statement(outcome, self._ctx.worker_id)
+                cur = psycopg.AsyncRawCursor(conn)
+                await cur.execute(text, params)
                 rows = await cur.fetchall()
             except Exception as exc:
                 await _rollback_quietly(conn.rollback(), conn)
@@ -372,8 +375,8 @@ class HandlerTransaction:
         try:
             try:
                 _check_mode(conn.autocommit)
-                rows = conn.execute(query("job_complete_many"),
-                                    outcome_params([outcome], self._ctx.worker_id)).fetchall()
+                text, params = _outcome_statement(outcome, self._ctx.worker_id)
+                rows = psycopg.RawCursor(conn).execute(text, params).fetchall()
             except Exception as exc:
                 _rollback_sync_quietly(conn)
                 return "failed", exc
@@ -392,6 +395,30 @@ class HandlerTransaction:
             return "raise", exc
         finally:
             self._putconn_sync(conn)
+
+
+@functools.cache
+def _raw_query(name: str) -> tuple[str, tuple[str, ...]]:
+    """``name``'s text with each ``%(param)s`` made ``$n`` and ``%%`` made ``%``,
+    and the parameter names in ``$n`` order, for a raw cursor: psycopg then
+    parses nothing per call (it does not cache its parse of a statement over
+    4 KiB, and job_complete_many is 8: 0.18 ms a job here)."""
+    order: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[0] == "%%":
+            return "%"
+        if match[1] not in order:
+            order.append(match[1])
+        return f"${order.index(match[1]) + 1}"
+
+    return re.sub(r"%%|%\((\w+)\)s", number, query(name)), tuple(order)
+
+
+def _outcome_statement(outcome: Outcome, worker_id: str) -> tuple[str, list[Any]]:
+    text, names = _raw_query("job_complete_many")
+    params = outcome_params([outcome], worker_id)
+    return text, [params[name] for name in names]
 
 
 def _check_mode(autocommit: bool) -> None:
