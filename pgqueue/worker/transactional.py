@@ -34,6 +34,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
@@ -219,6 +220,17 @@ class HandlerTransaction:
         except BaseException:
             self._state = _DONE
             raise
+        try:
+            # BEGIN now (psycopg would send it before the first statement anyway):
+            # a conn.transaction() in the block is then a savepoint, never a
+            # transaction of its own that commits, and SQL that ends the
+            # transaction shows (see _check_open).
+            await conn.wait(conn._start_query())
+        except BaseException:
+            self._state = _DONE
+            await conn.close()
+            await pool.putconn(conn)
+            raise
         conn._pgqueue_use = _IN_BLOCK
         self._conn = conn
         return conn
@@ -264,10 +276,18 @@ class HandlerTransaction:
                 "'with ctx.transaction()' would block the event loop of an async handler: "
                 "use 'async with ctx.transaction() as conn'")
         self._begin(is_async=False)
+        pool = self._pools.sync_pool()
         try:
-            conn = self._pools.sync_pool().getconn()
+            conn = pool.getconn()
         except BaseException:
             self._state = _DONE
+            raise
+        try:
+            conn.wait(conn._start_query())  # BEGIN now: see __aenter__
+        except BaseException:
+            self._state = _DONE
+            conn.close()
+            pool.putconn(conn)
             raise
         conn._pgqueue_use = _IN_BLOCK
         with self._lock:
@@ -344,7 +364,7 @@ class HandlerTransaction:
         conn._pgqueue_use = _FREE
         try:
             try:
-                _check_mode(conn.autocommit)
+                _check_open(conn)
                 text, params = _outcome_statement(outcome, self._ctx.worker_id)
                 cur = psycopg.AsyncRawCursor(conn)
                 await cur.execute(text, params)
@@ -374,7 +394,7 @@ class HandlerTransaction:
         conn._pgqueue_use = _FREE
         try:
             try:
-                _check_mode(conn.autocommit)
+                _check_open(conn)
                 text, params = _outcome_statement(outcome, self._ctx.worker_id)
                 rows = psycopg.RawCursor(conn).execute(text, params).fetchall()
             except Exception as exc:
@@ -421,10 +441,15 @@ def _outcome_statement(outcome: Outcome, worker_id: str) -> tuple[str, list[Any]
     return text, [params[name] for name in names]
 
 
-def _check_mode(autocommit: bool) -> None:
-    if autocommit:
+def _check_open(conn: GuardedAsyncConnection | GuardedConnection) -> None:
+    """Refuse to write the outcome unless the block's transaction is still open."""
+    if conn.autocommit:
         raise TransactionUseError("the handler's connection was switched to autocommit: its "
                                   "writes committed without the outcome")
+    if conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        raise TransactionUseError("the handler ended the transaction of ctx.transaction() "
+                                  "itself (COMMIT or ROLLBACK as SQL): its writes did not "
+                                  "commit with the outcome")
 
 
 async def _rollback_quietly(rollback: Any, conn: GuardedAsyncConnection) -> None:

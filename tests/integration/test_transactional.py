@@ -257,3 +257,71 @@ def test_plain_handlers_open_no_handler_connection(counters: str) -> None:
         wait_until(lambda: len(w.finished("succeeded")) == 5, message="five jobs")
         assert scalar(counters, "SELECT count(*) FROM pg_stat_activity "
                                 "WHERE application_name = 'pgqueue-handler'") == 0
+
+
+def test_savepoints_nest_and_sql_that_ends_the_transaction_is_caught(counters: str) -> None:
+    tasks = pgqueue.Registry()
+
+    @tasks.task(name="t.savepoint")
+    async def savepoint(ctx: pgqueue.JobContext) -> None:
+        async with ctx.transaction() as conn:
+            async with conn.transaction():  # first thing in the block: still a savepoint
+                await conn.execute(BUMP, [ctx.id])
+            try:
+                async with conn.transaction():
+                    await conn.execute(BUMP, [ctx.id])
+                    raise ValueError("undo this part")
+            except ValueError:
+                pass
+
+    @tasks.task(name="t.commits_itself", retry=FAST_RETRY, max_attempts=2)
+    def commits_itself(ctx: pgqueue.JobContext) -> None:
+        with ctx.transaction() as conn:
+            if ctx.attempt == 1:
+                conn.execute("COMMIT")
+
+    @tasks.task(name="t.caught_error", retry=FAST_RETRY, max_attempts=2)
+    async def caught_error(ctx: pgqueue.JobContext) -> None:
+        async with ctx.transaction() as conn:
+            await conn.execute(BUMP, [ctx.id])
+            if ctx.attempt == 1:
+                try:
+                    await conn.execute("SELECT 1 / 0")
+                except psycopg.errors.DivisionByZero:
+                    pass  # the transaction is aborted: the outcome cannot join it
+
+    with running_worker(counters, tasks) as w:
+        nested = enqueue(counters, "t.savepoint")
+        itself = enqueue(counters, "t.commits_itself")
+        caught = enqueue(counters, "t.caught_error")
+        wait_until(lambda: len(w.finished("succeeded")) == 3, message="three successes")
+    # The released savepoint, not the rolled-back one (its row's xmin is the
+    # savepoint's subtransaction, so the one-commit check is the first test's).
+    assert counter(counters, nested) == 1
+    for job, why in ((itself, "ended the transaction"), (caught, "InFailedSqlTransaction")):
+        done = history(counters, job)
+        assert done["state"] == "succeeded" and done["attempt"] == 2, done
+        assert done["errors"][0]["kind"] == "transaction", done
+        assert why in done["errors"][0]["message"], done
+    assert counter(counters, caught) == 1
+
+
+def test_a_committed_dependency_releases_its_dependent(counters: str) -> None:
+    tasks = pgqueue.Registry()
+
+    @tasks.task(name="t.first")
+    async def first(ctx: pgqueue.JobContext) -> None:
+        async with ctx.transaction() as conn:
+            await conn.execute(BUMP, [ctx.id])
+
+    @tasks.task(name="t.second")
+    def second() -> str:
+        return "after"
+
+    with running_worker(counters, tasks) as w:
+        with psycopg.connect(counters) as conn:
+            before = pgqueue.enqueue(conn, "t.first", {}, run_at=None)
+            after = pgqueue.enqueue(conn, "t.second", {}, depends_on=[before])
+        wait_until(lambda: len(w.finished("succeeded")) == 2, message="both jobs")
+    assert history(counters, after)["result"] == "after"
+    assert counter(counters, before) == 1
