@@ -14,7 +14,7 @@ from .producer.args_json import dump_json
 from .progress import meta_patch, progress_value
 
 if TYPE_CHECKING:
-    from .worker.transactional import HandlerPools, HandlerTransaction
+    from .worker.transactional import HandlerTransaction
 
 __all__ = ["Job", "JobContext", "JobState", "JobUpdates"]
 
@@ -86,18 +86,19 @@ class JobContext:
     # most handlers never wait. The Event behind wait_for_stop is made on first
     # use, under _EVENT_LOCK so a stop request cannot slip between the check and
     # the creation.
-    __slots__ = ("_cancelled", "_closed", "_meta", "_on_update", "_pools", "_progress",
-                 "_stop_event", "_stopped", "_tracked", "_transaction", "_version", "_written",
-                 "job", "worker_id")
+    __slots__ = ("_cancelled", "_closed", "_meta", "_on_update", "_progress",
+                 "_stop_event", "_stopped", "_tracked", "_transaction", "_transactions",
+                 "_version", "_written", "job", "worker_id")
 
     def __init__(self, job: Job, worker_id: str,
                  on_update: Callable[[JobContext], None] | None = None,
-                 pools: HandlerPools | None = None) -> None:
+                 transactions: Callable[[JobContext], HandlerTransaction] | None = None,
+                 ) -> None:
         self.job = job
         self.worker_id = worker_id
-        # ctx.transaction(): the worker's handler connections, and this attempt's
-        # transaction once opened (the executor ends it).
-        self._pools = pools
+        # ctx.transaction(): makes this attempt's transaction on the worker's
+        # handler connections; the one made (the executor ends it).
+        self._transactions = transactions
         self._transaction: HandlerTransaction | None = None
         self._stopped = False
         self._cancelled = False
@@ -194,11 +195,11 @@ class JobContext:
                         "UPDATE accounts SET cents = cents + %s WHERE id = %s",
                         [cents, account])
         """
-        if self._pools is None:
+        if self._transactions is None:
             raise TransactionUseError("ctx.transaction() needs a worker's connections: it "
                                       "runs under pgqueue.Worker (or `pgqueue worker`)")
         if self._transaction is None:
-            self._transaction = self._pools.transaction(self)
+            self._transaction = self._transactions(self)
         return self._transaction  # entering it a second time raises
 
     def set_progress(self, done: float, total: float | None = None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,7 +32,8 @@ from ..events import AttemptEnded, Event, JobStarted
 from ..tasks import Registry, Task
 from ..types import Job, JobContext
 from .executor import AttemptRunner, Outcome, cancelled, with_updates
-from .transactional import HandlerPools
+from .handler_pools import HandlerPools
+from .transactional import HandlerTransaction
 
 __all__ = ["Slots"]
 
@@ -80,7 +82,8 @@ class Slots:
         self._stop_requested = stop_requested
         self._rng = rng
         self._on_report = on_report
-        self._pools = pools
+        self._transactions = None if pools is None else functools.partial(
+            HandlerTransaction, pools)
         # Read by the fetcher (sizes of claims, rooms per queue); changed here only.
         self.running: dict[int, _Running] = {}
         self.ready: collections.deque[Job] = collections.deque()
@@ -168,7 +171,7 @@ class Slots:
 
     def _start(self, job: Job) -> None:
         task = self._registry.get(job.task)
-        ctx = JobContext(job, self._worker_id, self._on_report, self._pools)
+        ctx = JobContext(job, self._worker_id, self._on_report, self._transactions)
         assert task is not None  # the claim only takes known tasks
         runner = asyncio.create_task(self._run_job(task, job, ctx),
                                      name=f"pgqueue-job-{job.id}")

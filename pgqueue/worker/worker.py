@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _dsn
-from ..errors import ConfigError, DatabaseUnavailableError, TaskError
+from ..errors import DatabaseUnavailableError, TaskError
 from ..events import Event, Subscriber, WorkerStarted, WorkerStopped
 from ..retention import RetentionSpec, parse_retention
 from ..tasks import Registry
@@ -48,6 +48,7 @@ from .config import (
 )
 from .executor import AttemptRunner, Outcome, run_attempt
 from .fetcher import ClaimFilter, Fetcher
+from .handler_pools import HandlerPools
 from .key_rounds import KeyRounds
 from .lifecycle import connect, run_with_signals, shut_down
 from .listener import Listener
@@ -55,7 +56,6 @@ from .maintenance import Maintenance
 from .reporter import Reporter
 from .session import Session
 from .slots import Slots
-from .transactional import HandlerPools
 from .turns import QueueTurns
 
 __all__ = ["Worker"]
@@ -73,6 +73,7 @@ class _Services:
     fetcher: Fetcher
     maintenance: Maintenance
     listener: Listener | None
+    pools: HandlerPools
 
 
 class Worker:
@@ -114,8 +115,7 @@ class Worker:
 
     def __init__(self, registry: Registry, *, dsn: str | None = None,
                  queues: Iterable[str] | Mapping[str, int | QueueSpec] | None = None,
-                 queue_order: str | None = None,
-                 concurrency: int | None = None,
+                 queue_order: str | None = None, concurrency: int | None = None,
                  poll_interval: float | None = None,
                  heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
                  stall_timeout: float = DEFAULT_STALL_TIMEOUT,
@@ -157,14 +157,8 @@ class Worker:
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
             startup_timeout=startup_timeout, pooler=pooler,
             retention=parse_retention(retention),
-            log_summary_interval=log_summary_interval)
-        size = transaction_pool_size
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
-                                 or size < 1):
-            raise ConfigError("transaction_pool_size must be an integer >= 1, got "
-                              f"{transaction_pool_size!r}")
-        # ctx.transaction(): at most this many handler connections per pool.
-        self.transaction_pool_size = transaction_pool_size or concurrency
+            log_summary_interval=log_summary_interval,
+            transaction_pool_size=transaction_pool_size)
         self.queues = list(self.config.queues or registry.queues)
         self._claims = ClaimFilter.of(registry, self.queues)
         self.id = worker_id or str(uuid.uuid4())
@@ -253,9 +247,7 @@ class Worker:
         pooled = self.config.pooled
         claim = Session(self.dsn, name="claim", pooled=pooled)
         complete = Session(self.dsn, name="complete", pooled=pooled)
-        # Handler connections (ctx.transaction()): none until a handler asks.
-        pools = HandlerPools(self.dsn, self.id, size=self.transaction_pool_size, pooled=pooled)
-        parts = self._assemble(claim, complete, threads, stop, pools)
+        parts = self._assemble(claim, complete, threads, stop)
         if self._stop_requested:
             self._signal_stop()
         services: list[asyncio.Task[None]] = []
@@ -285,7 +277,7 @@ class Worker:
             for session in (claim, complete):
                 await session.close()
             await parts.maintenance.close()
-            await pools.close()
+            await parts.pools.close()
             threads.shutdown(wait=False, cancel_futures=True)
             self._emit(WorkerStopped(self.id))
             if self.metrics_server is not None:
@@ -293,7 +285,7 @@ class Worker:
                 self.metrics_server = None
 
     def _assemble(self, claim: Session, complete: Session, threads: ThreadPoolExecutor,
-                  stop: asyncio.Event, pools: HandlerPools | None = None) -> _Services:
+                  stop: asyncio.Event) -> _Services:
         """Build the services on their sessions and wire them to one another."""
         # The fetcher, built last, needs the slots; these two reach it once it exists.
         def retry_scheduled(delay_seconds: float) -> None:
@@ -303,6 +295,9 @@ class Worker:
             fetcher.job_finished(job, outcome)
 
         completer = Completer(complete, self.id, self._emit, retry_scheduled)
+        # Handler connections (ctx.transaction()): none open until a handler asks.
+        pools = HandlerPools(self.dsn, self.id, size=self.config.handler_pool_size,
+                             pooled=self.config.pooled)
         reporter = Reporter(complete, self.id, self._emit)
         slots = self._slots = Slots(
             self.registry, self.id, concurrency=self.config.concurrency,
@@ -327,7 +322,7 @@ class Worker:
         listener = None if self.listen_dsn is None else Listener(
             self.listen_dsn, self.id, on_notify=self._notified, on_gap=fetcher.poke,
             emit=self._emit, check_interval=self.config.poll_interval)
-        return _Services(completer, reporter, slots, fetcher, maintenance, listener)
+        return _Services(completer, reporter, slots, fetcher, maintenance, listener, pools)
 
     def _notified(self, channel: str, payload: str) -> None:
         """Route a notification: new jobs and resumed queues wake the fetcher,
