@@ -26,9 +26,9 @@ from ..errors import TransactionUseError
 __all__ = ["GuardedAsyncConnection", "GuardedConnection", "HandlerPools"]
 
 # How a handler's connection stands, in its _pgqueue_use attribute.
-_FREE = None         # pgqueue's own: pooled, or writing the outcome
-_IN_BLOCK = "block"  # the handler's, inside its block
-_AFTER = "after"     # the block is closed: nothing more from the handler
+USE_FREE = None         # pgqueue's own: pooled, or writing the outcome
+USE_BLOCK = "block"  # the handler's, inside its block
+USE_AFTER = "after"     # the block is closed: nothing more from the handler
 
 _AFTER_MESSAGE = ("the connection of ctx.transaction() is used after its block: "
                   "statements belong inside the block")
@@ -37,21 +37,21 @@ _END_MESSAGE = ("ctx.transaction() commits (with the job's outcome) or rolls bac
 
 
 def _check_statement(conn: Any) -> None:
-    if conn._pgqueue_use == _AFTER:
+    if conn._pgqueue_use == USE_AFTER:
         raise TransactionUseError(_AFTER_MESSAGE)
 
 
 def _check_end(conn: Any, what: str) -> None:
-    if conn._pgqueue_use == _AFTER:
+    if conn._pgqueue_use == USE_AFTER:
         raise TransactionUseError(_AFTER_MESSAGE)
-    if conn._pgqueue_use == _IN_BLOCK:
+    if conn._pgqueue_use == USE_BLOCK:
         raise TransactionUseError(_END_MESSAGE.format(what))
 
 
 class GuardedAsyncConnection(psycopg.AsyncConnection[TupleRow]):
     """An asyncio connection that knows whether a handler's block holds it."""
 
-    _pgqueue_use: str | None = _FREE
+    _pgqueue_use: str | None = USE_FREE
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         _check_statement(self)
@@ -73,7 +73,7 @@ class GuardedAsyncConnection(psycopg.AsyncConnection[TupleRow]):
 class GuardedConnection(psycopg.Connection[TupleRow]):
     """The threaded twin of :class:`GuardedAsyncConnection`."""
 
-    _pgqueue_use: str | None = _FREE
+    _pgqueue_use: str | None = USE_FREE
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         _check_statement(self)

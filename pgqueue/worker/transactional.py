@@ -37,9 +37,9 @@ from ..errors import TransactionUseError
 from .completer import outcome_params
 from .executor import Outcome
 from .handler_pools import (
-    _AFTER,
-    _FREE,
-    _IN_BLOCK,
+    USE_AFTER,
+    USE_BLOCK,
+    USE_FREE,
     GuardedAsyncConnection,
     GuardedConnection,
     HandlerPools,
@@ -107,14 +107,14 @@ class HandlerTransaction:
             await conn.close()
             await pool.putconn(conn)
             raise
-        conn._pgqueue_use = _IN_BLOCK
+        conn._pgqueue_use = USE_BLOCK
         self._conn = conn
         return conn
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: object) -> None:
         if exc is None:
-            self._conn._pgqueue_use = _AFTER
+            self._conn._pgqueue_use = USE_AFTER
             self._state = _PENDING
             return
         self._state = _DONE
@@ -122,7 +122,7 @@ class HandlerTransaction:
 
     async def _rollback_async(self) -> None:
         conn, self._conn = self._conn, None
-        conn._pgqueue_use = _FREE
+        conn._pgqueue_use = USE_FREE
         try:
             await conn.rollback()
         except Exception:  # broken: the server rolls its transaction back
@@ -165,7 +165,7 @@ class HandlerTransaction:
             conn.close()
             pool.putconn(conn)
             raise
-        conn._pgqueue_use = _IN_BLOCK
+        conn._pgqueue_use = USE_BLOCK
         with self._lock:
             self._conn = conn
         return conn
@@ -174,7 +174,7 @@ class HandlerTransaction:
                  exc: BaseException | None, tb: object) -> None:
         with self._lock:
             if exc is None and not self._ended:
-                self._conn._pgqueue_use = _AFTER
+                self._conn._pgqueue_use = USE_AFTER
                 self._state = _PENDING
                 return
             self._state = _DONE
@@ -183,7 +183,7 @@ class HandlerTransaction:
     def _rollback_sync(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
-        conn._pgqueue_use = _FREE
+        conn._pgqueue_use = USE_FREE
         try:
             conn.rollback()
         except Exception:
@@ -237,7 +237,7 @@ class HandlerTransaction:
 
     async def _commit_async(self, outcome: Outcome) -> tuple[str, object]:
         conn, self._conn = self._conn, None
-        conn._pgqueue_use = _FREE
+        conn._pgqueue_use = USE_FREE
         try:
             try:
                 _check_open(conn)
@@ -267,7 +267,7 @@ class HandlerTransaction:
     def _commit_sync(self, outcome: Outcome) -> tuple[str, object]:
         with self._lock:
             conn, self._conn = self._conn, None
-        conn._pgqueue_use = _FREE
+        conn._pgqueue_use = USE_FREE
         try:
             try:
                 _check_open(conn)
