@@ -325,3 +325,20 @@ def test_a_committed_dependency_releases_its_dependent(counters: str) -> None:
         wait_until(lambda: len(w.finished("succeeded")) == 2, message="both jobs")
     assert history(counters, after)["result"] == "after"
     assert counter(counters, before) == 1
+
+
+def test_the_heartbeat_goes_on_while_the_transaction_runs(counters: str) -> None:
+    tasks = pgqueue.Registry()
+
+    @tasks.task(name="t.long")
+    async def long(ctx: pgqueue.JobContext) -> None:
+        async with ctx.transaction() as conn:
+            await conn.execute(BUMP, [ctx.id])
+            await asyncio.sleep(2.5)  # past the stall timeout (1.5 s)
+
+    with running_worker(counters, tasks, stall_timeout=1.5) as w:
+        job = enqueue(counters, "t.long")
+        wait_until(lambda: w.finished("succeeded"), message="the long job")
+    done = history(counters, job)
+    assert done["attempt"] == 1 and done["errors"] == [], done  # never reclaimed
+    assert counter(counters, job) == 1
