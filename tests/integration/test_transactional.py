@@ -342,3 +342,46 @@ def test_the_heartbeat_goes_on_while_the_transaction_runs(counters: str) -> None
     done = history(counters, job)
     assert done["attempt"] == 1 and done["errors"] == [], done  # never reclaimed
     assert counter(counters, job) == 1
+
+
+SLOW_COMMIT = """
+CREATE TABLE IF NOT EXISTS tx_slow_commit (job_id bigint);
+CREATE OR REPLACE FUNCTION tx_slow_commit_wait() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+DROP TRIGGER IF EXISTS tx_slow_commit_wait ON tx_slow_commit;
+CREATE CONSTRAINT TRIGGER tx_slow_commit_wait AFTER INSERT ON tx_slow_commit
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tx_slow_commit_wait();
+"""
+
+
+def test_a_connection_lost_during_commit_leaves_the_job_to_the_reaper(counters: str) -> None:
+    with psycopg.connect(counters, autocommit=True) as conn:
+        conn.execute(SLOW_COMMIT)
+    tasks = pgqueue.Registry()
+
+    @tasks.task(name="t.cut")
+    async def cut(ctx: pgqueue.JobContext) -> int:
+        async with ctx.transaction() as conn:
+            await conn.execute(BUMP, [ctx.id])
+            if ctx.attempt == 1:  # its COMMIT waits in a deferred trigger, and is cut there
+                await conn.execute("INSERT INTO tx_slow_commit VALUES (%s)", [ctx.id])
+        return ctx.attempt
+
+    try:
+        with running_worker(counters, tasks, stall_timeout=1.5) as w:
+            job = enqueue(counters, "t.cut")
+            pid = wait_until(lambda: scalar(
+                counters, "SELECT max(pid) FROM pg_stat_activity WHERE application_name = "
+                          "'pgqueue-handler' AND query = 'COMMIT' AND wait_event = 'PgSleep'"),
+                message="the COMMIT waiting")
+            assert scalar(counters, "SELECT pg_terminate_backend(%s)", [pid])
+            wait_until(lambda: w.finished("succeeded"), message="the retry after the reaper")
+        lost = w.of(events.JobLost)
+        assert [(e.job.id, e.effects) for e in lost] == [(job, "unknown")]
+        done = history(counters, job)
+        assert done["attempt"] == 2 and done["result"] == 2, done
+        assert [e["kind"] for e in done["errors"]] == ["stalled"], done
+        assert counter(counters, job) == 1  # the cut commit's bump never landed
+    finally:
+        with psycopg.connect(counters, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS tx_slow_commit")
