@@ -133,6 +133,22 @@ class HandlerPools:
                 self._sync = pool
             return self._sync
 
+    async def put_async(self, conn: GuardedAsyncConnection) -> None:
+        """Give back a connection of :meth:`async_pool` (closed if the pool is)."""
+        pool = self._async
+        if pool is None:
+            await conn.close()
+        else:
+            await pool.putconn(conn)
+
+    def put_sync(self, conn: GuardedConnection) -> None:
+        """Give back a connection of :meth:`sync_pool` (closed if the pool is)."""
+        pool = self._sync
+        if pool is None:
+            conn.close()
+        else:
+            pool.putconn(conn)
+
     async def close(self) -> None:
         """Close both pools; a connection still out is closed when it comes back."""
         apool, self._async = self._async, None
