@@ -59,6 +59,10 @@ Fail = Callable[[BaseException], Outcome]
 """Makes the outcome of an attempt whose handler succeeded but whose transaction
 could not commit (a retry, or failed on the last attempt)."""
 
+# The first statement of the attempt's transaction, run as the block opens: psycopg
+# begins the transaction before it (public behaviour, no private call).
+_BEGIN_NOW = "SELECT 1"
+
 
 class HandlerTransaction:
     """One attempt's transaction: ``async with`` (async handlers) or ``with``
@@ -97,11 +101,11 @@ class HandlerTransaction:
             self._state = _DONE
             raise
         try:
-            # BEGIN now (psycopg would send it before the first statement anyway):
-            # a conn.transaction() in the block is then a savepoint, never a
-            # transaction of its own that commits, and SQL that ends the
-            # transaction shows (see _check_open).
-            await conn.wait(conn._start_query())
+            # BEGIN now (psycopg sends it before the first statement of a
+            # connection that is not in autocommit): a conn.transaction() in the
+            # block is then a savepoint, never a transaction of its own that
+            # commits, and SQL that ends the transaction shows (see _check_open).
+            await conn.execute(_BEGIN_NOW)
         except BaseException:
             self._state = _DONE
             await conn.close()
@@ -155,7 +159,7 @@ class HandlerTransaction:
             self._state = _DONE
             raise
         try:
-            conn.wait(conn._start_query())  # BEGIN now: see __aenter__
+            conn.execute(_BEGIN_NOW)  # BEGIN now: see __aenter__
         except BaseException:
             self._state = _DONE
             conn.close()
