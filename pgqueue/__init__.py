@@ -34,6 +34,7 @@ from .errors import (
     SchemaNotReadyError,
     Snooze,
     TaskError,
+    TransactionUseError,
 )
 
 # Eager, unlike the rest: the function ``migrate`` shares its module's name, and
@@ -128,6 +129,7 @@ __all__ = [
     "Snooze",
     "Task",
     "TaskError",
+    "TransactionUseError",
     "Worker",
     "cancel",
     "cancel_async",

@@ -34,6 +34,7 @@ __all__ = [
     "SchemaNotReadyError",
     "Snooze",
     "TaskError",
+    "TransactionUseError",
     "WorkerStartError",
 ]
 
@@ -80,6 +81,13 @@ class MigrationError(PgQueueError):
 
 class TaskError(PgQueueError, ValueError):
     """A task definition is invalid, or a task name is registered twice."""
+
+
+class TransactionUseError(PgQueueError, RuntimeError):
+    """``ctx.transaction()`` was used in a way it cannot honour: opened twice in
+    one attempt, its connection used after the block (or committed, rolled back
+    or switched to autocommit by the handler), ``with`` in an async handler,
+    after the attempt ended, or outside a worker."""
 
 
 class DatabaseUnavailableError(PgQueueError):

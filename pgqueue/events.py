@@ -95,11 +95,19 @@ class JobFinished(Event):
 
 @dataclass(frozen=True, slots=True)
 class JobLost(Event):
-    """An outcome was discarded by fencing: the job was no longer ours."""
+    """An outcome was discarded by fencing: the job was no longer ours.
+
+    ``effects``: for an attempt that wrote in ``ctx.transaction()``,
+    ``rolled_back`` (the fence matched no row: the handler's writes were rolled
+    back with it) or ``unknown`` (the connection failed during COMMIT: the
+    outcome and the writes committed together or not at all; if not, the
+    reaper returns the job). None for an outcome the completer wrote.
+    """
 
     name: ClassVar[str] = "job_lost"
     job: Job
     outcome: str
+    effects: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

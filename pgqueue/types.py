@@ -7,10 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .errors import TransactionUseError
 from .producer.args_json import dump_json
 from .progress import meta_patch, progress_value
+
+if TYPE_CHECKING:
+    from .worker.transactional import HandlerTransaction
 
 __all__ = ["Job", "JobContext", "JobState", "JobUpdates"]
 
@@ -82,13 +86,20 @@ class JobContext:
     # most handlers never wait. The Event behind wait_for_stop is made on first
     # use, under _EVENT_LOCK so a stop request cannot slip between the check and
     # the creation.
-    __slots__ = ("_cancelled", "_closed", "_meta", "_on_update", "_progress", "_stop_event",
-                 "_stopped", "_tracked", "_version", "_written", "job", "worker_id")
+    __slots__ = ("_cancelled", "_closed", "_meta", "_on_update", "_progress",
+                 "_stop_event", "_stopped", "_tracked", "_transaction", "_transactions",
+                 "_version", "_written", "job", "worker_id")
 
     def __init__(self, job: Job, worker_id: str,
-                 on_update: Callable[[JobContext], None] | None = None) -> None:
+                 on_update: Callable[[JobContext], None] | None = None,
+                 transactions: Callable[[JobContext], HandlerTransaction] | None = None,
+                 ) -> None:
         self.job = job
         self.worker_id = worker_id
+        # ctx.transaction(): makes this attempt's transaction on the worker's
+        # handler connections; the one made (the executor ends it).
+        self._transactions = transactions
+        self._transaction: HandlerTransaction | None = None
         self._stopped = False
         self._cancelled = False
         self._stop_event: threading.Event | None = None
@@ -161,6 +172,35 @@ class JobContext:
             self._stopped = True
             if self._stop_event is not None:
                 self._stop_event.set()
+
+    def transaction(self) -> HandlerTransaction:
+        """A database transaction in which the job's outcome is written too.
+
+        ``async with ctx.transaction() as conn:`` in an async handler (``conn``
+        a ``psycopg.AsyncConnection``), ``with ctx.transaction() as conn:`` in a
+        sync one (a ``psycopg.Connection``). The block's statements stay
+        uncommitted when it ends; when the handler then returns, the worker
+        writes the ``succeeded`` outcome (with the result) in the same
+        transaction, fenced on this attempt, and commits: the writes and the
+        job's end commit together, once. If the attempt is stale (its job was
+        reclaimed), if the handler raises, times out or is stopped, everything
+        rolls back. Entered once per attempt; the connection refuses ``commit()``,
+        ``rollback()`` and autocommit, and any statement after the block
+        (:class:`pgqueue.TransactionUseError`). Example::
+
+            @tasks.task()
+            async def credit(account: int, cents: int, ctx: pgqueue.JobContext) -> None:
+                async with ctx.transaction() as conn:
+                    await conn.execute(
+                        "UPDATE accounts SET cents = cents + %s WHERE id = %s",
+                        [cents, account])
+        """
+        if self._transactions is None:
+            raise TransactionUseError("ctx.transaction() needs a worker's connections: it "
+                                      "runs under pgqueue.Worker (or `pgqueue worker`)")
+        if self._transaction is None:
+            self._transaction = self._transactions(self)
+        return self._transaction  # entering it a second time raises
 
     def set_progress(self, done: float, total: float | None = None,
                      message: str | None = None) -> None:

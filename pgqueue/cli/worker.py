@@ -205,6 +205,11 @@ def _queue_list(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Seconds between the INFO lines that count finished jobs per queue; "
                    "0: none. Each succeeded job gets a line of its own only at "
                    "--log-level debug; retries and failures always do.")
+@click.option("--transaction-pool-size", envvar="PGQUEUE_TRANSACTION_POOL_SIZE",
+              type=click.IntRange(1, 10_000), default=None,
+              help="The most connections each of the two pools behind ctx.transaction() "
+                   "opens per process (async and sync handlers); opened only when a "
+                   "handler asks. [default: the concurrency]")
 @click.option("--metrics-port", envvar="PGQUEUE_METRICS_PORT", type=click.IntRange(0, 65535),
               default=2112, show_default=True,
               help="Serve Prometheus /metrics on this port (all processes summed); 0: off.")
@@ -218,7 +223,7 @@ def worker(app: str, queues: list[str] | None, queue_order: str | None,
            poll_interval: float | None, heartbeat_interval: float,
            stall_timeout: float, shutdown_timeout: float, startup_timeout: float,
            retention: Any, log_level: str, log_format: str, log_summary_interval: float,
-           metrics_port: int,
+           transaction_pool_size: int | None, metrics_port: int,
            otel_psycopg: str) -> None:
     """Run jobs: claim, execute, retry, heartbeat, reap; stop cleanly on SIGTERM."""
     early_stop = _EarlyStop.install()
@@ -236,6 +241,7 @@ def worker(app: str, queues: list[str] | None, queue_order: str | None,
         "stall_timeout": stall_timeout, "shutdown_timeout": shutdown_timeout,
         "startup_timeout": startup_timeout, "retention": retention,
         "log_summary_interval": log_summary_interval,
+        "transaction_pool_size": transaction_pool_size,
     }
     Worker(registry, **options)  # validates every option before anything starts
     from ..observability import runtime

@@ -79,10 +79,19 @@ def _job_finished(event: JobFinished, base: dict[str, Any]) -> None:
 
 
 def _job_lost(event: JobLost, base: dict[str, Any]) -> None:
-    logger.warning("lost the job before its outcome was written; outcome discarded",
-                   extra={**base, "job_id": event.job.id, "task": event.job.task,
-                          "queue": event.job.queue, "attempt": event.job.attempt,
-                          "outcome": event.outcome})
+    fields = {**base, "job_id": event.job.id, "task": event.job.task,
+              "queue": event.job.queue, "attempt": event.job.attempt,
+              "outcome": event.outcome}
+    if event.effects == "rolled_back":
+        logger.warning("lost the job before its outcome was written; its transaction "
+                       "rolled back, the handler's writes with it", extra=fields)
+    elif event.effects == "unknown":
+        logger.warning("the connection failed while committing the handler's transaction; "
+                       "the outcome and the writes committed together or not at all (if "
+                       "not, the reaper returns the job)", extra=fields)
+    else:
+        logger.warning("lost the job before its outcome was written; outcome discarded",
+                       extra=fields)
 
 
 def _outcome_rewritten(event: OutcomeRewritten, base: dict[str, Any]) -> None:

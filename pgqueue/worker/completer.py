@@ -39,7 +39,7 @@ from .executor import Outcome
 from .session import Session, is_connection_error, is_data_error
 from .storable import storable_error, storable_result_json, storable_text
 
-__all__ = ["Completer", "sql_array"]
+__all__ = ["Completer", "outcome_params", "sql_array"]
 
 BATCH_MAX = 1000
 _REASON_MAX = 1000
@@ -68,9 +68,23 @@ class Completer:
         return [(o.job.id, o.job.claim_token) for o in self._pending]
 
     def submit(self, outcome: Outcome) -> None:
+        if outcome.written is not None:  # settled in the handler's own transaction
+            self._settled(outcome)
+            return
         self._pending.append(outcome)
         self._idle.clear()
         self._wake.set()
+
+    def _settled(self, o: Outcome) -> None:
+        """Report an outcome the attempt's transaction settled; write nothing."""
+        if o.written == "committed":
+            self._report([o], {o.job.id: (None, None)})
+            if o.follow_up:
+                self._follow_up.append(o.job.id)
+                self._idle.clear()
+                self._wake.set()
+        else:  # rolled back (stale), or its commit's answer lost
+            self._emit(JobLost(self._worker_id, o.job, o.outcome, effects=o.written))
 
     async def drain(self, timeout: float) -> bool:
         """Wait until every pending outcome is written; False on timeout."""
@@ -97,6 +111,8 @@ class Completer:
         backoff = 0.1
         while True:
             if not self._pending:
+                if self._follow_up:  # committed by handlers' own transactions
+                    await self._settle()
                 self._idle.set()
                 if self._closing:
                     return
@@ -195,21 +211,8 @@ class Completer:
         # so it locks rows in ascending ids, as pgqueue.link_dependencies does;
         # a producer naming two jobs of one batch cannot deadlock with it.
         batch = sorted(batch, key=lambda o: o.job.id)
-        for o in batch:
-            if o.error is not None or o.result_json is not None:
-                _make_storable(o)
-        rows = await self._session.fetch("job_complete_many", {
-            "ids": sql_array([o.job.id for o in batch]),
-            "tokens": sql_array([o.job.claim_token for o in batch]),
-            "outcomes": sql_array([o.outcome for o in batch]),
-            "delays": sql_array([o.delay_seconds for o in batch]),
-            "errors": sql_array([_error_json(o) for o in batch]),
-            "results": sql_array([o.result_json for o in batch]),
-            "max_snoozes": sql_array([o.max_snoozes for o in batch]),
-            "progress": sql_array([o.progress_json for o in batch]),
-            "meta": sql_array([o.meta_json for o in batch]),
-            "worker_id": self._worker_id,
-        })
+        rows = await self._session.fetch("job_complete_many",
+                                         outcome_params(batch, self._worker_id))
         self._follow_up.extend(row[0] for row in rows if row[1])
         return {row[0]: (row[2], row[3]) for row in rows}
 
@@ -241,6 +244,26 @@ class Completer:
                                    error, delay))
             if delay is not None and self._on_retry:
                 self._on_retry(delay)
+
+
+def outcome_params(batch: list[Outcome], worker_id: str) -> dict[str, Any]:
+    """The parameters of ``job_complete_many`` for ``batch``, with what PostgreSQL
+    cannot store rewritten first (noted in each outcome)."""
+    for o in batch:
+        if o.error is not None or o.result_json is not None:
+            _make_storable(o)
+    return {
+        "ids": sql_array([o.job.id for o in batch]),
+        "tokens": sql_array([o.job.claim_token for o in batch]),
+        "outcomes": sql_array([o.outcome for o in batch]),
+        "delays": sql_array([o.delay_seconds for o in batch]),
+        "errors": sql_array([_error_json(o) for o in batch]),
+        "results": sql_array([o.result_json for o in batch]),
+        "max_snoozes": sql_array([o.max_snoozes for o in batch]),
+        "progress": sql_array([o.progress_json for o in batch]),
+        "meta": sql_array([o.meta_json for o in batch]),
+        "worker_id": worker_id,
+    }
 
 
 def _json(value: object) -> str:

@@ -58,6 +58,8 @@ class WorkerConfig:
       it (:func:`pgqueue.set_retention`).
     - ``log_summary_interval``: seconds between the INFO lines that count the
       jobs finished per queue (30; 0: none). Only read when the worker logs.
+    - ``transaction_pool_size``: the most connections each of the two pools behind
+      ``ctx.transaction()`` opens (None: the concurrency; :attr:`handler_pool_size`).
     """
 
     queues: tuple[str, ...] | None = None
@@ -74,6 +76,7 @@ class WorkerConfig:
     pooler: str = DEFAULT_POOLER
     retention: Retention = DEFAULT_RETENTION
     log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL
+    transaction_pool_size: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.retention, Retention):
@@ -96,6 +99,10 @@ class WorkerConfig:
             raise ConfigError(f"pooler must be one of {', '.join(POOLERS)}, got {self.pooler!r}")
         if not isinstance(self.concurrency, int) or not 1 <= self.concurrency <= 10_000:
             raise ConfigError(f"concurrency must be 1 to 10000, got {self.concurrency!r}")
+        size = self.transaction_pool_size
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)
+                                 or not 1 <= size <= 10_000):
+            raise ConfigError(f"transaction_pool_size must be 1 to 10000, got {size!r}")
         for name in ("poll_interval", "heartbeat_interval", "stall_timeout", "shutdown_timeout",
                      "startup_timeout", "log_summary_interval"):
             value = getattr(self, name)
@@ -141,6 +148,11 @@ class WorkerConfig:
         if self.queue_order is not None:
             return self.queue_order
         return "weighted" if self.queue_weights else "priority"
+
+    @property
+    def handler_pool_size(self) -> int:
+        """The most connections each pool behind ``ctx.transaction()`` opens."""
+        return self.transaction_pool_size or self.concurrency
 
     @property
     def pooled(self) -> bool:

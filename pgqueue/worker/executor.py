@@ -51,6 +51,13 @@ class Outcome:
     # progress, every meta key it set): written with the outcome.
     progress_json: str | None = None
     meta_json: str | None = None
+    # Set when the attempt's own transaction (ctx.transaction()) settled it, so
+    # the completer writes nothing: "committed" (the outcome with the handler's
+    # writes), "rolled_back" (stale: the fence matched no row), "unknown" (the
+    # connection failed during COMMIT). follow_up: the committed job has
+    # dependents or a batch to settle.
+    written: str | None = None
+    follow_up: bool = False
 
     @property
     def error_message(self) -> str | None:
@@ -67,8 +74,35 @@ async def run_attempt(task: Task, job: Job, ctx: JobContext, threads: Executor,
                       rng: random.Random | None = None) -> Outcome:
     """Run the handler for ``job`` and classify the result; the outcome carries
     what the attempt reported (progress, meta) and the worker has not written
-    yet. Never raises but CancelledError."""
-    return with_updates(await _attempt(task, job, ctx, threads, rng), ctx)
+    yet. Never raises but CancelledError.
+
+    An attempt that opened ``ctx.transaction()`` ends it here: a success is
+    written in it, fenced, and committed with the handler's writes; anything
+    else rolls it back (:mod:`.transactional`)."""
+    try:
+        outcome = with_updates(await _attempt(task, job, ctx, threads, rng), ctx)
+    except asyncio.CancelledError:
+        if ctx._transaction is not None:
+            await ctx._transaction.settle(None, threads, _no_fail)
+        raise
+    if ctx._transaction is None:
+        return outcome
+    ended = outcome
+
+    def fail(exc: BaseException) -> Outcome:
+        error = _error("transaction", job, "the handler returned, but its transaction "
+                       f"could not commit with the outcome: {_describe(exc)}", _traceback(exc))
+        retry = _retry_or_fail(task, job, ended.duration_seconds, error, None, rng)
+        retry.progress_json, retry.meta_json = ended.progress_json, ended.meta_json
+        return retry
+
+    settled = await ctx._transaction.settle(outcome, threads, fail)
+    assert settled is not None
+    return settled
+
+
+def _no_fail(exc: BaseException) -> Outcome:
+    raise exc
 
 
 def with_updates(outcome: Outcome, ctx: JobContext) -> Outcome:

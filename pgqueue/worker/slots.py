@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +32,8 @@ from ..events import AttemptEnded, Event, JobStarted
 from ..tasks import Registry, Task
 from ..types import Job, JobContext
 from .executor import AttemptRunner, Outcome, cancelled, with_updates
+from .handler_pools import HandlerPools
+from .transactional import HandlerTransaction
 
 __all__ = ["Slots"]
 
@@ -54,6 +57,7 @@ class Slots:
       as soon as a stop was asked for, from any thread.
     - ``on_report``: given each attempt's context when it reports progress or
       meta (the reporter's ``track``), from any thread.
+    - ``pools``: the handler connections behind ``ctx.transaction()``.
     """
 
     def __init__(self, registry: Registry, worker_id: str, *, concurrency: int,
@@ -63,7 +67,8 @@ class Slots:
                  emit: Callable[[Event], None], stop: asyncio.Event,
                  stop_requested: Callable[[], bool],
                  rng: random.Random | None = None,
-                 on_report: Callable[[JobContext], None] | None = None) -> None:
+                 on_report: Callable[[JobContext], None] | None = None,
+                 pools: HandlerPools | None = None) -> None:
         self._registry = registry
         self._worker_id = worker_id
         self.concurrency = concurrency
@@ -77,6 +82,8 @@ class Slots:
         self._stop_requested = stop_requested
         self._rng = rng
         self._on_report = on_report
+        self._transactions = None if pools is None else functools.partial(
+            HandlerTransaction, pools)
         # Read by the fetcher (sizes of claims, rooms per queue); changed here only.
         self.running: dict[int, _Running] = {}
         self.ready: collections.deque[Job] = collections.deque()
@@ -164,7 +171,7 @@ class Slots:
 
     def _start(self, job: Job) -> None:
         task = self._registry.get(job.task)
-        ctx = JobContext(job, self._worker_id, self._on_report)
+        ctx = JobContext(job, self._worker_id, self._on_report, self._transactions)
         assert task is not None  # the claim only takes known tasks
         runner = asyncio.create_task(self._run_job(task, job, ctx),
                                      name=f"pgqueue-job-{job.id}")

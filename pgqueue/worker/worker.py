@@ -48,6 +48,7 @@ from .config import (
 )
 from .executor import AttemptRunner, Outcome, run_attempt
 from .fetcher import ClaimFilter, Fetcher
+from .handler_pools import HandlerPools
 from .key_rounds import KeyRounds
 from .lifecycle import connect, run_with_signals, shut_down
 from .listener import Listener
@@ -72,6 +73,7 @@ class _Services:
     fetcher: Fetcher
     maintenance: Maintenance
     listener: Listener | None
+    pools: HandlerPools
 
 
 class Worker:
@@ -105,12 +107,15 @@ class Worker:
     ``{"failed": timedelta(days=90)}``, ``"off"`` (keep everything), or a
     :class:`pgqueue.retention.Retention`. Give every worker the same: the
     leader's applies. Queues override it with :func:`pgqueue.set_retention`.
+
+    ``transaction_pool_size``: the most connections each of the two pools
+    behind ``ctx.transaction()`` opens (one asyncio, one threaded; default the
+    concurrency). No pool opens until a handler asks for its transaction.
     """
 
     def __init__(self, registry: Registry, *, dsn: str | None = None,
                  queues: Iterable[str] | Mapping[str, int | QueueSpec] | None = None,
-                 queue_order: str | None = None,
-                 concurrency: int | None = None,
+                 queue_order: str | None = None, concurrency: int | None = None,
                  poll_interval: float | None = None,
                  heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
                  stall_timeout: float = DEFAULT_STALL_TIMEOUT,
@@ -121,7 +126,8 @@ class Worker:
                  tracing: bool = True, pooler: str | None = None,
                  listen_dsn: str | None = None,
                  retention: RetentionSpec = None,
-                 log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL) -> None:
+                 log_summary_interval: float = DEFAULT_LOG_SUMMARY_INTERVAL,
+                 transaction_pool_size: int | None = None) -> None:
         resolved = _dsn.resolve_dsn(dsn)
         if not resolved:
             raise DatabaseUnavailableError(
@@ -151,7 +157,8 @@ class Worker:
             stall_timeout=stall_timeout, shutdown_timeout=shutdown_timeout,
             startup_timeout=startup_timeout, pooler=pooler,
             retention=parse_retention(retention),
-            log_summary_interval=log_summary_interval)
+            log_summary_interval=log_summary_interval,
+            transaction_pool_size=transaction_pool_size)
         self.queues = list(self.config.queues or registry.queues)
         self._claims = ClaimFilter.of(registry, self.queues)
         self.id = worker_id or str(uuid.uuid4())
@@ -270,6 +277,7 @@ class Worker:
             for session in (claim, complete):
                 await session.close()
             await parts.maintenance.close()
+            await parts.pools.close()
             threads.shutdown(wait=False, cancel_futures=True)
             self._emit(WorkerStopped(self.id))
             if self.metrics_server is not None:
@@ -287,6 +295,9 @@ class Worker:
             fetcher.job_finished(job, outcome)
 
         completer = Completer(complete, self.id, self._emit, retry_scheduled)
+        # Handler connections (ctx.transaction()): none open until a handler asks.
+        pools = HandlerPools(self.dsn, self.id, size=self.config.handler_pool_size,
+                             pooled=self.config.pooled)
         reporter = Reporter(complete, self.id, self._emit)
         slots = self._slots = Slots(
             self.registry, self.id, concurrency=self.config.concurrency,
@@ -294,7 +305,7 @@ class Worker:
             threads=threads, on_outcome=completer.submit,
             on_finished=job_finished,
             emit=self._emit, stop=stop, stop_requested=lambda: self._stop_requested,
-            rng=self._rng, on_report=reporter.track)
+            rng=self._rng, on_report=reporter.track, pools=pools)
         order = self.config.order
         turns = None if order == "priority" else QueueTurns(
             self.queues, order, self.config.queue_weights)
@@ -311,7 +322,7 @@ class Worker:
         listener = None if self.listen_dsn is None else Listener(
             self.listen_dsn, self.id, on_notify=self._notified, on_gap=fetcher.poke,
             emit=self._emit, check_interval=self.config.poll_interval)
-        return _Services(completer, reporter, slots, fetcher, maintenance, listener)
+        return _Services(completer, reporter, slots, fetcher, maintenance, listener, pools)
 
     def _notified(self, channel: str, payload: str) -> None:
         """Route a notification: new jobs and resumed queues wake the fetcher,

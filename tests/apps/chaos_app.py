@@ -64,3 +64,49 @@ async def nap(seconds: float) -> None:
 def strict(count: int) -> int:
     """Fails cleanly when ``count`` is not an integer."""
     return int(count) + 1
+
+
+# --- exactly-once database effects (tests/system/test_chaos_transactional.py) -----
+
+COUNTER_DDL = """
+CREATE TABLE IF NOT EXISTS chaos_counters (
+    job_id bigint PRIMARY KEY,
+    n      integer NOT NULL
+)
+"""
+
+_BUMP = ("INSERT INTO chaos_counters (job_id, n) VALUES (%s, 1) "
+         "ON CONFLICT (job_id) DO UPDATE SET n = chaos_counters.n + 1")
+
+
+def _unfenced() -> bool:
+    """``PGQUEUE_CHAOS_UNFENCED=1``: bump the counter in a transaction of its own,
+    committed before the outcome (at-least-once), to show the chaos test catches
+    duplicates."""
+    return os.environ.get("PGQUEUE_CHAOS_UNFENCED", "") not in ("", "0")
+
+
+@tasks.task(name="chaos.count_async", queue="chaos", max_attempts=25)
+async def count_async(ms: int, ctx: pgqueue.JobContext) -> int:
+    """Bump this job's counter row in ctx.transaction(), then take ``ms`` in it."""
+    if _unfenced():
+        await asyncio.to_thread(_witness().execute, _BUMP, [ctx.id])
+        await asyncio.sleep(ms / 1000)
+        return ctx.attempt
+    async with ctx.transaction() as conn:
+        await conn.execute(_BUMP, [ctx.id])
+        await asyncio.sleep(ms / 1000)
+    return ctx.attempt
+
+
+@tasks.task(name="chaos.count_sync", queue="chaos", max_attempts=25)
+def count_sync(ms: int, ctx: pgqueue.JobContext) -> int:
+    """The sync twin of ``chaos.count_async``, on a worker thread."""
+    if _unfenced():
+        _witness().execute(_BUMP, [ctx.id])
+        time.sleep(ms / 1000)
+        return ctx.attempt
+    with ctx.transaction() as conn:
+        conn.execute(_BUMP, [ctx.id])
+        time.sleep(ms / 1000)
+    return ctx.attempt
