@@ -307,6 +307,22 @@ def test_fleet_benchmark_reports_every_figure(admin_dsn: str) -> None:
 
 
 @pytest.mark.timeout(240)
+def test_transactional_benchmark_reports_every_case(admin_dsn: str) -> None:
+    """``python -m benchmarks.transactional`` at a tiny size: every case, a positive rate."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.transactional", "--dsn", admin_dsn,
+         "--jobs", "300", "--rounds", "1"],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rates = json.loads(proc.stdout.strip().splitlines()[-1])
+    for case in ("plain_async", "tx_async_empty", "tx_async_insert", "own_async_insert",
+                 "tx_sync_empty"):
+        assert math.isfinite(rates[case]) and rates[case] > 0, (case, rates)
+
+
+@pytest.mark.timeout(240)
 def test_queue_named_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.queue_named --quick``: every figure, finite."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
