@@ -44,7 +44,8 @@ class BulkResult:
 
     def message(self) -> str:
         verb = {"retry": "retried", "cancel": "cancelled", "delete": "deleted"}[self.action]
-        text = f"{self.changed} of {self.selected} jobs {verb}"
+        jobs = "job" if self.selected == 1 else "jobs"
+        text = f"{self.changed} of {self.selected} {jobs} {verb}"
         if self.skipped:
             text += f"; {self.skipped} skipped (not in a state this action applies to)"
         if self.more:

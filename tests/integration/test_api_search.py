@@ -129,7 +129,7 @@ def test_bulk_actions_confirm_then_act_in_batches(serve: Served, clean_db: str) 
     assert call(f"{base}/jobs/bulk", "POST", headers=form,
                 raw=everything.replace(b"csrf=" + csrf.encode(), b"csrf=no"))[0] == 403
     status, headers, _ = call(f"{base}/jobs/bulk", "POST", headers=form, raw=everything)
-    assert status == 303 and "1+of+1+jobs+deleted" in headers["Location"]
+    assert status == 303 and "1+of+1+job+deleted" in headers["Location"]
     status, _, body = call(f"{base}/api/jobs/bulk", "POST",
                            {"action": "cancel", "filter": {"queue": "mail", "state": "queued"}})
     assert status == 200 and json.loads(body)["changed"] == 2, body

@@ -42,15 +42,28 @@ RATIOS = ["enqueue_bulk", "drain_c10", "drain_c50", "latency_p50", "latency_p95"
 PEER_MODULES = ["procrastinate", "pgqueuer", "asyncpg"]
 
 
-def _run_benchmarks(args: list[str], admin_dsn: str, out: Path,
-                    timeout: float) -> subprocess.CompletedProcess[str]:
+def _run_module(module: str, args: list[str], *,
+                timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` from the checkout; it must exit 0."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", *args, "--dsn", admin_dsn, "--out", str(out)],
+        [sys.executable, "-m", module, *args],
         check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def _run_benchmarks(args: list[str], admin_dsn: str, out: Path,
+                    timeout: float) -> subprocess.CompletedProcess[str]:
+    return _run_module("benchmarks", [*args, "--dsn", admin_dsn, "--out", str(out)],
+                       timeout=timeout)
+
+
+def _printed(stdout: str, prefix: str) -> dict[str, str]:
+    """The value printed on each ``name value unit`` line whose name has ``prefix``."""
+    return {line.split()[0]: line.split()[1] for line in stdout.splitlines()
+            if line.startswith(prefix)}
 
 
 def _check_figure(figures: dict[str, Any], name: str, stdout: str) -> None:
@@ -157,15 +170,11 @@ def test_tracing_benchmark_reports_every_figure_and_what_each_mode_traces(
 
 def test_backpressure_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.backpressure`` at a tiny size: every figure, finite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.backpressure", "--dsn", admin_dsn, "--jobs", "20",
-         "--many", "200", "--rounds", "1", "--depths", "50"],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
-             if line.startswith("backpressure_")}
+    proc = _run_module("benchmarks.backpressure", ["--dsn", admin_dsn, "--jobs", "20",
+                                                   "--many", "200", "--rounds", "1",
+                                                   "--depths", "50"],
+                       timeout=270)
+    lines = _printed(proc.stdout, "backpressure_")
     for name in ("single_before", "single_unlimited", "single_bounded_50", "many_unlimited",
                  "many_bounded_50", "single_unlimited_ratio", "many_bounded_50_ratio"):
         value = float(lines[f"backpressure_{name}"].replace(",", ""))
@@ -174,15 +183,10 @@ def test_backpressure_benchmark_reports_every_figure(admin_dsn: str) -> None:
 
 def test_key_modes_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.key_modes`` at a tiny size: every figure, finite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.key_modes", "--dsn", admin_dsn, "--jobs", "100",
-         "--rounds", "1", "--history", "500"],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
-             if line.startswith("key_modes_")}
+    proc = _run_module("benchmarks.key_modes", ["--dsn", admin_dsn, "--jobs", "100",
+                                                "--rounds", "1", "--history", "500"],
+                       timeout=270)
+    lines = _printed(proc.stdout, "key_modes_")
     for name in ("plain", "tags_meta", "unique_key", "unique_for_new", "unique_for_held",
                  "debounce_new", "debounce_push", "tags_meta_ratio", "debounce_push_ratio"):
         value = float(lines[f"key_modes_{name}"].replace(",", ""))
@@ -191,13 +195,9 @@ def test_key_modes_benchmark_reports_every_figure(admin_dsn: str) -> None:
 
 def test_tags_benchmark_runs_every_case_and_the_drain(admin_dsn: str) -> None:
     """``python -m benchmarks.tags`` at a tiny size: the fill, every case, both drains."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.tags", "--dsn", admin_dsn, "--rows", "20000",
-         "--drain", "--drain-jobs", "100", "--drain-rounds", "1"],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = _run_module("benchmarks.tags", ["--dsn", admin_dsn, "--rows", "20000", "--drain",
+                                           "--drain-jobs", "100", "--drain-rounds", "1"],
+                       timeout=270)
     assert "filled finished_job_tags in" in proc.stdout
     for case in ("rare ", "mid_clustered ", "common ", "absent "):
         assert any(line.startswith(case) and "list_jobs" in line
@@ -237,15 +237,10 @@ def test_ceiling_smoke_run_reports_pgbench_the_drain_and_the_shares(
 @pytest.mark.timeout(240)
 def test_weights_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.weights --quick`` at a tiny size: every figure, finite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.weights", "--quick", "--dsn", admin_dsn,
-         "--jobs", "300", "--large", "3000"],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
-             if line.startswith("weights_")}
+    proc = _run_module("benchmarks.weights", ["--quick", "--dsn", admin_dsn, "--jobs", "300",
+                                              "--large", "3000"],
+                       timeout=230)
+    lines = _printed(proc.stdout, "weights_")
     names = [f"share_{q}" for q in ("critical", "default", "low")] + [
         "idle_share_default", "idle_share_low", "idle_drain_c50", "drain_weighted_c50",
         "drain_priority_c50", "drain_ratio"] + [
@@ -260,15 +255,9 @@ def test_weights_benchmark_reports_every_figure(admin_dsn: str) -> None:
 @pytest.mark.timeout(240)
 def test_fair_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.fair --quick`` at a tiny size: every figure, finite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fair", "--quick", "--dsn", admin_dsn,
-         "--jobs", "12000"],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
-             if line.startswith("fair_")}
+    proc = _run_module("benchmarks.fair", ["--quick", "--dsn", admin_dsn, "--jobs", "12000"],
+                       timeout=230)
+    lines = _printed(proc.stdout, "fair_")
     names = [f"claim_{variant}_{label}{suffix}" for variant in ("fair", "plain")
              for label in ("keys1", "keys100", "keys10000", "keys100_small")
              for suffix in ("", "_statement", "_buffers")]
@@ -284,14 +273,8 @@ def test_fair_benchmark_reports_every_figure(admin_dsn: str) -> None:
 @pytest.mark.timeout(300)
 def test_fleet_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.fleet --smoke`` on the test server: every figure, finite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fleet", "--smoke", "--dsn", admin_dsn],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
-             if line.startswith("fleet_")}
+    proc = _run_module("benchmarks.fleet", ["--smoke", "--dsn", admin_dsn], timeout=280)
+    lines = _printed(proc.stdout, "fleet_")
     positive = [f"drain_p{n}" for n in (1, 2)] + [
         f"{figure}_p{n}" for figure in ("pg_cpu_per_job", "worker_cpu_per_job", "connections")
         for n in (1, 2)] + [f"enqueue_{p}_listeners{n}" for p in ("p50", "p95") for n in (0, 2)]
@@ -309,13 +292,9 @@ def test_fleet_benchmark_reports_every_figure(admin_dsn: str) -> None:
 @pytest.mark.timeout(240)
 def test_transactional_benchmark_reports_every_case(admin_dsn: str) -> None:
     """``python -m benchmarks.transactional`` at a tiny size: every case, a positive rate."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.transactional", "--dsn", admin_dsn,
-         "--jobs", "300", "--rounds", "1"],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = _run_module("benchmarks.transactional", ["--dsn", admin_dsn, "--jobs", "300",
+                                                    "--rounds", "1"],
+                       timeout=230)
     rates = json.loads(proc.stdout.strip().splitlines()[-1])
     for case in ("plain_async", "tx_async_empty", "tx_async_insert", "own_async_insert",
                  "tx_sync_empty"):
@@ -325,14 +304,8 @@ def test_transactional_benchmark_reports_every_case(admin_dsn: str) -> None:
 @pytest.mark.timeout(240)
 def test_queue_named_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.queue_named --quick``: every figure, finite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.queue_named", "--quick", "--dsn", admin_dsn],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
-             if line.startswith("queue_named_")}
+    proc = _run_module("benchmarks.queue_named", ["--quick", "--dsn", admin_dsn], timeout=230)
+    lines = _printed(proc.stdout, "queue_named_")
     names = [f"claim_{variant}_q{n}{suffix}" for variant in ("across", "named")
              for n in (1, 10, 100) for suffix in ("", "_statement")]
     names += [f"{figure}_q{n}" for figure in ("ratio", "empty_claim") for n in (1, 10, 100)]
@@ -344,15 +317,10 @@ def test_queue_named_benchmark_reports_every_figure(admin_dsn: str) -> None:
 @pytest.mark.timeout(300)
 def test_reports_benchmark_reports_every_figure(admin_dsn: str) -> None:
     """``python -m benchmarks.reports`` at a tiny size: every figure, finite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.reports", "--dsn", admin_dsn, "--jobs", "40",
-         "--rounds", "1", "--concurrency", "5", "--seconds", "0.5"],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
-             if line.startswith("reports_")}
+    proc = _run_module("benchmarks.reports", ["--dsn", admin_dsn, "--jobs", "40", "--rounds", "1",
+                                              "--concurrency", "5", "--seconds", "0.5"],
+                       timeout=270)
+    lines = _printed(proc.stdout, "reports_")
     for name in ("drain_plain", "drain_progress", "set_progress_us", "attempts_snooze",
                  "attempts_retry", "load_reports_per_s", "load_rows_per_s"):
         value = float(lines[f"reports_{name}"].replace(",", ""))

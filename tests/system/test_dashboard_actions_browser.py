@@ -109,7 +109,7 @@ def test_sign_in_cancel_pause_resume_and_delete(browser: Any, clean_db: str,  # 
         wait_until(lambda: "Delete 1 job?" in _text(browser, "h1"), message="the confirmation")
         shot("delete-confirm")
         _click(browser, "#confirm button[type=submit]")
-        wait_until(lambda: "1 of 1 jobs deleted" in _text(browser, "#notice"),
+        wait_until(lambda: "1 of 1 job deleted" in _text(browser, "#notice"),
                    message="the bulk result")
         shot("deleted")
         assert scalar(clean_db, "SELECT count(*) FROM pgqueue.all_jobs WHERE id = %s",
