@@ -52,6 +52,17 @@ class Cluster:
     """
 
     def __init__(self, bindir: Path, folder: Path) -> None:
+        self._place(bindir, folder)
+        self._pg(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "--encoding=UTF8", "--no-sync"])
+        self.port = _embedded._configure(self.data, folder)
+        with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write("# pgqueue restart tests\n")
+            conf.writelines(f"{key} = '{value}'\n" for key, value in _OVERRIDES.items())
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _place(self, bindir: Path, folder: Path) -> None:
+        """Where the cluster lives and who runs its tools (the folder made theirs)."""
         self.bindir = bindir
         self.folder = folder
         self.data = folder / "data"
@@ -60,13 +71,6 @@ class Cluster:
         self._env = _embedded._child_env(folder)
         if self._run_as.user is not None:
             os.chown(folder, self._run_as.uid, self._run_as.gid)
-        self._pg(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--encoding=UTF8", "--no-sync"])
-        self.port = _embedded._configure(self.data, folder)
-        with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write("# pgqueue restart tests\n")
-            conf.writelines(f"{key} = '{value}'\n" for key, value in _OVERRIDES.items())
-        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     # --- control ----------------------------------------------------------------------
 

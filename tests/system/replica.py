@@ -40,14 +40,7 @@ class Standby(Cluster):
 
     def __init__(self, bindir: Path, folder: Path, primary: Cluster) -> None:
         # Not Cluster.__init__: that runs initdb; the data folder comes from the primary.
-        self.bindir = bindir
-        self.folder = folder
-        self.data = folder / "data"
-        self.log = folder / "server.log"
-        self._run_as = _embedded._run_as()
-        self._env = _embedded._child_env(folder)
-        if self._run_as.user is not None:
-            os.chown(folder, self._run_as.uid, self._run_as.gid)
+        self._place(bindir, folder)
         self._pg(["pg_basebackup", "-D", str(self.data), "-h", "127.0.0.1",
                   "-p", str(primary.port), "-U", "postgres", "-R", "-X", "stream",
                   "-c", "fast", "--no-sync"])
