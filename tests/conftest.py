@@ -129,25 +129,12 @@ def new_database(admin_dsn: str) -> Iterator[Callable[[], str]]:
 def dashboards(clean_db: str) -> Iterator[Callable[..., int]]:
     """Start dashboards on 127.0.0.1 and free ports (options as ``make_server``'s);
     each call returns the port. Every one is stopped after the test."""
-    import threading
+    from contextlib import ExitStack
 
-    from pgqueue.dashboard import make_server
+    from tests.support import serving_dashboard
 
-    running: list[Any] = []
-
-    def start(**options: Any) -> int:
-        server, pool = make_server(clean_db, host="127.0.0.1", port=0, **options)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        running.append((server, pool, thread))
-        return int(server.server_address[1])
-
-    yield start
-    for server, pool, thread in running:
-        server.shutdown()
-        server.server_close()
-        pool.close()
-        thread.join(10)
+    with ExitStack() as running:
+        yield lambda **options: running.enter_context(serving_dashboard(clean_db, **options))
 
 
 class Listener:

@@ -217,3 +217,21 @@ def idle_after(dsn: str, pid: int, marker: str) -> bool:
     """Whether backend ``pid`` is idle and the last statement it ran contains ``marker``."""
     return bool(scalar(dsn, "SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = %s "
                             "AND state = 'idle' AND strpos(query, %s) > 0", [pid, marker]))
+
+
+@contextmanager
+def serving_dashboard(dsn: str, **options: Any) -> Iterator[int]:
+    """A dashboard (``make_server`` options) serving on 127.0.0.1 and a free port on
+    its own thread; yields the port, and stops it and closes its pools at exit."""
+    from pgqueue.dashboard import make_server
+
+    server, sources = make_server(dsn, host="127.0.0.1", port=0, **options)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        sources.close()
+        thread.join(10)

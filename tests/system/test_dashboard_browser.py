@@ -18,8 +18,7 @@ import psycopg
 import pytest
 
 import pgqueue
-from pgqueue.dashboard import make_server
-from tests.support import running_worker, wait_until
+from tests.support import running_worker, serving_dashboard, wait_until
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_NAMES = ("chromedriver", "chromium-driver")
@@ -61,14 +60,8 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def dashboard_url(clean_db: str) -> Iterator[str]:
-    server, pool = make_server(clean_db, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    pool.close()
-    thread.join(10)
+    with serving_dashboard(clean_db) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _retrying(action: Callable[[], Any], timeout: float = 15.0) -> Any:

@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import psycopg
 import pytest
 
 import pgqueue
-from pgqueue.dashboard import make_server
 from tests.integration.test_admin import finish
 from tests.integration.test_api import call
+from tests.support import serving_dashboard
 
 pytestmark = pytest.mark.slow
 
@@ -25,21 +26,11 @@ ROUNDS = 15
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., str]]:
-    running: list[Any] = []
+    with ExitStack() as running:
+        def start(dsn: str, **options: Any) -> str:
+            return f"http://127.0.0.1:{running.enter_context(serving_dashboard(dsn, **options))}"
 
-    def start(dsn: str, **options: Any) -> str:
-        server, pool = make_server(dsn, host="127.0.0.1", port=0, **options)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        running.append((server, pool, thread))
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server, pool, thread in running:
-        server.shutdown()
-        server.server_close()
-        pool.close()
-        thread.join(10)
+        yield start
 
 
 def _failed_jobs(dsn: str, count: int) -> list[int]:

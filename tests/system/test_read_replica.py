@@ -7,7 +7,6 @@ on both. Each test works in a queue of its own, so none needs the tables emptied
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -20,8 +19,7 @@ from psycopg import errors as pg_errors
 
 import pgqueue
 from pgqueue.cli import main
-from pgqueue.dashboard import make_server
-from tests.support import cli_runner, wait_until
+from tests.support import cli_runner, serving_dashboard, wait_until
 from tests.system.replica import Pair, replica_pair
 
 __all__ = ["replica_pair"]  # the fixture, imported for pytest
@@ -32,15 +30,9 @@ REPLAY_TIMEOUT_SECONDS = 30.0
 @pytest.fixture(scope="module")
 def dashboard(replica_pair: Pair) -> Iterator[str]:
     """The base URL of a dashboard reading the standby, writing the primary."""
-    server, pools = make_server(replica_pair.primary.dsn, host="127.0.0.1", port=0,
-                                read_dsn=replica_pair.standby.dsn, pool_timeout_seconds=2.0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    pools.close()
-    thread.join(10)
+    with serving_dashboard(replica_pair.primary.dsn, read_dsn=replica_pair.standby.dsn,
+                           pool_timeout_seconds=2.0) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
